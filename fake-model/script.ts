@@ -1,0 +1,169 @@
+// Deciding the reply from the conversation. The result is a Plan (data, no I/O) that
+// server.ts plays either as SSE or as one JSON message.
+
+import {
+  earlierUserTexts,
+  imagesOf,
+  lastUserMessage,
+  toolResultTexts,
+  userText,
+  type MessagesRequest,
+} from './conversation.js';
+
+/** A text chunk may be computed when it is sent (/stamp needs the send time, not the plan time). */
+export type Chunk = string | (() => string);
+
+export type BlockPlan =
+  | { type: 'text'; chunks: Chunk[] }
+  | { type: 'tool_use'; name: string; input: Record<string, unknown> };
+
+export type Plan =
+  | { kind: 'http_error'; status: number; errorType: string; message: string }
+  | { kind: 'hang' }
+  | {
+      kind: 'message';
+      blocks: BlockPlan[];
+      stopReason: 'end_turn' | 'tool_use';
+      /** Delay before each delta, ms. */
+      deltaDelayMs: number;
+      /** Cut the stream after this many deltas: an SSE error event, or a dropped socket. */
+      cut?: { afterDeltas: number; how: 'sse_error' | 'disconnect' };
+    };
+
+export type MessagePlan = Extract<Plan, { kind: 'message' }>;
+
+const ERROR_TYPES: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  413: 'request_too_large',
+  429: 'rate_limit_error',
+  500: 'api_error',
+  529: 'overloaded_error',
+};
+
+export function errorTypeFor(status: number): string {
+  return ERROR_TYPES[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error');
+}
+
+// Small delay so the demo visibly streams while tests stay fast.
+const DEFAULT_DELTA_MS = 5;
+
+function text(chunks: Chunk[], deltaDelayMs = DEFAULT_DELTA_MS): MessagePlan {
+  return { kind: 'message', blocks: [{ type: 'text', chunks }], stopReason: 'end_turn', deltaDelayMs };
+}
+
+function toolUse(name: string, input: Record<string, unknown>): MessagePlan {
+  return { kind: 'message', blocks: [{ type: 'tool_use', name, input }], stopReason: 'tool_use', deltaDelayMs: DEFAULT_DELTA_MS };
+}
+
+/** Split into chunks of a few words, keeping whitespace, so a reply arrives as several deltas. */
+export function wordChunks(s: string, wordsPerChunk = 3): string[] {
+  const words = s.match(/\S+\s*|\s+/g) ?? [];
+  const chunks: string[] = [];
+  for (let i = 0; i < words.length; i += wordsPerChunk) {
+    chunks.push(words.slice(i, i + wordsPerChunk).join(''));
+  }
+  return chunks;
+}
+
+function intArg(value: string | undefined, fallback: number): number {
+  const n = Number.parseInt(value ?? '', 10);
+  return Number.isFinite(n) && n >= 0 ? n : fallback;
+}
+
+function numbered(prefix: string, n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `${prefix}${i + 1} `);
+}
+
+/** Wall-clock ms with sub-ms fraction; same clock across processes on one machine. */
+function stamp(): string {
+  return `<t>${(performance.timeOrigin + performance.now()).toFixed(3)}</t>`;
+}
+
+/** Plan for a leading `/directive rest...`, or undefined if the text has none we know. */
+function directivePlan(name: string, rest: string, request: MessagesRequest): Plan | undefined {
+  const args = rest.split(/\s+/).filter(Boolean);
+  switch (name) {
+    case 'slow':
+      return text(numbered('chunk', intArg(args[0], 20)), intArg(args[1], 50));
+    case 'stamp': {
+      const n = intArg(args[0], 20);
+      return text(Array.from({ length: n }, () => stamp), intArg(args[1], 50));
+    }
+    case 'bash':
+      return toolUse('Bash', { command: rest, description: 'run command' });
+    case 'bashslow':
+      return toolUse('Bash', { command: `sleep ${intArg(args[0], 30)}; echo slept`, description: 'run command' });
+    case 'tool': {
+      const toolName = args[0] ?? '';
+      const json = rest.slice(rest.indexOf(toolName) + toolName.length).trim() || '{}';
+      try {
+        const input: unknown = JSON.parse(json);
+        if (!toolName || typeof input !== 'object' || input === null || Array.isArray(input)) throw new Error('input must be a JSON object');
+        return toolUse(toolName, input as Record<string, unknown>);
+      } catch (err) {
+        return text([`Bad /tool directive: ${(err as Error).message}`]);
+      }
+    }
+    case 'error': {
+      const status = intArg(args[0], 500);
+      const message = args.slice(1).join(' ') || `Fake error ${status}`;
+      return { kind: 'http_error', status, errorType: errorTypeFor(status), message };
+    }
+    case 'midstream-error':
+      // One chunk more than the cut, so the cut lands mid-block like a real overload would.
+      return { ...text(numbered('part', 4)), cut: { afterDeltas: 3, how: 'sse_error' } };
+    case 'disconnect': {
+      const n = intArg(args[0], 3);
+      return { ...text(numbered('part', n + 1)), cut: { afterDeltas: n, how: 'disconnect' } };
+    }
+    case 'hang':
+      return { kind: 'hang' };
+    case 'images': {
+      const images = imagesOf(lastUserMessage(request));
+      const list = images.map((i) => `${i.mediaType} ${i.bytes} bytes`).join(', ');
+      return text([`Saw ${images.length} image(s)${list ? `: ${list}` : ''}`]);
+    }
+    case 'recall': {
+      const earlier = earlierUserTexts(request);
+      return text([`Earlier: ${earlier.length ? earlier.join(' | ') : '(nothing)'}`]);
+    }
+    case 'multi':
+      return {
+        kind: 'message',
+        blocks: [{ type: 'text', chunks: ['First ', 'block.'] }, { type: 'text', chunks: ['Second ', 'block.'] }],
+        stopReason: 'end_turn',
+        deltaDelayMs: DEFAULT_DELTA_MS,
+      };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Requests that are not a turn of the main conversation (setModel's probe, a quota check, a
+ * title or summary request) have no tools. Directives only apply to real turns, so a side
+ * request that happens to quote the user's text never errors, hangs or runs a tool.
+ */
+export function isConversationTurn(request: MessagesRequest): boolean {
+  return Array.isArray(request.tools) && request.tools.length > 0;
+}
+
+export function planReply(request: MessagesRequest): Plan {
+  const last = lastUserMessage(request);
+  if (!isConversationTurn(request)) return text(['OK.'], 0);
+
+  const results = toolResultTexts(last);
+  if (results.length > 0) return text(wordChunks(`Tool result: ${results.join('\n').trim()}`));
+
+  const said = userText(last);
+  const match = /^\/([\w-]+)(?:\s+([\s\S]*))?$/.exec(said);
+  if (match) {
+    const plan = directivePlan(match[1] ?? '', (match[2] ?? '').trim(), request);
+    if (plan) return plan;
+  }
+  // "Echo: " first, then the user text in word groups: always at least two deltas.
+  return text(['Echo: ', ...wordChunks(said)]);
+}

@@ -1,0 +1,124 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/** The seed's eight tools: what the agent may use without asking. */
+export const DEFAULT_ALLOWED_TOOLS = ['Bash', 'Read', 'Write', 'Edit', 'Glob', 'Grep', 'WebSearch', 'WebFetch'] as const;
+
+export const DEFAULT_SYSTEM_PROMPT =
+  'You are a helpful assistant with access to tools. You work inside a private workspace directory; ' +
+  'use the tools when they help answer the user, and explain what you did.';
+
+export const PERMISSION_MODES = ['default', 'acceptEdits', 'bypassPermissions', 'plan', 'dontAsk'] as const;
+
+/** Built-in tools of the agent CLI; ALLOWED_TOOLS entries must name one of these (or an MCP tool). */
+export const KNOWN_TOOLS = [
+  ...DEFAULT_ALLOWED_TOOLS,
+  'MultiEdit', 'NotebookEdit', 'TodoWrite', 'Task', 'Agent', 'BashOutput', 'KillShell', 'KillBash',
+  'ExitPlanMode', 'ListMcpResourcesTool', 'ReadMcpResourceTool', 'Skill', 'SlashCommand',
+] as const;
+
+/** `Bash`, `Bash(git status:*)` or `mcp__server__tool`: a typo such as `bash` fails at start-up, not at the first chat. */
+function isToolRule(rule: string): boolean {
+  if (rule.startsWith('mcp__')) return true;
+  const name = /^([A-Za-z]+)(\(.*\))?$/.exec(rule)?.[1];
+  return name !== undefined && (KNOWN_TOOLS as readonly string[]).includes(name);
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** `sqlite:<path>` (or `sqlite::memory:`) today; `postgres://` is reserved for a later store. */
+export type DatabaseTarget = { kind: 'sqlite'; file: string };
+
+function parseDatabaseUrl(url: string, ctx: z.RefinementCtx): DatabaseTarget {
+  if (url.startsWith('sqlite:')) {
+    const file = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (file.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'sqlite URL needs a path, e.g. sqlite:./data/chat.db' });
+      return z.NEVER;
+    }
+    return { kind: 'sqlite', file: file === ':memory:' ? file : path.resolve(file) };
+  }
+  ctx.addIssue({
+    code: 'custom',
+    message: `unsupported scheme in "${url}": use sqlite:<path> (postgres:// is not supported yet)`,
+  });
+  return z.NEVER;
+}
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const csv = z
+  .string()
+  .transform((s) => s.split(',').map((t) => t.trim()).filter((t) => t.length > 0));
+
+/**
+ * Every environment variable the service reads, with its default. One schema, one read of the environment
+ * (in server.ts); the rest of the code receives the frozen Config.
+ */
+export const EnvSchema = z.object({
+  PORT: integer(0, 65535).default(8000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATABASE_URL: z.string().default('sqlite:./data/chat.db').transform(parseDatabaseUrl),
+  WORKSPACE_DIR: z.string().min(1).default('./data/workspaces').transform((p) => path.resolve(p)),
+  /** Where the agent CLI keeps its config and session transcripts: ours, never the operator's ~/.claude. */
+  AGENT_HOME_DIR: z.string().min(1).default('./data/agent-home').transform((p) => path.resolve(p)),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+
+  SYSTEM_PROMPT: z.string().default(DEFAULT_SYSTEM_PROMPT),
+  MAX_TURNS: integer(1, 10_000).default(100),
+  ALLOWED_TOOLS: csv
+    .refine((rules) => rules.every(isToolRule), {
+      message: `every entry must be a tool name (${KNOWN_TOOLS.join(', ')}), a rule like Bash(git:*), or mcp__server__tool`,
+    })
+    .default([...DEFAULT_ALLOWED_TOOLS]),
+  PERMISSION_MODE: z.enum(PERMISSION_MODES).default('default'),
+  MODEL: z.string().min(1).optional(),
+  MCP_SERVERS_FILE: z.string().min(1).optional().transform((p) => (p ? path.resolve(p) : undefined)),
+
+  /** Passed to the agent CLI, and nothing else of the service's environment is (see agent/agent-env.ts). */
+  ANTHROPIC_API_KEY: z.string().min(1).optional(),
+  ANTHROPIC_AUTH_TOKEN: z.string().min(1).optional(),
+  ANTHROPIC_BASE_URL: z.url().optional(),
+  /** Retries the CLI makes on API errors; its default (10, ~3 minutes) hides failures from users. */
+  AGENT_MAX_RETRIES: integer(0, 10).default(2),
+  /** Per-request API timeout of the CLI, in ms; its default waits over six minutes on a hung API. */
+  AGENT_API_TIMEOUT_MS: integer(1_000, 3_600_000).default(120_000),
+  /** How long `stop` waits for the SDK's interrupt before closing the agent process instead. */
+  AGENT_INTERRUPT_TIMEOUT_MS: integer(100, 60_000).default(3_000),
+
+  /** Largest decoded image accepted, and most images per message. */
+  MAX_IMAGE_BYTES: integer(1, 50 * 1024 * 1024).default(5 * 1024 * 1024),
+  MAX_IMAGES_PER_MESSAGE: integer(0, 100).default(10),
+  MAX_MESSAGE_CHARS: integer(1, 10_000_000).default(100_000),
+
+  SHUTDOWN_TIMEOUT_MS: integer(100, 120_000).default(10_000),
+  TRUST_PROXY: boolean.default(false),
+});
+
+export type Config = Readonly<z.output<typeof EnvSchema>>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Blank values count as unset, so `PORT=` in a .env file means "use the default". */
+function withoutBlanks(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v.trim() !== '') out[k] = v;
+  return out;
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = EnvSchema.safeParse(withoutBlanks(env));
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`),
+    );
+  }
+  return Object.freeze(parsed.data);
+}

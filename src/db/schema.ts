@@ -1,0 +1,81 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+/**
+ * Table types of the store. Times are ISO-8601 strings; booleans are 0/1 integers (portable to Postgres via the
+ * repositories, which convert at the edge). `position` orders messages and tool uses of a chat without relying on
+ * timestamps: it comes from `chats.last_position`, incremented atomically.
+ */
+export interface ChatsTable {
+  id: string;
+  title: string;
+  created_at: string;
+  updated_at: string;
+  sdk_session_id: string | null;
+  last_position: ColumnType<number, number | undefined, number>;
+}
+
+export type MessageStatus = 'complete' | 'interrupted' | 'error';
+
+export interface MessagesTable {
+  id: string;
+  chat_id: string;
+  position: number;
+  role: 'user' | 'assistant';
+  content: string;
+  status: MessageStatus;
+  query_id: string | null;
+  created_at: string;
+}
+
+export interface MessageImagesTable {
+  id: string;
+  message_id: string;
+  ordinal: number;
+  media_type: string;
+  data: Buffer;
+}
+
+export interface ToolUsesTable {
+  id: string;
+  chat_id: string;
+  query_id: string | null;
+  position: number;
+  tool_use_id: string;
+  tool_name: string;
+  tool_input: string;
+  result_content: string | null;
+  is_error: ColumnType<number, number | undefined, number>;
+  created_at: string;
+  completed_at: string | null;
+}
+
+export type QueryStatus = 'running' | 'complete' | 'cancelled' | 'error';
+
+/** One user message and everything the agent did for it, with what it cost. */
+export interface QueriesTable {
+  id: string;
+  chat_id: string;
+  status: QueryStatus;
+  cost_usd: number | null;
+  duration_ms: number | null;
+  error: string | null;
+  started_at: string;
+  ended_at: string | null;
+}
+
+export interface Database {
+  chats: ChatsTable;
+  messages: MessagesTable;
+  message_images: MessageImagesTable;
+  tool_uses: ToolUsesTable;
+  queries: QueriesTable;
+}
+
+export type ChatRow = Selectable<ChatsTable>;
+export type MessageRow = Selectable<MessagesTable>;
+export type NewMessageRow = Insertable<MessagesTable>;
+export type MessageImageRow = Selectable<MessageImagesTable>;
+export type ToolUseRow = Selectable<ToolUsesTable>;
+export type QueryRow = Selectable<QueriesTable>;
+// Generated is re-exported for future auto-increment columns.
+export type { Generated };

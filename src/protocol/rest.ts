@@ -1,0 +1,34 @@
+import { z } from 'zod';
+import { ChatSchema } from './chat.js';
+
+/** Bodies, parameters and answers of the REST API (`/api/...`), also the source of the OpenAPI document. */
+
+export const TitleSchema = z
+  .string({ message: 'title must be a string' })
+  .trim()
+  .min(1, 'title must not be empty')
+  .max(500, 'title must be at most 500 characters');
+
+export const CreateChatBodySchema = z
+  .object({ title: TitleSchema.optional() })
+  .nullish()
+  .meta({ description: 'The body may be absent; the title defaults to "New Chat"' });
+export type CreateChatBody = z.infer<typeof CreateChatBodySchema>;
+
+export const UpdateChatBodySchema = z.object({ title: TitleSchema });
+export type UpdateChatBody = z.infer<typeof UpdateChatBodySchema>;
+
+export const ChatParamsSchema = z.object({ id: z.string() });
+
+export const SearchQuerySchema = z.object({
+  q: z.string().max(500).default('').meta({ description: 'Matched case-insensitively against titles and message text' }),
+});
+
+export const ErrorBodySchema = z.object({ detail: z.string() }).meta({ id: 'Error' });
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
+
+export const SuccessSchema = z.object({ success: z.literal(true) });
+
+export const ChatListSchema = z.array(ChatSchema);
+
+export const HealthSchema = z.object({ status: z.literal('ok') });

@@ -1,0 +1,111 @@
+import { z } from 'zod';
+import { ChatMessageSchema, ImageInputSchema, ToolUseRecordSchema } from './chat.js';
+
+/**
+ * The /ws/chat protocol, both directions. Frames are JSON text. The wire names come from the seed client and
+ * must not change; fields beyond it (`seq`, `query_id`, ...) are additive. docs/protocol.md describes every frame
+ * and a test keeps it in step with this file.
+ */
+
+// ---------------------------------------------------------------- client → server
+
+const chatId = z.string({ message: 'chat_id is required' }).min(1, 'chat_id is required');
+
+export const SubscribeFrameSchema = z.object({ type: z.literal('subscribe'), chat_id: chatId });
+export const UnsubscribeFrameSchema = z.object({ type: z.literal('unsubscribe'), chat_id: chatId });
+export const ChatFrameSchema = z.object({
+  type: z.literal('chat'),
+  chat_id: chatId,
+  content: z.string({ message: 'content must be a string' }),
+  images: z.array(ImageInputSchema).optional(),
+});
+export const StopFrameSchema = z.object({ type: z.literal('stop'), chat_id: chatId });
+export const ClearHistoryFrameSchema = z.object({ type: z.literal('clear_history'), chat_id: chatId });
+
+export const ClientFrameSchema = z.discriminatedUnion('type', [
+  SubscribeFrameSchema,
+  UnsubscribeFrameSchema,
+  ChatFrameSchema,
+  StopFrameSchema,
+  ClearHistoryFrameSchema,
+]);
+export type ClientFrame = z.infer<typeof ClientFrameSchema>;
+export type ChatFrame = z.infer<typeof ChatFrameSchema>;
+export const CLIENT_FRAME_TYPES = ClientFrameSchema.options.map((o) => o.shape.type.value);
+
+// ---------------------------------------------------------------- server → client
+
+/** Every event about a chat carries its id and a per-chat increasing sequence number. */
+const chatEvent = { chat_id: z.string(), seq: z.number().int() };
+/** Events produced while answering one user message also name that query. */
+const queryEvent = { ...chatEvent, query_id: z.string() };
+
+export const ServerEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('connected') }),
+  z.object({ type: z.literal('history'), ...chatEvent, messages: z.array(ChatMessageSchema) }),
+  z.object({ type: z.literal('tool_history'), ...chatEvent, tool_uses: z.array(ToolUseRecordSchema) }),
+  z.object({
+    type: z.literal('processing_state'),
+    ...chatEvent,
+    is_processing: z.boolean(),
+    query_id: z.string().nullable(),
+    streaming_state: z
+      .object({ text: z.string().meta({ description: 'Text of the current answer streamed so far' }) })
+      .nullable(),
+  }),
+  z.object({ type: z.literal('user_message'), ...queryEvent, content: z.string(), message_id: z.string() }),
+  z.object({ type: z.literal('stream_start'), ...queryEvent }),
+  z.object({ type: z.literal('text_delta'), ...queryEvent, delta: z.string() }),
+  z.object({ type: z.literal('stream_end'), ...queryEvent }),
+  z.object({ type: z.literal('assistant_message'), ...queryEvent, content: z.string() }),
+  z.object({
+    type: z.literal('tool_use'),
+    ...queryEvent,
+    tool_name: z.string(),
+    tool_id: z.string(),
+    tool_input: z.record(z.string(), z.unknown()),
+  }),
+  z.object({
+    type: z.literal('tool_result'),
+    ...queryEvent,
+    tool_id: z.string(),
+    content: z.string(),
+    is_error: z.boolean(),
+  }),
+  z.object({
+    type: z.literal('result'),
+    ...queryEvent,
+    success: z.boolean(),
+    cost: z.number().meta({ description: 'USD spent by this query alone' }),
+    duration: z.number().meta({ description: 'Milliseconds from the message to the end of the answer' }),
+  }),
+  z.object({ type: z.literal('cancelled'), ...queryEvent }),
+  z.object({ type: z.literal('history_cleared'), ...chatEvent }),
+  z.object({
+    type: z.literal('notice'),
+    ...chatEvent,
+    code: z.enum(['session_restarted']),
+    message: z.string(),
+  }),
+  z.object({
+    type: z.literal('error'),
+    error: z.string(),
+    code: z.string().meta({ description: 'Stable machine-readable kind, e.g. bad_frame, not_found, agent_error' }),
+    chat_id: z.string().optional(),
+    seq: z.number().int().optional(),
+    query_id: z.string().optional(),
+  }),
+]);
+export type ServerEvent = z.infer<typeof ServerEventSchema>;
+export type ServerEventType = ServerEvent['type'];
+export type EventOf<T extends ServerEventType> = Extract<ServerEvent, { type: T }>;
+
+/** A chat event before the session stamps it with `chat_id` and `seq`. */
+export type ChatEventBody = ServerEvent extends infer E
+  ? E extends { chat_id: string; seq: number }
+    ? Omit<E, 'chat_id' | 'seq'>
+    : never
+  : never;
+
+/** The events that end a query; each query gets exactly one. */
+export const TERMINAL_EVENT_TYPES = ['result', 'cancelled', 'error'] as const;

@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Db } from '../db/database.js';
+import type { ChatRow } from '../db/schema.js';
+import type { Chat } from '../protocol/chat.js';
+
+export const DEFAULT_CHAT_TITLE = 'New Chat';
+
+const toChat = (row: ChatRow): Chat => ({
+  id: row.id,
+  title: row.title,
+  created_at: row.created_at,
+  updated_at: row.updated_at,
+  sdk_session_id: row.sdk_session_id,
+});
+
+/** `%` and `_` in a user's search text are literal, not wildcards. */
+export const likePattern = (text: string) => `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+/** Chats: all SQL about the chats table lives here. */
+export class ChatsRepository {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => Date,
+  ) {}
+
+  async create(title: string = DEFAULT_CHAT_TITLE): Promise<Chat> {
+    const at = this.now().toISOString();
+    const row = { id: randomUUID(), title, created_at: at, updated_at: at, sdk_session_id: null };
+    await this.db.insertInto('chats').values(row).execute();
+    return row;
+  }
+
+  async get(id: string): Promise<Chat | undefined> {
+    const row = await this.db.selectFrom('chats').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toChat(row);
+  }
+
+  /** Newest activity first; id breaks ties so the order is total. */
+  async list(): Promise<Chat[]> {
+    const rows = await this.db.selectFrom('chats').selectAll().orderBy('updated_at', 'desc').orderBy('id').execute();
+    return rows.map(toChat);
+  }
+
+  async rename(id: string, title: string): Promise<Chat | undefined> {
+    const row = await this.db
+      .updateTable('chats')
+      .set({ title, updated_at: this.now().toISOString() })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+    return row && toChat(row);
+  }
+
+  /** Marks activity (a new message) so the chat moves to the top of the list. */
+  async touch(id: string): Promise<void> {
+    await this.db.updateTable('chats').set({ updated_at: this.now().toISOString() }).where('id', '=', id).execute();
+  }
+
+  async setSdkSessionId(id: string, sdkSessionId: string | null): Promise<void> {
+    await this.db.updateTable('chats').set({ sdk_session_id: sdkSessionId }).where('id', '=', id).execute();
+  }
+
+  /** Deletes the chat; its messages, images, tool uses and queries go with it (ON DELETE CASCADE). */
+  async delete(id: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('chats').where('id', '=', id).executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
+  /** Chats whose title or any message text contains `text`, case-insensitively; newest first. */
+  async search(text: string): Promise<Chat[]> {
+    const pattern = likePattern(text);
+    // lower() + LIKE with an explicit ESCAPE behaves the same on SQLite and Postgres.
+    const contains = (column: string) => sql<boolean>`lower(${sql.ref(column)}) like ${pattern} escape '\\'`;
+    const rows = await this.db
+      .selectFrom('chats')
+      .selectAll()
+      .where((eb) =>
+        eb.or([
+          contains('chats.title'),
+          eb.exists(
+            eb
+              .selectFrom('messages')
+              .select('messages.id')
+              .whereRef('messages.chat_id', '=', 'chats.id')
+              .where(contains('messages.content')),
+          ),
+        ]),
+      )
+      .orderBy('updated_at', 'desc')
+      .orderBy('id')
+      .execute();
+    return rows.map(toChat);
+  }
+
+  /**
+   * Reserves the next position in the chat's single order of messages and tool uses. Atomic in one statement
+   * (UPDATE ... RETURNING works on SQLite and Postgres), so concurrent writers never share a position.
+   */
+  async nextPosition(chatId: string): Promise<number | undefined> {
+    const row = await this.db
+      .updateTable('chats')
+      .set((eb) => ({ last_position: eb('last_position', '+', 1) }))
+      .where('id', '=', chatId)
+      .returning('last_position')
+      .executeTakeFirst();
+    return row?.last_position;
+  }
+}

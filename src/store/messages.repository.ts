@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../db/database.js';
+import type { MessageImageRow, MessageRow, MessageStatus } from '../db/schema.js';
+import type { ChatMessage, ImageMediaType } from '../protocol/chat.js';
+import { ChatsRepository } from './chats.repository.js';
+
+export interface ImageToStore {
+  mediaType: ImageMediaType;
+  data: Buffer;
+}
+
+export interface NewMessage {
+  chatId: string;
+  role: 'user' | 'assistant';
+  content: string;
+  status?: MessageStatus;
+  queryId?: string | null;
+  images?: ImageToStore[];
+}
+
+const toMessage = (row: MessageRow, images: MessageImageRow[] | undefined): ChatMessage => ({
+  id: row.id,
+  chat_id: row.chat_id,
+  role: row.role,
+  content: row.content,
+  timestamp: row.created_at,
+  status: row.status,
+  images:
+    images && images.length > 0
+      ? images.map((img) => ({ id: img.id, base64: img.data.toString('base64'), mimeType: img.media_type }))
+      : null,
+});
+
+/** Messages and their images. */
+export class MessagesRepository {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => Date,
+  ) {}
+
+  /**
+   * Stores a message with its images in one transaction, at the chat's next position, and moves the chat to the
+   * top of the list. Returns undefined when the chat does not exist (e.g. deleted meanwhile).
+   */
+  async add(message: NewMessage): Promise<ChatMessage | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const chats = new ChatsRepository(trx, this.now);
+      const position = await chats.nextPosition(message.chatId);
+      if (position === undefined) return undefined;
+      const row: MessageRow = {
+        id: randomUUID(),
+        chat_id: message.chatId,
+        position,
+        role: message.role,
+        content: message.content,
+        status: message.status ?? 'complete',
+        query_id: message.queryId ?? null,
+        created_at: this.now().toISOString(),
+      };
+      await trx.insertInto('messages').values(row).execute();
+      const images: MessageImageRow[] = (message.images ?? []).map((img, ordinal) => ({
+        id: randomUUID(),
+        message_id: row.id,
+        ordinal,
+        media_type: img.mediaType,
+        data: img.data,
+      }));
+      if (images.length > 0) await trx.insertInto('message_images').values(images).execute();
+      await chats.touch(message.chatId);
+      return toMessage(row, images);
+    });
+  }
+
+  /** The chat's messages in conversation order, images included. */
+  async list(chatId: string): Promise<ChatMessage[]> {
+    const rows = await this.db
+      .selectFrom('messages')
+      .selectAll()
+      .where('chat_id', '=', chatId)
+      .orderBy('position')
+      .execute();
+    if (rows.length === 0) return [];
+    const images = await this.db
+      .selectFrom('message_images')
+      .innerJoin('messages', 'messages.id', 'message_images.message_id')
+      .selectAll('message_images')
+      .where('messages.chat_id', '=', chatId)
+      .orderBy('message_images.message_id')
+      .orderBy('message_images.ordinal')
+      .execute();
+    const byMessage = new Map<string, MessageImageRow[]>();
+    for (const img of images) byMessage.set(img.message_id, [...(byMessage.get(img.message_id) ?? []), img]);
+    return rows.map((row) => toMessage(row, byMessage.get(row.id)));
+  }
+
+  /** Forgets the chat's conversation (messages, images, tool uses, queries); the chat itself stays. */
+  async clear(chatId: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('messages').where('chat_id', '=', chatId).execute();
+      await trx.deleteFrom('tool_uses').where('chat_id', '=', chatId).execute();
+      await trx.deleteFrom('queries').where('chat_id', '=', chatId).execute();
+      await trx
+        .updateTable('chats')
+        .set({ sdk_session_id: null, updated_at: this.now().toISOString() })
+        .where('id', '=', chatId)
+        .execute();
+    });
+  }
+}

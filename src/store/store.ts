@@ -1,0 +1,23 @@
+import type { Db } from '../db/database.js';
+import { ChatsRepository } from './chats.repository.js';
+import { MessagesRepository } from './messages.repository.js';
+import { QueriesRepository } from './queries.repository.js';
+import { ToolUsesRepository } from './tool-uses.repository.js';
+
+/** The repositories over one database handle; built once in buildApp and passed down. */
+export class Store {
+  readonly chats: ChatsRepository;
+  readonly messages: MessagesRepository;
+  readonly toolUses: ToolUsesRepository;
+  readonly queries: QueriesRepository;
+
+  constructor(
+    readonly db: Db,
+    now: () => Date = () => new Date(),
+  ) {
+    this.chats = new ChatsRepository(db, now);
+    this.messages = new MessagesRepository(db, now);
+    this.toolUses = new ToolUsesRepository(db, now);
+    this.queries = new QueriesRepository(db, now);
+  }
+}
