@@ -1,5 +1,12 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { AgentRegistry } from './agent/agent-registry.js';
+import type { AgentConnectionFactory } from './agent/agent-events.js';
+import { agentConfigDir, buildAgentEnv, missingCredentials } from './agent/agent-env.js';
+import { loadMcpServers } from './agent/mcp-servers.js';
+import { sdkConnectionFactory } from './agent/sdk-connection.js';
 import { ChatService } from './chats/chat.service.js';
 import type { Config } from './config/config.js';
 import { openDatabase } from './db/database.js';
@@ -9,6 +16,7 @@ import { installErrorHandler } from './transport/rest/errors.js';
 import { healthRoutes } from './transport/rest/health.routes.js';
 import { registerOpenApi } from './transport/rest/openapi.js';
 import { installJsonBodyParser } from './transport/rest/json-body.js';
+import { wsRoutes } from './transport/ws/ws.routes.js';
 import { APP_VERSION } from './version.js';
 
 export interface AppOptions {
@@ -16,6 +24,8 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger'];
   /** The clock used for stored timestamps. */
   now?: () => Date;
+  /** How chats reach an agent; the real Claude Agent SDK unless a test of the chat logic passes its own. */
+  connect?: AgentConnectionFactory;
 }
 
 /**
@@ -34,15 +44,54 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   installErrorHandler(app);
   installJsonBodyParser(app);
 
+  for (const dir of [config.WORKSPACE_DIR, config.AGENT_HOME_DIR, path.join(config.AGENT_HOME_DIR, 'tmp')]) {
+    fs.mkdirSync(dir, { recursive: true });
+  }
+  const mcpServers = config.MCP_SERVERS_FILE ? loadMcpServers(config.MCP_SERVERS_FILE) : undefined;
   const db = await openDatabase(config.DATABASE_URL);
+  const store = new Store(db, options.now);
+  const abandoned = await store.queries.failAbandoned('the service stopped while the query ran');
+  if (abandoned > 0) app.log.warn({ abandoned }, 'marked queries left running by a previous process as failed');
+
+  const connect =
+    options.connect ??
+    sdkConnectionFactory(
+      {
+        systemPrompt: config.SYSTEM_PROMPT,
+        maxTurns: config.MAX_TURNS,
+        allowedTools: [...config.ALLOWED_TOOLS],
+        permissionMode: config.PERMISSION_MODE,
+        ...(config.MODEL ? { model: config.MODEL } : {}),
+        ...(mcpServers ? { mcpServers } : {}),
+        env: buildAgentEnv(config, process.getuid?.() === 0),
+      },
+      app.log,
+    );
+  const agents = new AgentRegistry({
+    store,
+    connect,
+    workspaceDir: config.WORKSPACE_DIR,
+    agentConfigDir: agentConfigDir(config),
+    interruptTimeoutMs: config.AGENT_INTERRUPT_TIMEOUT_MS,
+    preflight: () => missingCredentials(config),
+    log: app.log,
+  });
+  const chats = new ChatService(store, agents);
+
+  // One hook, so the order is explicit: agents stop (storing their partial answers) before the database closes.
   app.addHook('onClose', async () => {
+    await agents.closeAll();
     await db.destroy();
   });
-  const store = new Store(db, options.now);
-  const chats = new ChatService(store, { closeChat: async () => {} });
 
   await registerOpenApi(app, APP_VERSION);
   await app.register(healthRoutes);
   await app.register(chatsRoutes, { chats });
+  await app.register(wsRoutes, {
+    store,
+    agents,
+    images: { maxCount: config.MAX_IMAGES_PER_MESSAGE, maxBytes: config.MAX_IMAGE_BYTES },
+    maxMessageChars: config.MAX_MESSAGE_CHARS,
+  });
   return app;
 }

@@ -3,7 +3,7 @@ import type { Store } from '../store/store.js';
 
 /** What the chat service needs from the agent side: to stop a chat's agent before the chat disappears. */
 export interface ChatAgents {
-  closeChat(chatId: string): Promise<void>;
+  discardChat(chatId: string): Promise<void>;
 }
 
 /** Chat lifecycle for the REST API; the agent side plugs in through ChatAgents. */
@@ -42,7 +42,7 @@ export class ChatService {
   /** Stops the chat's agent first, so nothing is written for the chat after its rows are gone. */
   async delete(id: string): Promise<boolean> {
     if (!(await this.store.chats.get(id))) return false;
-    await this.agents.closeChat(id);
+    await this.agents.discardChat(id);
     return this.store.chats.delete(id);
   }
 }

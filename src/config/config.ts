@@ -93,6 +93,10 @@ export const EnvSchema = z.object({
   MAX_IMAGES_PER_MESSAGE: integer(0, 100).default(10),
   MAX_MESSAGE_CHARS: integer(1, 10_000_000).default(100_000),
 
+  /** The agent's tools (Bash) find programs through it; passed to the CLI, like LANG. */
+  PATH: z.string().min(1).default('/usr/local/bin:/usr/bin:/bin'),
+  LANG: z.string().min(1).default('C.UTF-8'),
+
   SHUTDOWN_TIMEOUT_MS: integer(100, 120_000).default(10_000),
   TRUST_PROXY: boolean.default(false),
 });

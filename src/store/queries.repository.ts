@@ -39,6 +39,11 @@ export class QueriesRepository {
       .execute();
   }
 
+  /** Cost of a query known only after it ended (a stopped query's turn reports its cost when it drains). */
+  async recordCost(id: string, costUsd: number, durationMs: number): Promise<void> {
+    await this.db.updateTable('queries').set({ cost_usd: costUsd, duration_ms: durationMs }).where('id', '=', id).execute();
+  }
+
   async get(id: string) {
     return this.db.selectFrom('queries').selectAll().where('id', '=', id).executeTakeFirst();
   }

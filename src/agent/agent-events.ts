@@ -1,0 +1,55 @@
+/**
+ * What an agent connection reports, already reduced from the SDK's message zoo to what a chat needs. Only
+ * sdk-connection.ts knows the SDK's own types; everything else in the service speaks these.
+ */
+export type AgentEvent =
+  /** The CLI is up for a turn; `sessionId` is the SDK session holding the model context. */
+  | { kind: 'init'; sessionId: string }
+  /** A text block started streaming. */
+  | { kind: 'text_start' }
+  | { kind: 'text_delta'; text: string }
+  | { kind: 'text_end' }
+  /** Text that arrived whole, without streaming (e.g. a non-streaming fallback). */
+  | { kind: 'text_whole'; text: string }
+  | { kind: 'tool_use'; toolUseId: string; toolName: string; input: Record<string, unknown> }
+  | { kind: 'tool_result'; toolUseId: string; content: string; isError: boolean }
+  /** The model's API failed for this turn (after the CLI's retries). */
+  | { kind: 'api_error'; code: string; message: string }
+  | { kind: 'api_retry'; attempt: number; maxRetries: number; status: number | null; delayMs: number }
+  /** The turn for one user message ended. `totalCostUsd` is cumulative over the connection's life. */
+  | {
+      kind: 'turn_end';
+      sessionId: string;
+      success: boolean;
+      subtype: string;
+      totalCostUsd: number;
+      durationMs: number;
+      errors: string[];
+      terminalReason: string | null;
+    };
+
+export interface AgentImage {
+  mediaType: string;
+  base64: string;
+}
+
+export interface AgentConnection {
+  /** Sends one user message; its turn ends with exactly one `turn_end` (or the connection closing). */
+  send(text: string, images: AgentImage[]): void;
+  /** Asks the CLI to stop the running turn. May hang on some upstream paths: callers put a timeout on it. */
+  interrupt(): Promise<void>;
+  /** Ends the CLI process. Idempotent. */
+  close(): void;
+  /** Settles when the connection's message loop has ended (process gone); `error` when it ended abnormally. */
+  readonly ended: Promise<{ error?: Error }>;
+}
+
+export interface AgentConnectionRequest {
+  chatId: string;
+  cwd: string;
+  /** SDK session to continue, so the model sees the chat's earlier turns. */
+  resume?: string;
+  onEvent(event: AgentEvent): void;
+}
+
+export type AgentConnectionFactory = (request: AgentConnectionRequest) => AgentConnection;

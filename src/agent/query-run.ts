@@ -1,0 +1,35 @@
+import type { AgentImage } from './agent-events.js';
+
+/**
+ * One user message and the agent's work on it. Two flags keep a query's life honest:
+ * - `terminated`: its terminal event (result / cancelled / error) went out; nothing of it reaches clients after.
+ * - `turnOpen`: the agent has not finished the SDK turn yet (after a stop it is still draining); the next message
+ *   is only sent once this is false, so SDK turns and queries map one to one and two answers never mix.
+ */
+export class QueryRun {
+  terminated = false;
+  turnOpen = true;
+  /** A text block is streaming: stream_start went out, stream_end not yet. */
+  streamOpen = false;
+  /** Text of the open block, not yet stored. */
+  streamText = '';
+  /** Set when the model API failed; the turn's end then becomes an `error`. */
+  apiError: string | undefined;
+  /** Set once the agent process confirmed the turn started (init), to tell a failed resume from a failed turn. */
+  started = false;
+  private resolveTurn!: () => void;
+  readonly turnEnded = new Promise<void>((resolve) => {
+    this.resolveTurn = resolve;
+  });
+
+  constructor(
+    readonly id: string,
+    readonly content: string,
+    readonly images: AgentImage[],
+  ) {}
+
+  endTurn(): void {
+    this.turnOpen = false;
+    this.resolveTurn();
+  }
+}

@@ -1,0 +1,245 @@
+import {
+  query,
+  type McpServerConfig,
+  type Options,
+  type Query,
+  type SDKMessage,
+  type SDKUserMessage,
+} from '@anthropic-ai/claude-agent-sdk';
+import type { FastifyBaseLogger } from 'fastify';
+import { AsyncQueue } from './async-queue.js';
+import type { AgentConnection, AgentConnectionFactory, AgentConnectionRequest, AgentEvent, AgentImage } from './agent-events.js';
+
+/** The agent settings every connection shares (from Config, resolved once in buildApp). */
+export interface SdkAgentSettings {
+  systemPrompt: string;
+  maxTurns: number;
+  allowedTools: string[];
+  permissionMode: Options['permissionMode'];
+  model?: string;
+  mcpServers?: Record<string, McpServerConfig>;
+  /** The CLI's complete environment: the SDK replaces the child's environment with it, no merge. */
+  env: Record<string, string>;
+}
+
+/**
+ * The only module that talks to the Claude Agent SDK. One connection = one long-lived `query()` in streaming-input
+ * mode (one CLI process serving many turns of one chat), reduced to AgentEvents.
+ */
+export function sdkConnectionFactory(settings: SdkAgentSettings, log: FastifyBaseLogger): AgentConnectionFactory {
+  return (request) => new SdkConnection(settings, request, log.child({ chat_id: request.chatId }));
+}
+
+class SdkConnection implements AgentConnection {
+  private readonly input = new AsyncQueue<SDKUserMessage>();
+  private readonly query: Query;
+  private readonly reducer: MessageReducer;
+  private closed = false;
+  readonly ended: Promise<{ error?: Error }>;
+
+  constructor(settings: SdkAgentSettings, request: AgentConnectionRequest, private readonly log: FastifyBaseLogger) {
+    this.reducer = new MessageReducer(request.onEvent);
+    this.query = query({
+      prompt: this.input,
+      options: {
+        cwd: request.cwd,
+        env: settings.env,
+        systemPrompt: settings.systemPrompt,
+        maxTurns: settings.maxTurns,
+        allowedTools: settings.allowedTools,
+        permissionMode: settings.permissionMode,
+        allowDangerouslySkipPermissions: settings.permissionMode === 'bypassPermissions',
+        ...(settings.model ? { model: settings.model } : {}),
+        ...(settings.mcpServers ? { mcpServers: settings.mcpServers } : {}),
+        ...(request.resume ? { resume: request.resume } : {}),
+        // Isolation: no user/project settings or hooks from disk; the service's config is the whole config.
+        settingSources: [],
+        includePartialMessages: true,
+        stderr: (line) => this.log.debug({ stderr: line.trimEnd() }, 'agent cli stderr'),
+      },
+    });
+    this.ended = this.pump();
+  }
+
+  private async pump(): Promise<{ error?: Error }> {
+    try {
+      for await (const message of this.query) {
+        try {
+          this.reducer.reduce(message);
+        } catch (err) {
+          // A handler bug must not kill the chat's message loop.
+          this.log.error({ err, sdk_message_type: message.type }, 'failed to handle an agent message');
+        }
+      }
+      return {};
+    } catch (err) {
+      if (this.closed) return {};
+      this.log.warn({ err }, 'agent connection ended with an error');
+      return { error: err instanceof Error ? err : new Error(String(err)) };
+    }
+  }
+
+  send(text: string, images: AgentImage[]): void {
+    this.input.push({
+      type: 'user',
+      parent_tool_use_id: null,
+      message: {
+        role: 'user',
+        content: [
+          ...images.map((img) => ({
+            type: 'image' as const,
+            source: { type: 'base64' as const, media_type: img.mediaType as 'image/png', data: img.base64 },
+          })),
+          ...(text.length > 0 ? [{ type: 'text' as const, text }] : []),
+        ],
+      },
+    });
+  }
+
+  async interrupt(): Promise<void> {
+    if (this.closed) return;
+    await this.query.interrupt();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.input.end();
+    this.query.close();
+  }
+}
+
+type ContentBlock = { type: string; [key: string]: unknown };
+
+const toolResultText = (content: unknown): string => {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content
+      .map((block: ContentBlock) => (block.type === 'text' ? String(block.text ?? '') : `[${block.type}]`))
+      .join('\n');
+  }
+  return content === undefined || content === null ? '' : JSON.stringify(content);
+};
+
+/**
+ * Turns SDK messages into AgentEvents. Only the main conversation (parent_tool_use_id === null) is reported;
+ * sub-agent traffic stays inside its Task tool call. Unknown message types are ignored: the CLI adds new ones.
+ */
+class MessageReducer {
+  /** API messages whose text we streamed, so their complete copy is not reported twice. */
+  private readonly streamedMessageIds = new Set<string>();
+  /** Content block indexes of the current streamed API message that are text. */
+  private readonly openTextBlocks = new Set<number>();
+
+  constructor(private readonly emit: (event: AgentEvent) => void) {}
+
+  reduce(message: SDKMessage): void {
+    switch (message.type) {
+      case 'system':
+        if (message.subtype === 'init') this.emit({ kind: 'init', sessionId: message.session_id });
+        else if (message.subtype === 'api_retry') {
+          this.emit({
+            kind: 'api_retry',
+            attempt: message.attempt,
+            maxRetries: message.max_retries,
+            status: message.error_status,
+            delayMs: message.retry_delay_ms,
+          });
+        }
+        return;
+      case 'stream_event':
+        if (message.parent_tool_use_id === null) this.reduceStreamEvent(message.event as unknown as StreamEvent);
+        return;
+      case 'assistant':
+        if (message.parent_tool_use_id === null) this.reduceAssistant(message);
+        return;
+      case 'user':
+        if (message.parent_tool_use_id === null) this.reduceUser(message.message.content as unknown);
+        return;
+      case 'result':
+        this.streamedMessageIds.clear();
+        this.openTextBlocks.clear();
+        this.emit({
+          kind: 'turn_end',
+          sessionId: message.session_id,
+          success: message.subtype === 'success' && !message.is_error,
+          subtype: message.subtype,
+          totalCostUsd: message.total_cost_usd ?? 0,
+          durationMs: message.duration_ms ?? 0,
+          errors: 'errors' in message && Array.isArray(message.errors) ? message.errors : [],
+          terminalReason: (message as { terminal_reason?: string }).terminal_reason ?? null,
+        });
+        return;
+      default:
+        return;
+    }
+  }
+
+  private reduceStreamEvent(event: StreamEvent): void {
+    switch (event.type) {
+      case 'message_start':
+        this.openTextBlocks.clear();
+        if (event.message?.id) this.streamedMessageIds.add(event.message.id);
+        return;
+      case 'content_block_start':
+        if (event.content_block?.type === 'text') {
+          this.openTextBlocks.add(event.index);
+          this.emit({ kind: 'text_start' });
+        }
+        return;
+      case 'content_block_delta':
+        if (event.delta?.type === 'text_delta' && this.openTextBlocks.has(event.index) && event.delta.text) {
+          this.emit({ kind: 'text_delta', text: event.delta.text });
+        }
+        return;
+      case 'content_block_stop':
+        if (this.openTextBlocks.delete(event.index)) this.emit({ kind: 'text_end' });
+        return;
+      default:
+        return;
+    }
+  }
+
+  private reduceAssistant(message: Extract<SDKMessage, { type: 'assistant' }>): void {
+    const blocks = (message.message.content ?? []) as unknown as ContentBlock[];
+    if (message.error) {
+      const text = blocks.map((b) => (b.type === 'text' ? String(b.text) : '')).join('').trim();
+      this.emit({ kind: 'api_error', code: message.error, message: text || `model API error: ${message.error}` });
+      return;
+    }
+    const streamed = this.streamedMessageIds.has(message.message.id);
+    for (const block of blocks) {
+      if (block.type === 'text' && !streamed && typeof block.text === 'string' && block.text.length > 0) {
+        this.emit({ kind: 'text_whole', text: block.text });
+      } else if (block.type === 'tool_use') {
+        this.emit({
+          kind: 'tool_use',
+          toolUseId: String(block.id),
+          toolName: String(block.name),
+          input: (block.input ?? {}) as Record<string, unknown>,
+        });
+      }
+    }
+  }
+
+  private reduceUser(content: unknown): void {
+    if (!Array.isArray(content)) return;
+    for (const block of content as ContentBlock[]) {
+      if (block.type !== 'tool_result') continue;
+      this.emit({
+        kind: 'tool_result',
+        toolUseId: String(block.tool_use_id),
+        content: toolResultText(block.content),
+        isError: block.is_error === true,
+      });
+    }
+  }
+}
+
+/** The raw API stream events we read (a subset of the SDK's BetaRawMessageStreamEvent). */
+type StreamEvent =
+  | { type: 'message_start'; message?: { id?: string } }
+  | { type: 'content_block_start'; index: number; content_block?: { type: string } }
+  | { type: 'content_block_delta'; index: number; delta?: { type: string; text?: string } }
+  | { type: 'content_block_stop'; index: number }
+  | { type: 'message_delta' | 'message_stop' | 'ping' };

@@ -1,0 +1,140 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { WebSocket } from 'ws';
+import type { AgentRegistry } from '../../agent/agent-registry.js';
+import { ChatError } from '../../agent/chat-error.js';
+import type { ChatSubscriber } from '../../agent/chat-session.js';
+import { Serial } from '../../agent/serial.js';
+import { decodeImages, type ImageLimits } from '../../chats/images.js';
+import { CLIENT_FRAME_TYPES, ClientFrameSchema, type ClientFrame, type ServerEvent } from '../../protocol/ws.js';
+import type { Store } from '../../store/store.js';
+
+export interface ChatSocketDeps {
+  store: Store;
+  agents: AgentRegistry;
+  images: ImageLimits;
+  maxMessageChars: number;
+}
+
+/**
+ * One WebSocket connection: parses every frame with the protocol's schemas, follows any number of chats, and
+ * relays their events. Frames are handled one at a time in arrival order (a `stop` after a `chat` applies to that
+ * chat's new query); a bad frame gets an `error` event and the socket stays open.
+ */
+export class ChatSocket implements ChatSubscriber {
+  private readonly frames = new Serial();
+  private readonly followed = new Set<string>();
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly deps: ChatSocketDeps,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  start(): void {
+    this.socket.on('message', (data, isBinary) => {
+      const text = isBinary ? undefined : data.toString();
+      void this.frames.run(() => this.handle(text));
+    });
+    this.socket.on('close', () => this.detach());
+    this.socket.on('error', (err) => this.log.debug({ err }, 'websocket error'));
+    this.send({ type: 'connected' });
+  }
+
+  send(event: ServerEvent): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(event));
+  }
+
+  private detach(): void {
+    for (const chatId of this.followed) this.deps.agents.peek(chatId)?.unsubscribe(this);
+    this.followed.clear();
+  }
+
+  private async handle(text: string | undefined): Promise<void> {
+    const frame = this.parse(text);
+    if (!frame) return;
+    try {
+      await this.dispatch(frame);
+    } catch (err) {
+      if (err instanceof ChatError) {
+        this.send({ type: 'error', code: err.code, error: err.message, chat_id: frame.chat_id });
+      } else {
+        this.log.error({ err, frame_type: frame.type, chat_id: frame.chat_id }, 'failed to handle a frame');
+        this.send({ type: 'error', code: 'internal', error: 'internal error', chat_id: frame.chat_id });
+      }
+    }
+  }
+
+  private parse(text: string | undefined): ClientFrame | undefined {
+    const fail = (error: string, code = 'bad_frame', chatId?: unknown) => {
+      this.send({ type: 'error', code, error, ...(typeof chatId === 'string' ? { chat_id: chatId } : {}) });
+      return undefined;
+    };
+    if (text === undefined) return fail('binary frames are not supported: send JSON text');
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return fail('frame is not valid JSON');
+    }
+    const type = (json as { type?: unknown } | null)?.type;
+    const chatId = (json as { chat_id?: unknown } | null)?.chat_id;
+    if (typeof type !== 'string') return fail('frame needs a string "type"');
+    if (!(CLIENT_FRAME_TYPES as string[]).includes(type)) {
+      return fail(`unknown message type "${type}" (expected one of ${CLIENT_FRAME_TYPES.join(', ')})`, 'unknown_type', chatId);
+    }
+    const parsed = ClientFrameSchema.safeParse(json);
+    if (!parsed.success) {
+      const why = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
+      return fail(`invalid ${type} frame: ${why.join('; ')}`, 'bad_frame', chatId);
+    }
+    return parsed.data;
+  }
+
+  private async dispatch(frame: ClientFrame): Promise<void> {
+    const { agents } = this.deps;
+    if (frame.type === 'unsubscribe') {
+      agents.peek(frame.chat_id)?.unsubscribe(this);
+      this.followed.delete(frame.chat_id);
+      return;
+    }
+    await this.requireChat(frame.chat_id);
+    const session = agents.get(frame.chat_id);
+    switch (frame.type) {
+      case 'subscribe':
+        this.followed.add(frame.chat_id);
+        await session.subscribe(this);
+        return;
+      case 'chat': {
+        const content = frame.content;
+        const images = decodeImages(frame.images, this.deps.images);
+        if (content.trim().length === 0 && images.length === 0) {
+          throw new ChatError('invalid_message', 'content must not be empty');
+        }
+        if (content.length > this.deps.maxMessageChars) {
+          throw new ChatError('invalid_message', `content is longer than ${this.deps.maxMessageChars} characters`);
+        }
+        // `chat` on a chat the socket does not follow yet subscribes it first (the seed client relies on it).
+        if (!session.isSubscribed(this)) {
+          this.followed.add(frame.chat_id);
+          await session.subscribe(this);
+        }
+        await session.send(content, images);
+        return;
+      }
+      case 'stop':
+        await session.stop();
+        return;
+      case 'clear_history':
+        if (!session.isSubscribed(this)) {
+          this.followed.add(frame.chat_id);
+          await session.subscribe(this);
+        }
+        await session.clear();
+        return;
+    }
+  }
+
+  private async requireChat(chatId: string): Promise<void> {
+    if (!(await this.deps.store.chats.get(chatId))) throw new ChatError('not_found', `chat ${chatId} not found`);
+  }
+}
