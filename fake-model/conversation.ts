@@ -19,6 +19,8 @@ export interface MessagesRequest {
   tools?: unknown[];
   stream?: boolean;
   max_tokens?: number;
+  /** Side requests (e.g. the session title) ask for JSON via `format: {type:'json_schema'}`. */
+  output_config?: { format?: { type?: string; schema?: unknown } };
 }
 
 export interface ImageInfo {
@@ -26,8 +28,17 @@ export interface ImageInfo {
   bytes: number;
 }
 
-// The CLI injects context (date, CLAUDE.md, skills, ...) as extra text blocks wrapped in this tag.
-const REMINDER_PREFIX = '<system-reminder>';
+// Text the CLI adds to user turns on its own: context reminders (date, skills, token budget...),
+// the transcript of local commands such as `/model` (sent by setModel()), and the marker it
+// leaves where a turn was interrupted.
+const CLI_TEXT_PREFIXES = [
+  '<system-reminder>',
+  '<local-command-',
+  '<command-name>',
+  '<command-message>',
+  '[Request interrupted by user',
+];
+const REMINDER_SPAN = /<system-reminder>[\s\S]*?<\/system-reminder>/g;
 
 /** A message's content as blocks: plain string content is one text block. */
 export function blocksOf(message: ApiMessage | undefined): ContentBlock[] {
@@ -40,35 +51,66 @@ function textOf(block: ContentBlock): string | undefined {
   return block.type === 'text' && typeof block.text === 'string' ? block.text : undefined;
 }
 
-/** What the human typed: text blocks minus CLI system reminders, joined and trimmed. */
-export function userText(message: ApiMessage | undefined): string {
-  return blocksOf(message)
+function isCliText(block: ContentBlock): boolean {
+  const text = textOf(block)?.trimStart();
+  return text !== undefined && CLI_TEXT_PREFIXES.some((p) => text.startsWith(p));
+}
+
+/**
+ * The human turns inside one API user message, each as its blocks (text, images, ...).
+ * Usually there is one, but the CLI merges consecutive user turns into one message when a turn
+ * got no assistant reply (after an API error or an interrupt). The merged turns are separated by
+ * CLI text: each turn's own reminders, or the "[Request interrupted by user]" marker.
+ */
+export function userTurns(message: ApiMessage | undefined): ContentBlock[][] {
+  const turns: ContentBlock[][] = [];
+  let current: ContentBlock[] | undefined;
+  for (const block of blocksOf(message)) {
+    if (block.type === 'tool_result') continue;
+    if (isCliText(block)) {
+      current = undefined;
+      continue;
+    }
+    if (!current) turns.push((current = []));
+    current.push(block);
+  }
+  return turns;
+}
+
+function joinedText(blocks: ContentBlock[]): string {
+  return blocks
     .map(textOf)
-    .filter((t): t is string => t !== undefined && !t.trimStart().startsWith(REMINDER_PREFIX))
+    .filter((t): t is string => t !== undefined)
     .join('\n')
     .trim();
 }
 
-/** Text of every tool_result block (content may be a string or an array of text blocks). */
+/** What the human typed in the latest turn of a message, minus CLI additions. */
+export function userText(message: ApiMessage | undefined): string {
+  return joinedText(userTurns(message).at(-1) ?? []);
+}
+
+/**
+ * Text of every tool_result block (content may be a string or an array of text blocks), with the
+ * reminders the CLI appends to tool output removed.
+ */
 export function toolResultTexts(message: ApiMessage | undefined): string[] {
   return blocksOf(message)
     .filter((b) => b.type === 'tool_result')
     .map((b) => {
       const content = b.content;
-      if (typeof content === 'string') return content;
-      if (Array.isArray(content)) {
-        return (content as ContentBlock[])
-          .map(textOf)
-          .filter((t): t is string => t !== undefined)
-          .join('\n');
-      }
-      return '';
+      const raw = typeof content === 'string'
+        ? content
+        : Array.isArray(content)
+          ? (content as ContentBlock[]).map(textOf).filter((t): t is string => t !== undefined).join('\n')
+          : '';
+      return raw.replace(REMINDER_SPAN, '').trim();
     });
 }
 
-/** Base64 image blocks of a message, in order, with their decoded size. */
+/** Base64 image blocks of the latest turn of a message, in order, with their decoded size. */
 export function imagesOf(message: ApiMessage | undefined): ImageInfo[] {
-  return blocksOf(message)
+  return (userTurns(message).at(-1) ?? [])
     .filter((b) => b.type === 'image')
     .map((b) => {
       const source = (b.source ?? {}) as { type?: string; media_type?: string; data?: string };
@@ -99,16 +141,18 @@ export function lastUserMessage(request: MessagesRequest): ApiMessage | undefine
 }
 
 /**
- * Plain user texts of all user messages before the one being answered: tool results and
- * reminder-only messages are skipped. This is what proves a resumed session kept its history.
+ * Plain user texts of every turn before the one being answered, oldest first: tool results and
+ * CLI reminders are left out. This is what proves a resumed session kept its history.
  */
 export function earlierUserTexts(request: MessagesRequest): string[] {
   const end = lastUserIndex(request);
-  return (request.messages ?? [])
-    .slice(0, Math.max(0, end))
-    .filter((m) => m.role === 'user' && toolResultTexts(m).length === 0)
-    .map(userText)
-    .filter((t) => t.length > 0);
+  const turns = (request.messages ?? [])
+    .slice(0, end + 1)
+    .filter((m) => m.role === 'user')
+    .flatMap((m) => userTurns(m));
+  // The last turn of the last user message is the one being answered, not an earlier one.
+  if (end >= 0 && userTurns(request.messages?.[end]).length > 0) turns.pop();
+  return turns.map(joinedText).filter((t) => t.length > 0);
 }
 
 /** Rough token estimate (~4 chars per token): enough for the CLI to compute a non-zero cost. */

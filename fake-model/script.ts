@@ -98,17 +98,19 @@ function directivePlan(name: string, rest: string, request: MessagesRequest): Pl
       return toolUse('Bash', { command: `sleep ${intArg(args[0], 30)}; echo slept`, description: 'run command' });
     case 'tool': {
       const toolName = args[0] ?? '';
+      if (!toolName) return text(['Bad /tool directive: usage is /tool NAME {"json":"input"}']);
       const json = rest.slice(rest.indexOf(toolName) + toolName.length).trim() || '{}';
       try {
         const input: unknown = JSON.parse(json);
-        if (!toolName || typeof input !== 'object' || input === null || Array.isArray(input)) throw new Error('input must be a JSON object');
+        if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new Error('input must be a JSON object');
         return toolUse(toolName, input as Record<string, unknown>);
       } catch (err) {
         return text([`Bad /tool directive: ${(err as Error).message}`]);
       }
     }
     case 'error': {
-      const status = intArg(args[0], 500);
+      const parsed = intArg(args[0], 500);
+      const status = parsed >= 400 && parsed <= 599 ? parsed : 500;
       const message = args.slice(1).join(' ') || `Fake error ${status}`;
       return { kind: 'http_error', status, errorType: errorTypeFor(status), message };
     }
@@ -143,22 +145,52 @@ function directivePlan(name: string, rest: string, request: MessagesRequest): Pl
 }
 
 /**
- * Requests that are not a turn of the main conversation (setModel's probe, a quota check, a
- * title or summary request) have no tools. Directives only apply to real turns, so a side
- * request that happens to quote the user's text never errors, hangs or runs a tool.
+ * Side requests the CLI makes besides conversation turns, recognised positively: setModel()'s
+ * probe (no tools, `max_tokens: 1`, "Hi") and the session title (`tools: []`, asks for JSON via
+ * `output_config.format`, quotes the user's text). "No tools" alone is not enough: the SDK's
+ * `tools: []` option makes real turns tool-less too. Directives never apply to side requests,
+ * so a title request quoting `/error 500` does not fail.
  */
 export function isConversationTurn(request: MessagesRequest): boolean {
-  return Array.isArray(request.tools) && request.tools.length > 0;
+  if (Array.isArray(request.tools) && request.tools.length > 0) return true;
+  const probe = typeof request.max_tokens === 'number' && request.max_tokens <= 1;
+  return !probe && request.output_config?.format === undefined;
+}
+
+interface JsonSchema {
+  type?: string;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+}
+
+/** A minimal value of a JSON schema: required properties only, placeholder leaves. */
+function sampleOf(schema: JsonSchema | undefined, name = 'value'): unknown {
+  switch (schema?.type) {
+    case 'object':
+      return Object.fromEntries((schema.required ?? []).map((key) => [key, sampleOf(schema.properties?.[key], key)]));
+    case 'array': return [];
+    case 'number': case 'integer': return 0;
+    case 'boolean': return false;
+    default: return `Fake ${name}`;
+  }
+}
+
+/** Side requests that demand JSON (`output_config.format`, e.g. the title) get valid JSON. */
+function sideReply(request: MessagesRequest): string {
+  const format = request.output_config?.format;
+  return format?.type === 'json_schema' ? JSON.stringify(sampleOf(format.schema as JsonSchema)) : 'OK.';
 }
 
 export function planReply(request: MessagesRequest): Plan {
   const last = lastUserMessage(request);
-  if (!isConversationTurn(request)) return text(['OK.'], 0);
+  if (!isConversationTurn(request)) return text([sideReply(request)], 0);
 
-  const results = toolResultTexts(last);
-  if (results.length > 0) return text(wordChunks(`Tool result: ${results.join('\n').trim()}`));
-
+  // A message with tool results can also carry what the user typed next (the CLI folds a message
+  // sent after an interrupted tool call into it): the user's words win, the results are stale.
   const said = userText(last);
+  const results = toolResultTexts(last);
+  if (!said && results.length > 0) return text(wordChunks(`Tool result: ${results.join('\n').trim()}`));
+
   const match = /^\/([\w-]+)(?:\s+([\s\S]*))?$/.exec(said);
   if (match) {
     const plan = directivePlan(match[1] ?? '', (match[2] ?? '').trim(), request);
