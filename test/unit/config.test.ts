@@ -1,0 +1,129 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_ALLOWED_TOOLS, loadConfig } from '../../src/config/config.js';
+
+/** The ConfigError loadConfig throws for `env`, or a failure when it does not throw one. */
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig defaults', () => {
+  const config = loadConfig({});
+
+  it('listens on 127.0.0.1:8000', () => {
+    expect(config.PORT).toBe(8000);
+    expect(config.HOST).toBe('127.0.0.1');
+  });
+
+  it('stores chats in ./data/chat.db, resolved to an absolute path', () => {
+    expect(config.DATABASE_URL).toEqual({ kind: 'sqlite', file: path.resolve('data/chat.db') });
+    expect(path.isAbsolute(config.DATABASE_URL.file)).toBe(true);
+  });
+
+  it('allows the seed\'s eight tools, 100 turns, and the default permission mode', () => {
+    expect(config.ALLOWED_TOOLS).toEqual(['Bash', 'Read', 'Write', 'Edit', 'Glob', 'Grep', 'WebSearch', 'WebFetch']);
+    expect(config.ALLOWED_TOOLS).toEqual([...DEFAULT_ALLOWED_TOOLS]);
+    expect(config.MAX_TURNS).toBe(100);
+    expect(config.PERMISSION_MODE).toBe('default');
+  });
+
+  it('logs at info and resolves the workspace directory', () => {
+    expect(config.LOG_LEVEL).toBe('info');
+    expect(config.WORKSPACE_DIR).toBe(path.resolve('data/workspaces'));
+  });
+
+  it('returns a frozen object', () => {
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+});
+
+describe('loadConfig reads the environment', () => {
+  it('parses numbers, paths and enums', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      HOST: '0.0.0.0',
+      DATABASE_URL: 'sqlite:///var/lib/chat/chat.db',
+      LOG_LEVEL: 'debug',
+      PERMISSION_MODE: 'acceptEdits',
+      MAX_TURNS: '5',
+    });
+    expect(config).toMatchObject({
+      PORT: 9000,
+      HOST: '0.0.0.0',
+      DATABASE_URL: { kind: 'sqlite', file: '/var/lib/chat/chat.db' },
+      LOG_LEVEL: 'debug',
+      PERMISSION_MODE: 'acceptEdits',
+      MAX_TURNS: 5,
+    });
+  });
+
+  it('resolves a relative sqlite path and keeps :memory:', () => {
+    expect(loadConfig({ DATABASE_URL: 'sqlite:./x/y.db' }).DATABASE_URL.file).toBe(path.resolve('x/y.db'));
+    expect(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).DATABASE_URL.file).toBe(':memory:');
+  });
+
+  it('treats blank values as unset, so the default applies', () => {
+    const config = loadConfig({ PORT: '', HOST: '  ', ALLOWED_TOOLS: '', MAX_TURNS: ' ', PERMISSION_MODE: '', LOG_LEVEL: '' });
+    expect(config.PORT).toBe(8000);
+    expect(config.HOST).toBe('127.0.0.1');
+    expect(config.ALLOWED_TOOLS).toEqual([...DEFAULT_ALLOWED_TOOLS]);
+    expect(config.MAX_TURNS).toBe(100);
+    expect(config.PERMISSION_MODE).toBe('default');
+    expect(config.LOG_LEVEL).toBe('info');
+  });
+
+  it('accepts tool rules with arguments and MCP tools in ALLOWED_TOOLS, trimming the entries', () => {
+    const config = loadConfig({ ALLOWED_TOOLS: 'Read, Bash(git:*) ,mcp__srv__tool,Bash(npm run test:*)' });
+    expect(config.ALLOWED_TOOLS).toEqual(['Read', 'Bash(git:*)', 'mcp__srv__tool', 'Bash(npm run test:*)']);
+  });
+
+  it('ignores variables it does not know', () => {
+    expect(loadConfig({ SOMETHING_ELSE: 'x', npm_config_cache: '/tmp/npm' }).PORT).toBe(8000);
+  });
+});
+
+describe('loadConfig rejects invalid values, naming the variable', () => {
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '-1'],
+    ['PORT', '80.5'],
+    ['DATABASE_URL', 'postgres://x'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['DATABASE_URL', 'chat.db'],
+    ['DATABASE_URL', 'sqlite:'],
+    ['LOG_LEVEL', 'loud'],
+    ['PERMISSION_MODE', 'yolo'],
+    ['ALLOWED_TOOLS', 'bash'],
+    ['ALLOWED_TOOLS', 'Read,Bsh'],
+    ['MAX_TURNS', '0'],
+    ['MAX_TURNS', 'many'],
+    ['ANTHROPIC_BASE_URL', 'not a url'],
+    ['TRUST_PROXY', 'maybe'],
+  ])('%s=%s', (name, value) => {
+    const err = configError({ [name]: value });
+    expect(err.name).toBe('ConfigError');
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(new RegExp(`^${name}: `));
+    expect(err.message).toContain(name);
+  });
+
+  it('says which schemes DATABASE_URL supports', () => {
+    expect(configError({ DATABASE_URL: 'postgres://x' }).message).toMatch(/sqlite:/);
+  });
+
+  it('lists the known tools when ALLOWED_TOOLS has a typo', () => {
+    expect(configError({ ALLOWED_TOOLS: 'bash' }).message).toContain('Bash');
+  });
+
+  it('reports every invalid variable at once', () => {
+    const err = configError({ PORT: 'abc', LOG_LEVEL: 'loud', MAX_TURNS: '0' });
+    expect(err.problems.map((p) => p.split(':')[0]).sort()).toEqual(['LOG_LEVEL', 'MAX_TURNS', 'PORT']);
+  });
+});

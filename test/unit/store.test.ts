@@ -1,0 +1,262 @@
+// Repositories over a real SQLite file in a temp folder.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { migrateToLatest, openDatabase, type Db } from '../../src/db/database.js';
+import { Store } from '../../src/store/store.js';
+import { makeTempDir } from '../helpers/test-server.js';
+
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+  'base64',
+);
+const JPEG_BYTES = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46]);
+/** Every write happens "at the same instant": nothing may rely on timestamps to order rows. */
+const FIXED_TIME = new Date('2025-01-01T12:00:00.000Z');
+
+let dir: string;
+let file: string;
+let db: Db;
+let store: Store;
+const opened: Db[] = [];
+
+async function open(): Promise<Db> {
+  const handle = await openDatabase({ kind: 'sqlite', file });
+  opened.push(handle);
+  return handle;
+}
+
+beforeEach(async () => {
+  dir = makeTempDir('agent-chat-store-');
+  file = path.join(dir, 'store.db');
+  db = await open();
+  store = new Store(db, () => FIXED_TIME);
+});
+
+afterEach(async () => {
+  for (const handle of opened.splice(0)) await handle.destroy();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Messages and tool uses of a chat in the one order they share, as [kind, label, position]. */
+async function timeline(chatId: string): Promise<Array<[string, string, number]>> {
+  const messages = await db.selectFrom('messages').select(['content', 'position']).where('chat_id', '=', chatId).execute();
+  const tools = await db.selectFrom('tool_uses').select(['tool_use_id', 'position']).where('chat_id', '=', chatId).execute();
+  return [
+    ...messages.map((m): [string, string, number] => ['message', m.content, m.position]),
+    ...tools.map((t): [string, string, number] => ['tool', t.tool_use_id, t.position]),
+  ].sort((a, b) => a[2] - b[2]);
+}
+
+describe('positions', () => {
+  it('strictly increase across the messages and tool uses of a chat, in write order, at a constant clock', async () => {
+    const chat = await store.chats.create('c');
+    await store.messages.add({ chatId: chat.id, role: 'user', content: 'm1' });
+    await store.toolUses.recordCall({ chatId: chat.id, queryId: null, toolUseId: 't1', toolName: 'Bash', input: {} });
+    await store.toolUses.recordCall({ chatId: chat.id, queryId: null, toolUseId: 't2', toolName: 'Read', input: {} });
+    await store.messages.add({ chatId: chat.id, role: 'assistant', content: 'm2' });
+    await store.toolUses.recordCall({ chatId: chat.id, queryId: null, toolUseId: 't3', toolName: 'Glob', input: {} });
+    await store.messages.add({ chatId: chat.id, role: 'assistant', content: 'm3' });
+
+    const rows = await timeline(chat.id);
+    expect(rows.map(([, label]) => label)).toEqual(['m1', 't1', 't2', 'm2', 't3', 'm3']);
+    const positions = rows.map(([, , position]) => position);
+    positions.slice(1).forEach((p, i) => expect(p).toBeGreaterThan(positions[i]!));
+
+    const messages = await store.messages.list(chat.id);
+    expect(messages.map((m) => m.content)).toEqual(['m1', 'm2', 'm3']);
+    expect(new Set(messages.map((m) => m.timestamp))).toEqual(new Set([FIXED_TIME.toISOString()]));
+    expect((await store.toolUses.list(chat.id)).map((t) => t.id)).toEqual(['t1', 't2', 't3']);
+  });
+
+  it('are unique when writes to a chat run concurrently', async () => {
+    const chat = await store.chats.create();
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) => [
+        store.messages.add({ chatId: chat.id, role: 'user', content: `m${i}` }),
+        store.toolUses.recordCall({ chatId: chat.id, queryId: null, toolUseId: `t${i}`, toolName: 'Bash', input: {} }),
+      ]).flat(),
+    );
+    const positions = (await timeline(chat.id)).map(([, , position]) => position);
+    expect(positions).toHaveLength(20);
+    expect(new Set(positions).size).toBe(20);
+  });
+
+  it('are counted per chat', async () => {
+    const a = await store.chats.create('a');
+    const b = await store.chats.create('b');
+    await store.messages.add({ chatId: a.id, role: 'user', content: 'a1' });
+    await store.messages.add({ chatId: a.id, role: 'user', content: 'a2' });
+    await store.messages.add({ chatId: b.id, role: 'user', content: 'b1' });
+    expect((await timeline(a.id)).map(([, , p]) => p)).toEqual([1, 2]);
+    expect((await timeline(b.id)).map(([, , p]) => p)).toEqual([1]);
+  });
+});
+
+describe('messages', () => {
+  it('round-trip images as base64 with their mimeType, in the order given', async () => {
+    const chat = await store.chats.create();
+    const added = await store.messages.add({
+      chatId: chat.id,
+      role: 'user',
+      content: 'two pictures',
+      images: [
+        { mediaType: 'image/png', data: PNG },
+        { mediaType: 'image/jpeg', data: JPEG_BYTES },
+      ],
+    });
+    const expected = [
+      { id: expect.any(String), base64: PNG.toString('base64'), mimeType: 'image/png' },
+      { id: expect.any(String), base64: JPEG_BYTES.toString('base64'), mimeType: 'image/jpeg' },
+    ];
+    expect(added?.images).toEqual(expected);
+
+    const [listed] = await store.messages.list(chat.id);
+    expect(listed?.images).toEqual(expected);
+    expect(listed?.images).toEqual(added?.images);
+    expect(Buffer.from(listed!.images![1]!.base64, 'base64').equals(JPEG_BYTES)).toBe(true);
+  });
+
+  it('have images null when they carry none', async () => {
+    const chat = await store.chats.create();
+    await store.messages.add({ chatId: chat.id, role: 'assistant', content: 'text only', images: [] });
+    expect((await store.messages.list(chat.id))[0]?.images).toBeNull();
+  });
+
+  it('keep their status', async () => {
+    const chat = await store.chats.create();
+    await store.messages.add({ chatId: chat.id, role: 'assistant', content: 'half an ans', status: 'interrupted' });
+    expect((await store.messages.list(chat.id))[0]?.status).toBe('interrupted');
+  });
+
+  it('are not stored for a chat that does not exist', async () => {
+    const added = await store.messages.add({ chatId: 'missing', role: 'user', content: 'x', images: [{ mediaType: 'image/png', data: PNG }] });
+    expect(added).toBeUndefined();
+    expect(await db.selectFrom('messages').selectAll().execute()).toEqual([]);
+    expect(await db.selectFrom('message_images').selectAll().execute()).toEqual([]);
+  });
+
+  it('move their chat to the top of the list', async () => {
+    let clock = new Date('2025-01-01T00:00:00.000Z');
+    const ticking = new Store(db, () => clock);
+    const older = await ticking.chats.create('older');
+    clock = new Date('2025-01-01T00:00:01.000Z');
+    await ticking.chats.create('newer');
+    clock = new Date('2025-01-01T00:00:02.000Z');
+    await ticking.messages.add({ chatId: older.id, role: 'user', content: 'hi' });
+    expect((await ticking.chats.list()).map((c) => c.title)).toEqual(['older', 'newer']);
+  });
+});
+
+describe('tool uses', () => {
+  it('recordResult completes the tool use of that chat with that id, and no other', async () => {
+    const chat = await store.chats.create();
+    const other = await store.chats.create();
+    const call = (chatId: string, toolUseId: string) =>
+      store.toolUses.recordCall({ chatId, queryId: null, toolUseId, toolName: 'Bash', input: { command: toolUseId } });
+    await call(chat.id, 'toolu_1');
+    await call(chat.id, 'toolu_2');
+    await call(other.id, 'toolu_2');
+
+    await store.toolUses.recordResult({ chatId: chat.id, toolUseId: 'toolu_2', content: 'boom', isError: true });
+
+    expect(await store.toolUses.list(chat.id)).toEqual([
+      { id: 'toolu_1', tool_name: 'Bash', tool_input: { command: 'toolu_1' }, result_content: null, is_error: false, timestamp: FIXED_TIME.toISOString() },
+      { id: 'toolu_2', tool_name: 'Bash', tool_input: { command: 'toolu_2' }, result_content: 'boom', is_error: true, timestamp: FIXED_TIME.toISOString() },
+    ]);
+    expect(await store.toolUses.list(other.id)).toEqual([expect.objectContaining({ id: 'toolu_2', result_content: null, is_error: false })]);
+
+    await store.toolUses.recordResult({ chatId: chat.id, toolUseId: 'toolu_1', content: 'ok', isError: false });
+    expect((await store.toolUses.list(chat.id))[0]).toMatchObject({ result_content: 'ok', is_error: false });
+  });
+});
+
+describe('clear', () => {
+  it('empties the chat\'s conversation and forgets its SDK session, keeping the chat and other chats', async () => {
+    const chat = await store.chats.create('to clear');
+    const other = await store.chats.create('untouched');
+    for (const c of [chat, other]) {
+      const queryId = await store.queries.start(c.id);
+      await store.messages.add({ chatId: c.id, role: 'user', content: 'q', queryId, images: [{ mediaType: 'image/png', data: PNG }] });
+      await store.toolUses.recordCall({ chatId: c.id, queryId, toolUseId: 'toolu_x', toolName: 'Read', input: {} });
+      await store.messages.add({ chatId: c.id, role: 'assistant', content: 'a', queryId });
+      await store.chats.setSdkSessionId(c.id, `session-${c.title}`);
+    }
+
+    await store.messages.clear(chat.id);
+
+    expect(await store.chats.get(chat.id)).toMatchObject({ title: 'to clear', sdk_session_id: null });
+    expect(await store.messages.list(chat.id)).toEqual([]);
+    expect(await store.toolUses.list(chat.id)).toEqual([]);
+    expect(await db.selectFrom('queries').select('id').where('chat_id', '=', chat.id).execute()).toEqual([]);
+    expect(await db.selectFrom('message_images').select('id').execute()).toHaveLength(1);
+
+    expect(await store.chats.get(other.id)).toMatchObject({ sdk_session_id: 'session-untouched' });
+    expect(await store.messages.list(other.id)).toHaveLength(2);
+    expect(await store.toolUses.list(other.id)).toHaveLength(1);
+  });
+
+  it('lets the chat continue with new messages afterwards', async () => {
+    const chat = await store.chats.create();
+    await store.messages.add({ chatId: chat.id, role: 'user', content: 'before' });
+    await store.messages.clear(chat.id);
+    await store.messages.add({ chatId: chat.id, role: 'user', content: 'after' });
+    expect((await store.messages.list(chat.id)).map((m) => m.content)).toEqual(['after']);
+  });
+});
+
+describe('queries', () => {
+  it('failAbandoned marks only running queries as errors, with the reason', async () => {
+    const chat = await store.chats.create();
+    const running1 = await store.queries.start(chat.id);
+    const running2 = await store.queries.start(chat.id);
+    const done = await store.queries.start(chat.id);
+    await store.queries.finish(done, { status: 'complete', costUsd: 0.5, durationMs: 1200 });
+
+    expect(await store.queries.failAbandoned('server restarted')).toBe(2);
+
+    for (const id of [running1, running2]) {
+      expect(await store.queries.get(id)).toMatchObject({ status: 'error', error: 'server restarted', ended_at: FIXED_TIME.toISOString() });
+    }
+    expect(await store.queries.get(done)).toMatchObject({ status: 'complete', cost_usd: 0.5, duration_ms: 1200, error: null });
+    expect(await store.queries.failAbandoned('again')).toBe(0);
+  });
+});
+
+describe('chats', () => {
+  it('deleting a chat removes its messages, images, tool uses and queries', async () => {
+    const chat = await store.chats.create();
+    const queryId = await store.queries.start(chat.id);
+    await store.messages.add({ chatId: chat.id, role: 'user', content: 'x', queryId, images: [{ mediaType: 'image/png', data: PNG }] });
+    await store.toolUses.recordCall({ chatId: chat.id, queryId, toolUseId: 't', toolName: 'Bash', input: {} });
+
+    expect(await store.chats.delete(chat.id)).toBe(true);
+    expect(await store.chats.delete(chat.id)).toBe(false);
+    for (const table of ['messages', 'message_images', 'tool_uses', 'queries', 'chats'] as const) {
+      expect(await db.selectFrom(table).selectAll().execute(), table).toEqual([]);
+    }
+  });
+});
+
+describe('openDatabase', () => {
+  it('runs SQLite in WAL mode with foreign keys on', async () => {
+    const pragma = async (name: string) => Object.values((await sql.raw(`pragma ${name}`).execute(db)).rows[0] as object)[0];
+    expect(await pragma('journal_mode')).toBe('wal');
+    expect(await pragma('foreign_keys')).toBe(1);
+  });
+});
+
+describe('migrations', () => {
+  it('run again without error on a database that is already up to date, keeping its data', async () => {
+    const chat = await store.chats.create('survivor');
+    await migrateToLatest(db);
+
+    const second = await open();
+    expect(await new Store(second).chats.get(chat.id)).toEqual(chat);
+
+    const third = await open();
+    expect((await new Store(third).chats.list()).map((c) => c.title)).toEqual(['survivor']);
+  });
+});
