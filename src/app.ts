@@ -38,6 +38,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     trustProxy: config.TRUST_PROXY,
     // Chat ids and titles are short; a body of a few MB is an image-free mistake or an attack.
     bodyLimit: 1024 * 1024,
+    // Requests Fastify rejects before routing (a malformed URL) answer in the same `{detail}` shape.
+    frameworkErrors: (err, _req, reply) => {
+      void reply.code(err.statusCode ?? 400).send({ detail: err.message } as never);
+    },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.js';
+import { monotonicClock } from './clock.js';
 import { ChatsRepository } from './chats.repository.js';
 import { MessagesRepository } from './messages.repository.js';
 import { QueriesRepository } from './queries.repository.js';
@@ -13,7 +14,7 @@ export class Store {
 
   constructor(
     readonly db: Db,
-    now: () => Date = () => new Date(),
+    now: () => Date = monotonicClock(),
   ) {
     this.chats = new ChatsRepository(db, now);
     this.messages = new MessagesRepository(db, now);
