@@ -40,7 +40,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     bodyLimit: 1024 * 1024,
     // Requests Fastify rejects before routing (a malformed URL) answer in the same `{detail}` shape.
     frameworkErrors: (err, _req, reply) => {
-      void reply.code(err.statusCode ?? 400).send({ detail: err.message } as never);
+      void reply.code((err.statusCode ?? 400) as 400).send({ detail: err.message } as never);
     },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
