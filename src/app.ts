@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { AgentRegistry } from './agent/agent-registry.js';
 import type { AgentConnectionFactory } from './agent/agent-events.js';
@@ -40,7 +40,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     bodyLimit: 1024 * 1024,
     // Requests Fastify rejects before routing (a malformed URL) answer in the same `{detail}` shape.
     frameworkErrors: (err, _req, reply) => {
-      void reply.code((err.statusCode ?? 400) as 400).send({ detail: err.message } as never);
+      void (reply as FastifyReply).code(err.statusCode ?? 400).send({ detail: err.message });
     },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
