@@ -6,6 +6,7 @@ import { AgentRegistry } from './agent/agent-registry.js';
 import type { AgentConnectionFactory } from './agent/agent-events.js';
 import { agentConfigDir, buildAgentEnv, missingCredentials } from './agent/agent-env.js';
 import { loadMcpServers } from './agent/mcp-servers.js';
+import { recoverFromCrash } from './agent/crash-recovery.js';
 import { sdkConnectionFactory } from './agent/sdk-connection.js';
 import { ChatService } from './chats/chat.service.js';
 import type { Config } from './config/config.js';
@@ -54,8 +55,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const mcpServers = config.MCP_SERVERS_FILE ? loadMcpServers(config.MCP_SERVERS_FILE) : undefined;
   const db = await openDatabase(config.DATABASE_URL);
   const store = new Store(db, options.now);
-  const abandoned = await store.queries.failAbandoned('the service stopped while the query ran');
-  if (abandoned > 0) app.log.warn({ abandoned }, 'marked queries left running by a previous process as failed');
+  await recoverFromCrash(config, store, app.log);
 
   const connect =
     options.connect ??
@@ -77,6 +77,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     workspaceDir: config.WORKSPACE_DIR,
     agentConfigDir: agentConfigDir(config),
     interruptTimeoutMs: config.AGENT_INTERRUPT_TIMEOUT_MS,
+    checkpointMs: config.STREAM_CHECKPOINT_MS,
+    replay: { maxEvents: config.REPLAY_BUFFER_EVENTS, maxBytes: config.REPLAY_BUFFER_BYTES },
+    maxLiveAgents: config.MAX_LIVE_AGENTS,
+    idleTimeoutMs: config.AGENT_IDLE_TIMEOUT_MS,
     preflight: () => missingCredentials(config),
     log: app.log,
   });
@@ -96,6 +100,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     agents,
     images: { maxCount: config.MAX_IMAGES_PER_MESSAGE, maxBytes: config.MAX_IMAGE_BYTES },
     maxMessageChars: config.MAX_MESSAGE_CHARS,
+    prewarm: config.AGENT_PREWARM,
+    maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
+    heartbeatMs: config.WS_HEARTBEAT_MS,
   });
   return app;
 }

@@ -40,8 +40,10 @@ export interface AgentConnection {
   interrupt(): Promise<void>;
   /** Ends the CLI process. Idempotent. */
   close(): void;
-  /** Settles when the connection's message loop has ended (process gone); `error` when it ended abnormally. */
+  /** Settles when the connection's message loop has ended and its process has exited; `error` if abnormally. */
   readonly ended: Promise<{ error?: Error }>;
+  /** The agent process id, once started (for operators and tests). */
+  readonly pid: number | undefined;
 }
 
 export interface AgentConnectionRequest {

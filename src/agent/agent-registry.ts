@@ -2,8 +2,11 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Store } from '../store/store.js';
-import type { AgentConnectionFactory } from './agent-events.js';
+import type { AgentConnection, AgentConnectionFactory } from './agent-events.js';
+import { ChatError } from './chat-error.js';
 import { ChatSession } from './chat-session.js';
+import type { EventLogLimits } from './event-log.js';
+import { Serial } from './serial.js';
 import { transcriptExists } from './transcripts.js';
 
 export interface AgentRegistryDeps {
@@ -12,22 +15,38 @@ export interface AgentRegistryDeps {
   workspaceDir: string;
   agentConfigDir: string;
   interruptTimeoutMs: number;
+  checkpointMs: number;
+  replay: EventLogLimits;
+  /** Most agent processes alive at once; the least recently used idle one is closed to make room. */
+  maxLiveAgents: number;
+  /** An agent idle this long is closed (its chat resumes on the next message). */
+  idleTimeoutMs: number;
   preflight(): string | undefined;
   log: FastifyBaseLogger;
 }
 
-/** Owns every ChatSession: creates one per chat on first use, closes them on delete and on shutdown. */
+/**
+ * Owns every ChatSession: creates one per chat on first use, bounds the live agent processes (LRU eviction and
+ * idle timeout), and closes them on delete and on shutdown.
+ */
 export class AgentRegistry {
   private readonly sessions = new Map<string, ChatSession>();
+  /** Admissions run one at a time, so two chats never both take the last free slot. */
+  private readonly admissions = new Serial();
+  private readonly sweeper: NodeJS.Timeout;
   private closing = false;
 
-  constructor(private readonly deps: AgentRegistryDeps) {}
+  constructor(private readonly deps: AgentRegistryDeps) {
+    const every = Math.max(1_000, Math.min(60_000, Math.floor(deps.idleTimeoutMs / 4)));
+    this.sweeper = setInterval(() => void this.sweep(), every);
+    this.sweeper.unref();
+  }
 
   /** The chat's session (the caller has checked that the chat exists). */
   get(chatId: string): ChatSession {
     let session = this.sessions.get(chatId);
     if (!session) {
-      if (this.closing) throw new Error('the service is shutting down');
+      if (this.closing) throw new ChatError('agent_unavailable', 'the service is shutting down');
       const cwd = path.join(this.deps.workspaceDir, chatId);
       session = new ChatSession({
         chatId,
@@ -35,8 +54,11 @@ export class AgentRegistry {
         connect: this.deps.connect,
         cwd,
         interruptTimeoutMs: this.deps.interruptTimeoutMs,
+        checkpointMs: this.deps.checkpointMs,
+        replay: this.deps.replay,
         transcriptExists: (sessionId) => transcriptExists(this.deps.agentConfigDir, cwd, sessionId),
         preflight: this.deps.preflight,
+        admitAgent: (s, start, options) => this.admit(s, start, options),
         log: this.deps.log.child({ chat_id: chatId }),
       });
       this.sessions.set(chatId, session);
@@ -53,30 +75,88 @@ export class AgentRegistry {
   }
 
   get liveAgents(): number {
-    let live = 0;
-    for (const session of this.sessions.values()) if (session.hasLiveAgent) live++;
-    return live;
+    return this.live().length;
+  }
+
+  /** Process ids of the live agent CLIs (for operators and the orphan tests). */
+  agentPids(): number[] {
+    return this.live().flatMap((s) => (s.agentPid === undefined ? [] : [s.agentPid]));
   }
 
   /** Stops the chat's agent and forgets the session. */
-  async closeChat(chatId: string): Promise<void> {
+  async closeChat(chatId: string, options: { fast?: boolean } = {}): Promise<void> {
     const session = this.sessions.get(chatId);
     if (!session) return;
     this.sessions.delete(chatId);
-    await session.close();
+    await session.close(options);
   }
 
-  /** The chat is being deleted: stop its agent, then remove its working directory. */
+  /** The chat is being deleted: stop its agent at once, then remove its working directory. */
   async discardChat(chatId: string): Promise<void> {
-    await this.closeChat(chatId);
+    await this.closeChat(chatId, { fast: true });
     await fs.rm(path.join(this.deps.workspaceDir, chatId), { recursive: true, force: true });
   }
 
-  /** Shutdown: running queries end `cancelled` with their partial text stored; every agent process is closed. */
+  /**
+   * Shutdown: running queries end `cancelled` with their partial text stored, and every agent process is ended
+   * (not interrupted politely: the service is going away). Resolves when all have exited.
+   */
   async closeAll(): Promise<void> {
     this.closing = true;
+    clearInterval(this.sweeper);
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
-    await Promise.allSettled(sessions.map((s) => s.close()));
+    await Promise.allSettled(sessions.map((s) => s.close({ fast: true })));
+  }
+
+  private live(): ChatSession[] {
+    return [...this.sessions.values()].filter((s) => s.hasLiveAgent);
+  }
+
+  /**
+   * Starts an agent for `session` within the live-agent limit. At the limit, the least recently used idle agent
+   * is closed first; if every agent is busy answering, a message gets a clear error and a prewarm just waits for
+   * the next message (`evict: false` returns undefined).
+   */
+  private admit(
+    session: ChatSession,
+    start: () => AgentConnection,
+    { evict }: { evict: boolean },
+  ): Promise<AgentConnection | undefined> {
+    return this.admissions.run(async () => {
+      if (this.closing) throw new ChatError('agent_unavailable', 'the service is shutting down');
+      const others = this.live().filter((s) => s !== session);
+      if (others.length >= this.deps.maxLiveAgents) {
+        if (!evict) return undefined;
+        const idle = others.filter((s) => !s.isBusy).sort((a, b) => a.lastActivity - b.lastActivity);
+        const excess = others.length - this.deps.maxLiveAgents + 1;
+        if (idle.length < excess) {
+          throw new ChatError(
+            'agent_busy',
+            `all ${this.deps.maxLiveAgents} agents are busy answering; try again in a moment`,
+          );
+        }
+        for (const victim of idle.slice(0, excess)) {
+          this.deps.log.info({ chat_id: victim.chatId }, 'closing the least recently used agent to make room');
+          await victim.closeAgent();
+        }
+      }
+      return start();
+    });
+  }
+
+  /** Closes agents idle past the timeout and forgets sessions nobody follows. */
+  private async sweep(): Promise<void> {
+    const cutoff = Date.now() - this.deps.idleTimeoutMs;
+    for (const session of [...this.sessions.values()]) {
+      if (session.isBusy || session.lastActivity > cutoff) continue;
+      if (session.hasLiveAgent) {
+        this.deps.log.info({ chat_id: session.chatId }, 'closing an idle agent');
+        await session.closeAgent().catch((err: unknown) => this.deps.log.warn({ err }, 'failed to close an idle agent'));
+      }
+      if (session.subscriberCount === 0 && !session.hasLiveAgent && !session.isBusy) {
+        this.sessions.delete(session.chatId);
+      }
+    }
   }
 }

@@ -5,12 +5,11 @@ import type { ImageToStore } from '../store/messages.repository.js';
 import type { Store } from '../store/store.js';
 import type { AgentConnection, AgentConnectionFactory, AgentEvent } from './agent-events.js';
 import { ChatError } from './chat-error.js';
+import { ChatEventLog, type ChatSubscriber, type EventLogLimits } from './event-log.js';
 import { QueryRun } from './query-run.js';
 import { Serial, withTimeout } from './serial.js';
 
-export interface ChatSubscriber {
-  send(event: ServerEvent): void;
-}
+export type { ChatSubscriber };
 
 export interface ChatSessionDeps {
   chatId: string;
@@ -19,15 +18,28 @@ export interface ChatSessionDeps {
   /** The chat's own working directory (created on first use). */
   cwd: string;
   interruptTimeoutMs: number;
+  /** How often the text of a streaming answer is checkpointed to the store (what a crash can lose at most). */
+  checkpointMs: number;
+  replay: EventLogLimits;
   /** Whether the SDK still has the transcript of a session, so resuming it keeps the model's context. */
   transcriptExists(sessionId: string): Promise<boolean>;
   /** A reason the agent cannot run at all (e.g. no credentials), checked before anything is stored. */
   preflight(): string | undefined;
+  /**
+   * Starts an agent process through `start` once there is room under the live-agent limit (evicting an idle one
+   * if `evict`); throws ChatError when every agent is busy, or returns undefined without `evict`.
+   */
+  admitAgent(
+    session: ChatSession,
+    start: () => AgentConnection,
+    options: { evict: boolean },
+  ): Promise<AgentConnection | undefined>;
   log: FastifyBaseLogger;
+  now?: () => number;
 }
 
-/** An error event of a chat (chat-scoped errors go through the same numbering as every other event). */
-type ErrorBody = { type: 'error'; error: string; code: string; query_id?: string };
+/** A chat event before it is numbered; errors of a chat are numbered like every other event. */
+type Body = ChatEventBody | { type: 'error'; error: string; code: string; query_id?: string };
 
 /** The three ways a query ends. */
 type TerminalBody =
@@ -36,8 +48,8 @@ type TerminalBody =
   | { type: 'error'; error: string; code: string };
 
 /**
- * One chat: its subscribers, its event numbering, its running query and its agent connection. Operations
- * (send, stop, clear, close) run one at a time under `ops`; rows are written in event order through `writes`.
+ * One chat: its event stream, its running query and its agent connection. Operations (send, stop, clear,
+ * close) run one at a time under `ops`; rows are written in event order through `writes`.
  *
  * Invariants: every query gets exactly one terminal event; no event of a query follows it; a new message is
  * sent to the agent only after the previous turn ended (or its process was replaced), so answers never mix.
@@ -45,8 +57,7 @@ type TerminalBody =
 export class ChatSession {
   private readonly ops = new Serial();
   private readonly writes = new Serial();
-  private readonly subscribers = new Set<ChatSubscriber>();
-  private seq = 0;
+  private readonly events: ChatEventLog;
   private current: QueryRun | undefined;
   private connection: AgentConnection | undefined;
   /** Increments whenever the connection is replaced; events of an older connection are ignored. */
@@ -55,8 +66,15 @@ export class ChatSession {
   /** The SDK's cost total is cumulative per connection: a query's cost is the difference. */
   private costBase = 0;
   private closed = false;
+  private readonly now: () => number;
+  /** Last time the chat did something (a message, an answer event): the registry evicts the least recent. */
+  lastActivity: number;
 
-  constructor(private readonly deps: ChatSessionDeps) {}
+  constructor(private readonly deps: ChatSessionDeps) {
+    this.now = deps.now ?? Date.now;
+    this.events = new ChatEventLog(deps.replay, this.now);
+    this.lastActivity = this.now();
+  }
 
   get chatId(): string {
     return this.deps.chatId;
@@ -66,51 +84,81 @@ export class ChatSession {
     return this.current !== undefined && !this.current.terminated;
   }
 
+  /** An agent turn is still running (a stopped query may still be draining). */
+  get isBusy(): boolean {
+    return this.current?.turnOpen === true;
+  }
+
   get hasLiveAgent(): boolean {
     return this.connection !== undefined;
   }
 
+  get agentPid(): number | undefined {
+    return this.connection?.pid;
+  }
+
   get subscriberCount(): number {
-    return this.subscribers.size;
+    return this.events.subscriberCount;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  isSubscribed(subscriber: ChatSubscriber): boolean {
+    return this.events.has(subscriber);
   }
 
   /**
-   * Adds a subscriber and sends it `history`, `tool_history` and `processing_state`. The snapshot is taken when
-   * every queued write is stored and no event went out meanwhile, so it never misses or repeats an event.
+   * Adds a subscriber. With `lastSeq` (the last event it saw) and those events still kept, it gets exactly the
+   * events it missed. Otherwise it gets the chat's state: `history`, `tool_history`, `processing_state`. That
+   * snapshot is taken when every queued write is stored and no event went out meanwhile, so it never misses or
+   * repeats an event.
    */
-  async subscribe(subscriber: ChatSubscriber): Promise<void> {
+  async subscribe(subscriber: ChatSubscriber, lastSeq?: number): Promise<void> {
+    if (lastSeq !== undefined) {
+      const missed = this.events.since(lastSeq);
+      if (missed) {
+        this.events.add(subscriber);
+        for (const { event, json } of missed) subscriber.send(event, json);
+        return;
+      }
+    }
     for (let attempt = 0; ; attempt++) {
-      const seqBefore = this.seq;
+      const seqBefore = this.events.lastSeq;
       await this.writes.idle();
       const [messages, toolUses] = await Promise.all([
-        this.deps.store.messages.list(this.chatId),
+        this.deps.store.messages.list(this.chatId, { settledOnly: true }),
         this.deps.store.toolUses.list(this.chatId),
       ]);
-      // Retry while events race the read; after a few tries accept (the next issue's replay covers the gap).
-      if (seqBefore !== this.seq && attempt < 5) continue;
-      this.subscribers.add(subscriber);
-      const seq = this.seq;
-      const q = this.current && !this.current.terminated ? this.current : undefined;
+      if (seqBefore !== this.events.lastSeq && attempt < 20) continue;
+      this.events.add(subscriber);
+      const seq = this.events.lastSeq;
+      const run = this.isProcessing ? this.current : undefined;
       subscriber.send({ type: 'history', chat_id: this.chatId, seq, messages });
       subscriber.send({ type: 'tool_history', chat_id: this.chatId, seq, tool_uses: toolUses });
       subscriber.send({
         type: 'processing_state',
         chat_id: this.chatId,
         seq,
-        is_processing: q !== undefined,
-        query_id: q?.id ?? null,
-        streaming_state: q ? { text: q.streamOpen ? q.streamText : '' } : null,
+        is_processing: run !== undefined,
+        query_id: run?.id ?? null,
+        streaming_state: run ? { text: run.streamOpen ? run.streamText : '' } : null,
       });
       return;
     }
   }
 
   unsubscribe(subscriber: ChatSubscriber): void {
-    this.subscribers.delete(subscriber);
+    this.events.remove(subscriber);
   }
 
-  isSubscribed(subscriber: ChatSubscriber): boolean {
-    return this.subscribers.has(subscriber);
+  /** Starts the agent process ahead of the first message, so the answer starts without the CLI's cold start. */
+  prewarm(): Promise<void> {
+    return this.ops.run(async () => {
+      if (this.closed || this.connection || this.deps.preflight()) return;
+      await this.ensureConnection({ evict: false });
+    });
   }
 
   /**
@@ -123,6 +171,8 @@ export class ChatSession {
       const unavailable = this.deps.preflight();
       if (unavailable) throw new ChatError('agent_unavailable', unavailable);
       await this.cancelRunning();
+      // Admission before anything is stored: a chat refused for capacity leaves no half-started query behind.
+      await this.ensureConnection({ evict: true });
 
       const { store } = this.deps;
       const stored = await this.writes.run(async () => {
@@ -137,6 +187,7 @@ export class ChatSession {
         images.map((img) => ({ mediaType: img.mediaType, base64: img.data.toString('base64') })),
       );
       this.current = run;
+      this.lastActivity = this.now();
       this.emit({ type: 'user_message', query_id: run.id, content, message_id: stored.messageId });
       await this.startTurn(run);
       return run.id;
@@ -156,33 +207,37 @@ export class ChatSession {
   clear(): Promise<void> {
     return this.ops.run(async () => {
       await this.cancelRunning();
-      this.dropConnection();
+      await this.dropConnection();
       await this.writes.run(() => this.deps.store.messages.clear(this.chatId));
       this.emit({ type: 'history_cleared' });
     });
   }
 
-  /** Ends the chat's agent (delete, eviction, shutdown): a running query ends `cancelled`. */
-  close(): Promise<void> {
+  /**
+   * Ends the chat's agent process; a running query ends `cancelled` with its partial text stored. `fast` (shutdown,
+   * delete) skips the polite interrupt and ends the process at once. Resolves when the process has exited.
+   */
+  closeAgent({ fast = false } = {}): Promise<void> {
     return this.ops.run(async () => {
-      await this.cancelRunning();
-      this.dropConnection();
-      this.closed = true;
+      await this.cancelRunning({ fast });
+      await this.dropConnection();
       await this.writes.idle();
     });
   }
 
+  /** Closes the agent and the session itself: later operations answer not_found. */
+  async close(options: { fast?: boolean } = {}): Promise<void> {
+    await this.closeAgent(options);
+    this.closed = true;
+  }
+
   // ------------------------------------------------------------------------------------------ internals
 
-  private emit(body: ChatEventBody | ErrorBody): void {
-    const event = { ...body, chat_id: this.chatId, seq: ++this.seq } as ServerEvent;
-    for (const subscriber of this.subscribers) {
-      try {
-        subscriber.send(event);
-      } catch (err) {
-        this.deps.log.warn({ err }, 'failed to send an event to a subscriber');
-      }
-    }
+  private emit(body: Body): void {
+    this.events.emit(
+      (seq) => ({ ...body, chat_id: this.chatId, seq }) as ServerEvent,
+      (err) => this.deps.log.warn({ err }, 'failed to send an event to a subscriber'),
+    );
   }
 
   /** Queues a write; a failure (e.g. the chat was deleted meanwhile) is logged, never thrown into the stream. */
@@ -191,30 +246,38 @@ export class ChatSession {
   }
 
   private async startTurn(run: QueryRun): Promise<void> {
-    const connection = await this.ensureConnection(run);
+    const connection = await this.ensureConnection({ evict: true });
+    if (!connection) throw new ChatError('agent_busy', 'no agent available');
     connection.send(run.content, run.images);
   }
 
-  private async ensureConnection(run: QueryRun): Promise<AgentConnection> {
+  private async ensureConnection({ evict }: { evict: boolean }): Promise<AgentConnection | undefined> {
     if (this.connection) return this.connection;
     await fs.mkdir(this.deps.cwd, { recursive: true });
     const chat = await this.deps.store.chats.get(this.chatId);
     let resume = chat?.sdk_session_id ?? undefined;
     if (resume && !(await this.deps.transcriptExists(resume))) {
-      this.sessionRestarted(run, resume, 'its transcript is gone');
+      this.sessionRestarted(resume, 'its transcript is gone');
       resume = undefined;
     }
-    const generation = ++this.generation;
+    const generation = this.generation + 1;
+    const connection = await this.deps.admitAgent(
+      this,
+      () =>
+        this.deps.connect({
+          chatId: this.chatId,
+          cwd: this.deps.cwd,
+          ...(resume ? { resume } : {}),
+          onEvent: (event) => {
+            if (generation === this.generation) this.onAgentEvent(event);
+          },
+        }),
+      { evict },
+    );
+    if (!connection) return undefined;
+    this.generation = generation;
     this.costBase = 0;
     this.resumedFrom = resume;
-    const connection = this.deps.connect({
-      chatId: this.chatId,
-      cwd: this.deps.cwd,
-      ...(resume ? { resume } : {}),
-      onEvent: (event) => {
-        if (generation === this.generation) this.onAgentEvent(event);
-      },
-    });
     this.connection = connection;
     void connection.ended.then(({ error }) => {
       if (generation === this.generation) this.onConnectionEnded(error);
@@ -222,7 +285,7 @@ export class ChatSession {
     return connection;
   }
 
-  private sessionRestarted(run: QueryRun, sessionId: string, why: string): void {
+  private sessionRestarted(sessionId: string, why: string): void {
     this.deps.log.warn({ sdk_session_id: sessionId, why }, 'cannot resume the agent session: starting a new one');
     this.write('sdk session reset', () => this.deps.store.chats.setSdkSessionId(this.chatId, null));
     this.emit({
@@ -230,17 +293,17 @@ export class ChatSession {
       code: 'session_restarted',
       message: `The agent could not continue its previous session (${why}); it starts a new one and does not remember earlier messages.`,
     });
-    void run;
   }
 
-  /** Closes the agent process; the next message starts a new one that resumes the SDK session. */
-  private dropConnection(): void {
+  /** Ends the agent process and waits for it; the next message starts a new one that resumes the SDK session. */
+  private async dropConnection(): Promise<void> {
     const connection = this.connection;
     if (!connection) return;
     this.generation++;
     this.connection = undefined;
     connection.close();
     if (this.current?.turnOpen) this.current.endTurn();
+    await connection.ended;
   }
 
   private onConnectionEnded(error: Error | undefined): void {
@@ -249,13 +312,19 @@ export class ChatSession {
     if (!run?.turnOpen) return;
     // A resumed session that dies before its first turn starts: the transcript is unusable. Start afresh once.
     if (this.resumedFrom && !run.started && !run.terminated) {
-      this.sessionRestarted(run, this.resumedFrom, error?.message ?? 'the agent exited');
-      this.resumedFrom = undefined;
+      this.sessionRestarted(this.resumedFrom, error?.message ?? 'the agent exited');
       void this.ops.run(async () => {
-        if (this.current === run && !run.terminated) await this.startTurn(run);
+        if (this.current === run && !run.terminated) {
+          await this.writes.run(() => this.deps.store.chats.setSdkSessionId(this.chatId, null));
+          await this.startTurn(run);
+        }
       });
       return;
     }
+    this.closeStream(run, 'interrupted');
+    this.write('query failed', () =>
+      this.deps.store.queries.finish(run.id, { status: 'error', error: error?.message ?? 'agent process ended' }),
+    );
     this.terminate(run, {
       type: 'error',
       code: 'agent_error',
@@ -266,9 +335,10 @@ export class ChatSession {
 
   private onAgentEvent(event: AgentEvent): void {
     const run = this.current;
+    this.lastActivity = this.now();
     if (event.kind === 'init') {
       if (run) run.started = true;
-      void this.saveSessionId(event.sessionId);
+      this.saveSessionId(event.sessionId);
       return;
     }
     if (event.kind === 'api_retry') {
@@ -280,22 +350,22 @@ export class ChatSession {
     if (run.terminated) return; // a stopped query drains here until its turn ends
     switch (event.kind) {
       case 'text_start':
-        this.closeStream(run, 'complete');
-        run.streamOpen = true;
-        run.streamText = '';
-        this.emit({ type: 'stream_start', query_id: run.id });
+        this.openStream(run);
         return;
       case 'text_delta':
-        if (!run.streamOpen) this.onAgentEvent({ kind: 'text_start' });
+        if (!run.streamOpen) this.openStream(run);
         run.streamText += event.text;
         this.emit({ type: 'text_delta', query_id: run.id, delta: event.text });
+        this.checkpoint(run);
         return;
       case 'text_end':
         this.closeStream(run, 'complete');
         return;
       case 'text_whole':
         this.closeStream(run, 'complete');
-        this.storeAssistantText(run, event.text, 'complete');
+        this.write('assistant message', () =>
+          this.deps.store.messages.add({ chatId: this.chatId, role: 'assistant', content: event.text, queryId: run.id }),
+        );
         this.emit({ type: 'assistant_message', query_id: run.id, content: event.text });
         return;
       case 'tool_use':
@@ -309,13 +379,7 @@ export class ChatSession {
             input: event.input,
           }),
         );
-        this.emit({
-          type: 'tool_use',
-          query_id: run.id,
-          tool_id: event.toolUseId,
-          tool_name: event.toolName,
-          tool_input: event.input,
-        });
+        this.emit({ type: 'tool_use', query_id: run.id, tool_id: event.toolUseId, tool_name: event.toolName, tool_input: event.input });
         return;
       case 'tool_result':
         this.write('tool result', () =>
@@ -326,13 +390,7 @@ export class ChatSession {
             isError: event.isError,
           }),
         );
-        this.emit({
-          type: 'tool_result',
-          query_id: run.id,
-          tool_id: event.toolUseId,
-          content: event.content,
-          is_error: event.isError,
-        });
+        this.emit({ type: 'tool_result', query_id: run.id, tool_id: event.toolUseId, content: event.content, is_error: event.isError });
         return;
       case 'api_error':
         this.closeStream(run, 'interrupted');
@@ -344,49 +402,72 @@ export class ChatSession {
   private onTurnEnd(run: QueryRun, end: Extract<AgentEvent, { kind: 'turn_end' }>): void {
     const cost = Math.max(0, end.totalCostUsd - this.costBase);
     this.costBase = end.totalCostUsd;
-    void this.saveSessionId(end.sessionId);
-    const { queries } = this.deps.store;
+    this.saveSessionId(end.sessionId);
+    const { queries, messages } = this.deps.store;
     if (run.terminated) {
       // A stopped query's turn finished draining: record what it cost, its status stays.
       this.write('query cost', () => queries.recordCost(run.id, cost, end.durationMs));
     } else if (run.apiError !== undefined || (!end.success && end.subtype === 'error_during_execution')) {
       const error = run.apiError ?? (end.errors.join('; ') || 'The agent failed to answer');
       this.closeStream(run, 'interrupted');
-      this.storeAssistantText(run, error, 'error');
-      this.write('query end', () =>
-        queries.finish(run.id, { status: 'error', costUsd: cost, durationMs: end.durationMs, error }),
+      this.write('error message', () =>
+        messages.add({ chatId: this.chatId, role: 'assistant', content: error, status: 'error', queryId: run.id }),
       );
+      this.write('query end', () => queries.finish(run.id, { status: 'error', costUsd: cost, durationMs: end.durationMs, error }));
       this.terminate(run, { type: 'error', code: 'agent_error', error });
     } else {
       this.closeStream(run, 'complete');
       const error = end.success ? null : end.errors.join('; ') || end.subtype;
-      this.write('query end', () =>
-        queries.finish(run.id, { status: end.success ? 'complete' : 'error', costUsd: cost, durationMs: end.durationMs, error }),
-      );
+      const status = end.success ? 'complete' : 'error';
+      this.write('query end', () => queries.finish(run.id, { status, costUsd: cost, durationMs: end.durationMs, error }));
       this.terminate(run, { type: 'result', success: end.success, cost, duration: end.durationMs });
     }
     run.endTurn();
   }
 
-  /** Ends the open text block, storing its text (interrupted text is stored too: never lost). */
+  /** A text block starts: announced to clients and stored at once as `streaming`, so a crash cannot lose it. */
+  private openStream(run: QueryRun): void {
+    this.closeStream(run, 'complete');
+    run.streamOpen = true;
+    run.streamText = '';
+    run.checkpointedAt = this.now();
+    const row = this.writes.run(() =>
+      this.deps.store.messages.add({ chatId: this.chatId, role: 'assistant', content: '', status: 'streaming', queryId: run.id }),
+    );
+    row.catch((err: unknown) => this.deps.log.error({ err }, 'failed to store a streaming answer'));
+    run.streamRow = row.then((message) => message?.id, () => undefined);
+    this.emit({ type: 'stream_start', query_id: run.id });
+  }
+
+  private checkpoint(run: QueryRun): void {
+    if (this.now() - run.checkpointedAt < this.deps.checkpointMs) return;
+    run.checkpointedAt = this.now();
+    const { streamRow, streamText } = run;
+    this.write('checkpoint', async () => {
+      const id = await streamRow;
+      if (id) await this.deps.store.messages.update(id, streamText, 'streaming');
+    });
+  }
+
+  /** Ends the open text block and stores its final text (interrupted text too: never lost). */
   private closeStream(run: QueryRun, status: 'complete' | 'interrupted'): void {
     if (!run.streamOpen) return;
     run.streamOpen = false;
-    this.storeAssistantText(run, run.streamText, status);
+    const { streamRow, streamText } = run;
+    this.write('assistant message', async () => {
+      const id = await streamRow;
+      if (!id) return;
+      if (streamText.length === 0) await this.deps.store.messages.remove(id);
+      else await this.deps.store.messages.update(id, streamText, status);
+    });
     run.streamText = '';
     this.emit({ type: 'stream_end', query_id: run.id });
-  }
-
-  private storeAssistantText(run: QueryRun, text: string, status: 'complete' | 'interrupted' | 'error'): void {
-    if (text.length === 0) return;
-    this.write('assistant message', () =>
-      this.deps.store.messages.add({ chatId: this.chatId, role: 'assistant', content: text, status, queryId: run.id }),
-    );
   }
 
   private terminate(run: QueryRun, body: TerminalBody): void {
     if (run.terminated) return;
     run.terminated = true;
+    this.lastActivity = this.now();
     this.emit({ ...body, query_id: run.id });
   }
 
@@ -394,7 +475,7 @@ export class ChatSession {
    * Cancels the running query (under `ops`): it ends `cancelled` at once, then the agent is interrupted and its turn
    * drained. If the interrupt does not finish in time the process is replaced; the session resumes on next use.
    */
-  private async cancelRunning(): Promise<void> {
+  private async cancelRunning({ fast = false } = {}): Promise<void> {
     const run = this.current;
     if (!run?.turnOpen) return;
     if (!run.terminated) {
@@ -403,18 +484,18 @@ export class ChatSession {
       this.terminate(run, { type: 'cancelled' });
     }
     const connection = this.connection;
-    if (!connection) return run.endTurn();
+    if (!connection || fast) return void (await this.dropConnection());
     const timeout = this.deps.interruptTimeoutMs;
     try {
       await withTimeout(connection.interrupt(), timeout, 'interrupt');
       await withTimeout(run.turnEnded, timeout, 'draining the interrupted turn');
     } catch (err) {
       this.deps.log.warn({ err, query_id: run.id }, 'interrupt did not complete: replacing the agent process');
-      this.dropConnection();
+      await this.dropConnection();
     }
   }
 
-  private async saveSessionId(sessionId: string): Promise<void> {
+  private saveSessionId(sessionId: string): void {
     this.write('sdk session id', async () => {
       const chat = await this.deps.store.chats.get(this.chatId);
       if (chat && chat.sdk_session_id !== sessionId) await this.deps.store.chats.setSdkSessionId(this.chatId, sessionId);

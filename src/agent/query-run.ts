@@ -11,8 +11,11 @@ export class QueryRun {
   turnOpen = true;
   /** A text block is streaming: stream_start went out, stream_end not yet. */
   streamOpen = false;
-  /** Text of the open block, not yet stored. */
+  /** Text of the open block so far. */
   streamText = '';
+  /** The stored row of the open block (written as `streaming`, then checkpointed). */
+  streamRow: Promise<string | undefined> = Promise.resolve(undefined);
+  checkpointedAt = 0;
   /** Set when the model API failed; the turn's end then becomes an `error`. */
   apiError: string | undefined;
   /** Set once the agent process confirmed the turn started (init), to tell a failed resume from a failed turn. */

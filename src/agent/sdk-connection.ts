@@ -7,6 +7,7 @@ import {
   type SDKUserMessage,
 } from '@anthropic-ai/claude-agent-sdk';
 import type { FastifyBaseLogger } from 'fastify';
+import { AgentProcess } from './agent-process.js';
 import { AsyncQueue } from './async-queue.js';
 import type { AgentConnection, AgentConnectionFactory, AgentConnectionRequest, AgentEvent, AgentImage } from './agent-events.js';
 
@@ -34,11 +35,13 @@ class SdkConnection implements AgentConnection {
   private readonly input = new AsyncQueue<SDKUserMessage>();
   private readonly query: Query;
   private readonly reducer: MessageReducer;
+  private readonly process: AgentProcess;
   private closed = false;
   readonly ended: Promise<{ error?: Error }>;
 
   constructor(settings: SdkAgentSettings, request: AgentConnectionRequest, private readonly log: FastifyBaseLogger) {
     this.reducer = new MessageReducer(request.onEvent);
+    this.process = new AgentProcess(log);
     this.query = query({
       prompt: this.input,
       options: {
@@ -55,10 +58,18 @@ class SdkConnection implements AgentConnection {
         // Isolation: no user/project settings or hooks from disk; the service's config is the whole config.
         settingSources: [],
         includePartialMessages: true,
-        stderr: (line) => this.log.debug({ stderr: line.trimEnd() }, 'agent cli stderr'),
+        spawnClaudeCodeProcess: this.process.spawn,
       },
     });
-    this.ended = this.pump();
+    // Ended means the message loop is over AND the CLI process has exited: no orphan outlives a connection.
+    this.ended = this.pump().then(async (outcome) => {
+      await this.process.terminate();
+      return outcome;
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.process.pid;
   }
 
   private async pump(): Promise<{ error?: Error }> {
@@ -106,6 +117,7 @@ class SdkConnection implements AgentConnection {
     this.closed = true;
     this.input.end();
     this.query.close();
+    void this.process.terminate();
   }
 }
 

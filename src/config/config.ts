@@ -88,6 +88,22 @@ export const EnvSchema = z.object({
   /** How long `stop` waits for the SDK's interrupt before closing the agent process instead. */
   AGENT_INTERRUPT_TIMEOUT_MS: integer(100, 60_000).default(3_000),
 
+  /** Most agent CLI processes alive at once (~180 MB each); the least recently used idle one makes room. */
+  MAX_LIVE_AGENTS: integer(1, 10_000).default(16),
+  /** An agent idle this long is closed; its chat resumes transparently on the next message. */
+  AGENT_IDLE_TIMEOUT_MS: integer(1_000, 86_400_000).default(600_000),
+  /** Start a chat's agent when a client subscribes, so the first answer skips the CLI's cold start. */
+  AGENT_PREWARM: boolean.default(true),
+  /** How often a streaming answer is checkpointed to the database: the most a crash can lose. */
+  STREAM_CHECKPOINT_MS: integer(50, 60_000).default(1_000),
+  /** Recent events kept per chat for clients that reconnect with their last `seq`. */
+  REPLAY_BUFFER_EVENTS: integer(0, 1_000_000).default(2_000),
+  REPLAY_BUFFER_BYTES: integer(0, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
+  /** A WebSocket whose unsent data exceeds this is closed (code 4008): a stalled client cannot grow memory. */
+  WS_MAX_BUFFERED_BYTES: integer(64 * 1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  /** Ping interval; a connection that did not answer the previous ping is dropped. */
+  WS_HEARTBEAT_MS: integer(1_000, 3_600_000).default(30_000),
+
   /** Largest decoded image accepted, and most images per message. */
   MAX_IMAGE_BYTES: integer(1, 50 * 1024 * 1024).default(5 * 1024 * 1024),
   MAX_IMAGES_PER_MESSAGE: integer(0, 100).default(10),

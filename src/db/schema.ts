@@ -14,7 +14,8 @@ export interface ChatsTable {
   last_position: ColumnType<number, number | undefined, number>;
 }
 
-export type MessageStatus = 'complete' | 'interrupted' | 'error';
+/** `streaming`: an answer block still being written (checkpointed as it streams, so a crash keeps it). */
+export type MessageStatus = 'streaming' | 'complete' | 'interrupted' | 'error';
 
 export interface MessagesTable {
   id: string;

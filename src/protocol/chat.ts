@@ -20,7 +20,7 @@ export const StoredImageSchema = z
   .meta({ id: 'StoredImage' });
 export type StoredImage = z.infer<typeof StoredImageSchema>;
 
-export const MessageStatusSchema = z.enum(['complete', 'interrupted', 'error']);
+export const MessageStatusSchema = z.enum(['streaming', 'complete', 'interrupted', 'error']);
 
 export const ChatMessageSchema = z
   .object({
@@ -31,7 +31,9 @@ export const ChatMessageSchema = z
     timestamp: z.string().meta({ description: 'ISO-8601' }),
     images: z.array(StoredImageSchema).nullable(),
     status: MessageStatusSchema.meta({
-      description: 'complete, or interrupted when a stop cut the answer short, or error when the model failed',
+      description:
+        'complete; interrupted when a stop (or a crash) cut the answer short; error when the model failed; ' +
+        'streaming while the answer is still being written',
     }),
   })
   .meta({ id: 'ChatMessage' });

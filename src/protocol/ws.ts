@@ -11,7 +11,15 @@ import { ChatMessageSchema, ImageInputSchema, ToolUseRecordSchema } from './chat
 
 const chatId = z.string({ message: 'chat_id is required' }).min(1, 'chat_id is required');
 
-export const SubscribeFrameSchema = z.object({ type: z.literal('subscribe'), chat_id: chatId });
+export const SubscribeFrameSchema = z.object({
+  type: z.literal('subscribe'),
+  chat_id: chatId,
+  last_seq: z
+    .number()
+    .int()
+    .optional()
+    .meta({ description: 'The last seq the client saw: it gets exactly the events after it when they are still kept' }),
+});
 export const UnsubscribeFrameSchema = z.object({ type: z.literal('unsubscribe'), chat_id: chatId });
 export const ChatFrameSchema = z.object({
   type: z.literal('chat'),

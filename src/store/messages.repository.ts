@@ -71,14 +71,34 @@ export class MessagesRepository {
     });
   }
 
-  /** The chat's messages in conversation order, images included. */
-  async list(chatId: string): Promise<ChatMessage[]> {
-    const rows = await this.db
-      .selectFrom('messages')
-      .selectAll()
-      .where('chat_id', '=', chatId)
-      .orderBy('position')
-      .execute();
+  /** Rewrites an assistant message as it streams (checkpoints) and when it ends. */
+  async update(id: string, content: string, status: MessageStatus): Promise<void> {
+    await this.db.updateTable('messages').set({ content, status }).where('id', '=', id).execute();
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.db.deleteFrom('messages').where('id', '=', id).execute();
+  }
+
+  /**
+   * Answers a crashed process left `streaming`: they keep the text checkpointed so far and become `interrupted`.
+   * Run at start-up, before any agent runs.
+   */
+  async interruptAbandonedStreams(): Promise<number> {
+    const result = await this.db
+      .updateTable('messages')
+      .set({ status: 'interrupted' })
+      .where('status', '=', 'streaming')
+      .executeTakeFirst();
+    await this.db.deleteFrom('messages').where('status', '=', 'interrupted').where('content', '=', '').execute();
+    return Number(result.numUpdatedRows);
+  }
+
+  /** The chat's messages in conversation order, images included; `settledOnly` leaves out answers still streaming. */
+  async list(chatId: string, { settledOnly = false } = {}): Promise<ChatMessage[]> {
+    let query = this.db.selectFrom('messages').selectAll().where('chat_id', '=', chatId);
+    if (settledOnly) query = query.where('status', '!=', 'streaming');
+    const rows = await query.orderBy('position').execute();
     if (rows.length === 0) return [];
     const images = await this.db
       .selectFrom('message_images')

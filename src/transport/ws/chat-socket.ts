@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AgentRegistry } from '../../agent/agent-registry.js';
 import { ChatError } from '../../agent/chat-error.js';
-import type { ChatSubscriber } from '../../agent/chat-session.js';
+import type { ChatSession, ChatSubscriber } from '../../agent/chat-session.js';
 import { Serial } from '../../agent/serial.js';
 import { decodeImages, type ImageLimits } from '../../chats/images.js';
 import { CLIENT_FRAME_TYPES, ClientFrameSchema, type ClientFrame, type ServerEvent } from '../../protocol/ws.js';
@@ -13,7 +13,15 @@ export interface ChatSocketDeps {
   agents: AgentRegistry;
   images: ImageLimits;
   maxMessageChars: number;
+  /** Start a chat's agent when it is subscribed. */
+  prewarm: boolean;
+  /** Unsent bytes after which a client that does not read is disconnected. */
+  maxBufferedBytes: number;
+  heartbeatMs: number;
 }
+
+/** Close codes this handler uses (4000-4999 is the application range). */
+export const CLOSE_SLOW_CONSUMER = 4008;
 
 /**
  * One WebSocket connection: parses every frame with the protocol's schemas, follows any number of chats, and
@@ -23,6 +31,8 @@ export interface ChatSocketDeps {
 export class ChatSocket implements ChatSubscriber {
   private readonly frames = new Serial();
   private readonly followed = new Set<string>();
+  private alive = true;
+  private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly socket: WebSocket,
@@ -37,14 +47,34 @@ export class ChatSocket implements ChatSubscriber {
     });
     this.socket.on('close', () => this.detach());
     this.socket.on('error', (err) => this.log.debug({ err }, 'websocket error'));
+    // A peer that vanished without closing (laptop lid, dead NAT) answers no ping: drop it after one interval.
+    this.socket.on('pong', () => {
+      this.alive = true;
+    });
+    this.heartbeat = setInterval(() => {
+      if (!this.alive) return void this.socket.terminate();
+      this.alive = false;
+      this.socket.ping();
+    }, this.deps.heartbeatMs);
+    this.heartbeat.unref();
     this.send({ type: 'connected' });
   }
 
-  send(event: ServerEvent): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(event));
+  send(event: ServerEvent, json?: string): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    // A client that stops reading would make the server buffer its events without bound; past the cap it is
+    // disconnected with a code saying why, and can reconnect and resubscribe with its last seq.
+    if (this.socket.bufferedAmount > this.deps.maxBufferedBytes) {
+      this.log.warn({ buffered: this.socket.bufferedAmount }, 'closing a websocket that does not read its events');
+      this.socket.close(CLOSE_SLOW_CONSUMER, 'client too slow: too many unread events');
+      this.detach();
+      return;
+    }
+    this.socket.send(json ?? JSON.stringify(event));
   }
 
   private detach(): void {
+    clearInterval(this.heartbeat);
     for (const chatId of this.followed) this.deps.agents.peek(chatId)?.unsubscribe(this);
     this.followed.clear();
   }
@@ -102,7 +132,8 @@ export class ChatSocket implements ChatSubscriber {
     switch (frame.type) {
       case 'subscribe':
         this.followed.add(frame.chat_id);
-        await session.subscribe(this);
+        await session.subscribe(this, frame.last_seq);
+        if (this.deps.prewarm) this.prewarm(session);
         return;
       case 'chat': {
         const content = frame.content;
@@ -132,6 +163,11 @@ export class ChatSocket implements ChatSubscriber {
         await session.clear();
         return;
     }
+  }
+
+  /** Starting the agent is best effort: a failure shows up, with its reason, on the first message instead. */
+  private prewarm(session: ChatSession): void {
+    session.prewarm().catch((err: unknown) => this.log.debug({ err, chat_id: session.chatId }, 'prewarm failed'));
   }
 
   private async requireChat(chatId: string): Promise<void> {

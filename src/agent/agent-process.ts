@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { SpawnedProcess, SpawnOptions } from '@anthropic-ai/claude-agent-sdk';
+import type { FastifyBaseLogger } from 'fastify';
+
+/** After stdin closes the CLI normally exits within this; then its whole process group is killed. */
+export const AGENT_EXIT_GRACE_MS = 1_500;
+
+/**
+ * Starts the agent CLI for the SDK (its `spawnClaudeCodeProcess` hook) in a process group of its own, so that the
+ * CLI and every tool process it started (a Bash command, a server it launched) can be ended together, and a
+ * Ctrl-C in the operator's terminal reaches the service, which then shuts its agents down in order.
+ */
+export class AgentProcess {
+  private child: ChildProcess | undefined;
+  private exitedResolve!: () => void;
+  /** Resolves when the CLI process has exited (immediately if it never started). */
+  readonly exited = new Promise<void>((resolve) => {
+    this.exitedResolve = resolve;
+  });
+
+  constructor(private readonly log: FastifyBaseLogger) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  spawn = (options: SpawnOptions): SpawnedProcess => {
+    const child = spawn(options.command, options.args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    this.child = child;
+    child.once('exit', () => this.exitedResolve());
+    child.once('error', (err) => {
+      this.log.error({ err }, 'agent CLI failed to start');
+      this.exitedResolve();
+    });
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => this.log.debug({ stderr: chunk.trimEnd() }, 'agent CLI stderr'));
+    // The SDK aborts this signal only after its own graceful close; the group kill then ends stragglers too.
+    options.signal?.addEventListener('abort', () => this.killGroup('SIGTERM'), { once: true });
+    return child as unknown as SpawnedProcess;
+  };
+
+  /** Ends the CLI and its tools: SIGKILL to the whole process group if it has not exited after `graceMs`. */
+  async terminate(graceMs = AGENT_EXIT_GRACE_MS): Promise<void> {
+    if (!this.child) return;
+    const timer = setTimeout(() => this.killGroup('SIGKILL'), graceMs);
+    timer.unref();
+    await this.exited;
+    clearTimeout(timer);
+    // Tools the CLI started may outlive it in the group (e.g. a backgrounded command).
+    this.killGroup('SIGKILL');
+  }
+
+  private killGroup(signal: NodeJS.Signals): void {
+    const pid = this.child?.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // The group is already gone.
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import fs from 'node:fs/promises';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config/config.js';
+import type { Store } from '../store/store.js';
+import { agentConfigDir } from './agent-env.js';
+
+/**
+ * Start-up repairs after a process that did not shut down cleanly (kill -9, OOM, power loss), run before any
+ * agent starts:
+ * - agent CLIs it left behind (reparented to init, still running their tools) are killed;
+ * - answers it left `streaming` keep their checkpointed text and become `interrupted`;
+ * - queries it left `running` become `error`.
+ */
+export async function recoverFromCrash(config: Config, store: Store, log: FastifyBaseLogger): Promise<void> {
+  const killed = await killOrphanAgents(agentConfigDir(config));
+  if (killed.length > 0) log.warn({ pids: killed }, 'killed agent processes left behind by a previous run');
+  const streams = await store.messages.interruptAbandonedStreams();
+  const queries = await store.queries.failAbandoned('the service stopped while the query ran');
+  if (streams + queries > 0) log.warn({ streams, queries }, 'marked answers left unfinished by a previous run');
+}
+
+/**
+ * Our agents are recognised by their environment: every CLI (and every tool process it starts) carries
+ * CLAUDE_CONFIG_DIR=<this service's agent config dir>, which nothing else on the machine has. Linux only (/proc);
+ * elsewhere this finds nothing.
+ */
+export async function findAgentProcesses(configDir: string): Promise<number[]> {
+  const marker = `CLAUDE_CONFIG_DIR=${configDir}\0`;
+  const entries = await fs.readdir('/proc').catch(() => [] as string[]);
+  const found: number[] = [];
+  for (const entry of entries) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    const environ = await fs.readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '');
+    if (environ.includes(marker)) found.push(pid);
+  }
+  return found;
+}
+
+async function killOrphanAgents(configDir: string): Promise<number[]> {
+  const pids = await findAgentProcesses(configDir);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  return pids;
+}

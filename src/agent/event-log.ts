@@ -1,0 +1,87 @@
+import type { ServerEvent } from '../protocol/ws.js';
+
+export interface ChatSubscriber {
+  /** `json` is the event already serialized once for all subscribers. */
+  send(event: ServerEvent, json?: string): void;
+}
+
+export interface EventLogLimits {
+  /** Most events kept for replay. */
+  maxEvents: number;
+  /** Most bytes (of serialized events) kept for replay. */
+  maxBytes: number;
+}
+
+/**
+ * A chat's event stream: numbers every event (`seq`), delivers it to the chat's subscribers, and keeps the recent
+ * ones so a client that reconnects with the last `seq` it saw gets exactly what it missed.
+ *
+ * Numbering starts from the wall clock in microseconds, so it increases across restarts of the service too: a
+ * `seq` from an earlier run is always older than anything of this run, and its replay request falls back to a
+ * full history instead of being answered with another run's events. (Events are far fewer than one per µs.)
+ */
+export class ChatEventLog {
+  private readonly subscribers = new Set<ChatSubscriber>();
+  private readonly recent: { seq: number; event: ServerEvent; json: string }[] = [];
+  private recentBytes = 0;
+  private seq: number;
+
+  constructor(
+    private readonly limits: EventLogLimits,
+    now: () => number = Date.now,
+  ) {
+    this.seq = now() * 1000;
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+
+  has(subscriber: ChatSubscriber): boolean {
+    return this.subscribers.has(subscriber);
+  }
+
+  add(subscriber: ChatSubscriber): void {
+    this.subscribers.add(subscriber);
+  }
+
+  remove(subscriber: ChatSubscriber): void {
+    this.subscribers.delete(subscriber);
+  }
+
+  /** Numbers the event, keeps it for replay and sends it to every subscriber. */
+  emit(make: (seq: number) => ServerEvent, onSendError: (err: unknown) => void): ServerEvent {
+    const seq = ++this.seq;
+    const event = make(seq);
+    const json = JSON.stringify(event);
+    this.recent.push({ seq, event, json });
+    this.recentBytes += json.length;
+    while (this.recent.length > this.limits.maxEvents || (this.recentBytes > this.limits.maxBytes && this.recent.length > 1)) {
+      this.recentBytes -= this.recent.shift()!.json.length;
+    }
+    for (const subscriber of this.subscribers) {
+      try {
+        subscriber.send(event, json);
+      } catch (err) {
+        onSendError(err);
+      }
+    }
+    return event;
+  }
+
+  /**
+   * The events after `afterSeq`, or undefined when some of them are no longer kept (or `afterSeq` is not a seq of
+   * this run): the caller then sends the full state instead.
+   */
+  since(afterSeq: number): { event: ServerEvent; json: string }[] | undefined {
+    if (afterSeq > this.seq) return undefined;
+    if (afterSeq === this.seq) return [];
+    const oldest = this.recent[0]?.seq;
+    if (oldest === undefined || oldest > afterSeq + 1) return undefined;
+    return this.recent.filter((r) => r.seq > afterSeq);
+  }
+}
