@@ -95,7 +95,11 @@ function directivePlan(name: string, rest: string, request: MessagesRequest): Pl
     case 'bash':
       return toolUse('Bash', { command: rest, description: 'run command' });
     case 'bashslow':
-      return toolUse('Bash', { command: `sleep ${intArg(args[0], 30)}; echo slept`, description: 'run command' });
+      // Not `sleep S`: the CLI refuses a long plain sleep as a tool command ("Blocked: sleep 30 ...").
+      return toolUse('Bash', {
+        command: `timeout ${intArg(args[0], 30)} tail -f /dev/null; echo slept`,
+        description: 'run command',
+      });
     case 'tool': {
       const toolName = args[0] ?? '';
       if (!toolName) return text(['Bad /tool directive: usage is /tool NAME {"json":"input"}']);

@@ -20,6 +20,13 @@ import { installJsonBodyParser } from './transport/rest/json-body.js';
 import { wsRoutes } from './transport/ws/ws.routes.js';
 import { APP_VERSION } from './version.js';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The chats' agent sessions (read by operations endpoints and tests). */
+    agents: AgentRegistry;
+  }
+}
+
 export interface AppOptions {
   /** Fastify's logger option; server.ts passes pino settings, tests usually `false`. */
   logger?: FastifyServerOptions['logger'];
@@ -85,6 +92,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     log: app.log,
   });
   const chats = new ChatService(store, agents);
+  app.decorate('agents', agents);
 
   // One hook, so the order is explicit: agents stop (storing their partial answers) before the database closes.
   app.addHook('onClose', async () => {

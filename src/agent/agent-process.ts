@@ -1,17 +1,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import type { SpawnedProcess, SpawnOptions } from '@anthropic-ai/claude-agent-sdk';
 import type { FastifyBaseLogger } from 'fastify';
+import { findProcessesWithEnv, killAll } from './process-scan.js';
+
+/** Environment entry tagging one agent process and everything it starts (see process-scan.ts). */
+const TAG_VARIABLE = 'AGENT_PROCESS_TAG';
 
 /** After stdin closes the CLI normally exits within this; then its whole process group is killed. */
 export const AGENT_EXIT_GRACE_MS = 1_500;
 
 /**
- * Starts the agent CLI for the SDK (its `spawnClaudeCodeProcess` hook) in a process group of its own, so that the
- * CLI and every tool process it started (a Bash command, a server it launched) can be ended together, and a
- * Ctrl-C in the operator's terminal reaches the service, which then shuts its agents down in order.
+ * Starts the agent CLI for the SDK (its `spawnClaudeCodeProcess` hook) so that it and every tool process it started
+ * (a Bash command, a server it launched) can be ended together: the CLI gets a process group of its own and an
+ * environment tag that its tools inherit (the CLI puts tools in process groups of their own, so the group alone
+ * would miss them). A Ctrl-C in the operator's terminal reaches only the service, which shuts agents down in order.
  */
 export class AgentProcess {
   private child: ChildProcess | undefined;
+  private readonly tag = randomUUID();
   private exitedResolve!: () => void;
   /** Resolves when the CLI process has exited (immediately if it never started). */
   readonly exited = new Promise<void>((resolve) => {
@@ -27,7 +34,7 @@ export class AgentProcess {
   spawn = (options: SpawnOptions): SpawnedProcess => {
     const child = spawn(options.command, options.args, {
       cwd: options.cwd,
-      env: options.env,
+      env: { ...options.env, [TAG_VARIABLE]: this.tag },
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
     });
@@ -47,13 +54,19 @@ export class AgentProcess {
   /** Ends the CLI and its tools: SIGKILL to the whole process group if it has not exited after `graceMs`. */
   async terminate(graceMs = AGENT_EXIT_GRACE_MS): Promise<void> {
     if (!this.child) return;
-    const timer = setTimeout(() => this.killGroup('SIGKILL'), graceMs);
-    timer.unref();
-    await this.exited;
-    clearTimeout(timer);
-    // Tools the CLI started may outlive it in the group (e.g. a backgrounded command).
-    this.killGroup('SIGKILL');
+    this.terminating ??= (async () => {
+      const timer = setTimeout(() => this.killGroup('SIGKILL'), graceMs);
+      timer.unref();
+      await this.exited;
+      clearTimeout(timer);
+      // Tools the CLI started outlive it (their own process groups, or a backgrounded command): end them too.
+      this.killGroup('SIGKILL');
+      killAll(await findProcessesWithEnv(`${TAG_VARIABLE}=${this.tag}`));
+    })();
+    await this.terminating;
   }
+
+  private terminating: Promise<void> | undefined;
 
   private killGroup(signal: NodeJS.Signals): void {
     const pid = this.child?.pid;

@@ -1,8 +1,8 @@
-import fs from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/config.js';
 import type { Store } from '../store/store.js';
 import { agentConfigDir } from './agent-env.js';
+import { findProcessesWithEnv, killAll } from './process-scan.js';
 
 /**
  * Start-up repairs after a process that did not shut down cleanly (kill -9, OOM, power loss), run before any
@@ -20,31 +20,15 @@ export async function recoverFromCrash(config: Config, store: Store, log: Fastif
 }
 
 /**
- * Our agents are recognised by their environment: every CLI (and every tool process it starts) carries
- * CLAUDE_CONFIG_DIR=<this service's agent config dir>, which nothing else on the machine has. Linux only (/proc);
- * elsewhere this finds nothing.
+ * Our agents are recognised by their environment: every CLI and every tool process it starts carries
+ * CLAUDE_CONFIG_DIR=<this service's agent config dir>, which nothing else on the machine has.
  */
-export async function findAgentProcesses(configDir: string): Promise<number[]> {
-  const marker = `CLAUDE_CONFIG_DIR=${configDir}\0`;
-  const entries = await fs.readdir('/proc').catch(() => [] as string[]);
-  const found: number[] = [];
-  for (const entry of entries) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
-    const environ = await fs.readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '');
-    if (environ.includes(marker)) found.push(pid);
-  }
-  return found;
+export function findAgentProcesses(configDir: string): Promise<number[]> {
+  return findProcessesWithEnv(`CLAUDE_CONFIG_DIR=${configDir}`);
 }
 
 async function killOrphanAgents(configDir: string): Promise<number[]> {
   const pids = await findAgentProcesses(configDir);
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
+  killAll(pids);
   return pids;
 }
