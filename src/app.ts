@@ -94,9 +94,13 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const chats = new ChatService(store, agents);
   app.decorate('agents', agents);
 
-  // One hook, so the order is explicit: agents stop (storing their partial answers) before the database closes.
-  app.addHook('onClose', async () => {
+  // Shutdown order: agents stop first (running answers end `cancelled`, partial text stored) while the WebSocket
+  // clients are still connected to hear it (preClose runs before @fastify/websocket closes them, as this hook is
+  // added first); the database closes last.
+  app.addHook('preClose', async () => {
     await agents.closeAll();
+  });
+  app.addHook('onClose', async () => {
     await db.destroy();
   });
 
