@@ -92,6 +92,11 @@ function directivePlan(name: string, rest: string, request: MessagesRequest): Pl
       const n = intArg(args[0], 20);
       return text(Array.from({ length: n }, () => stamp), intArg(args[1], 50));
     }
+    case 'flood': {
+      // Large deltas as fast as possible: for tests of clients that cannot keep up.
+      const chunk = 'x'.repeat(intArg(args[1], 10_000));
+      return text(Array.from({ length: intArg(args[0], 100) }, () => chunk), 0);
+    }
     case 'bash':
       return toolUse('Bash', { command: rest, description: 'run command' });
     case 'bashslow':

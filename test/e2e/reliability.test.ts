@@ -148,4 +148,35 @@ describe('reliability', () => {
     expect(await findAgentProcesses(configDir)).toEqual([]);
     await client.close();
   });
+
+  it('disconnects a client that stops reading (code 4008) without holding up another client of the same chat', async () => {
+    server = await startAgentServer({ WS_MAX_BUFFERED_BYTES: String(256 * 1024) });
+    const chatId = await createChat(server.url);
+    const reader = await TestClient.connect(server.wsUrl);
+    const stalled = await TestClient.connect(server.wsUrl);
+    for (const c of [reader, stalled]) {
+      c.send({ type: 'subscribe', chat_id: chatId });
+      await c.waitFor((e) => e.type === 'processing_state');
+    }
+    const closed = new Promise<number>((resolve) => stalled.socket.once('close', (code) => resolve(code)));
+    // Stop reading from the TCP socket: the server's unsent data for this client piles up.
+    (stalled.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+
+    const flood = await reader.chat(chatId, '/flood 400 20000');
+    expect(await reader.waitForEnd(flood, 60_000)).toMatchObject({ type: 'result', success: true });
+    expect(reader.streamedText(flood).length).toBe(400 * 20_000);
+    (stalled.socket as unknown as { _socket: { resume(): void } })._socket.resume();
+    expect(await closed).toBe(4008);
+    await reader.close();
+  });
+
+  it('drops a connection that stops answering pings', async () => {
+    server = await startAgentServer({ WS_HEARTBEAT_MS: '1000' });
+    const silent = await TestClient.connect(server.wsUrl, { autoPong: false });
+    const alive = await TestClient.connect(server.wsUrl);
+    const closedAt = await new Promise<number>((resolve) => silent.socket.once('close', () => resolve(Date.now())));
+    expect(closedAt).toBeGreaterThan(0);
+    expect(alive.socket.readyState).toBe(alive.socket.OPEN);
+    await alive.close();
+  });
 });
