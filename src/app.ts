@@ -86,6 +86,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     interruptTimeoutMs: config.AGENT_INTERRUPT_TIMEOUT_MS,
     checkpointMs: config.STREAM_CHECKPOINT_MS,
     replay: { maxEvents: config.REPLAY_BUFFER_EVENTS, maxBytes: config.REPLAY_BUFFER_BYTES },
+    permissionTimeoutMs: config.PERMISSION_TIMEOUT_MS,
     maxLiveAgents: config.MAX_LIVE_AGENTS,
     idleTimeoutMs: config.AGENT_IDLE_TIMEOUT_MS,
     preflight: () => missingCredentials(config),

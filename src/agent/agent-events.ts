@@ -1,3 +1,5 @@
+import type { PermissionDecision } from './permission-broker.js';
+
 /**
  * What an agent connection reports, already reduced from the SDK's message zoo to what a chat needs. Only
  * sdk-connection.ts knows the SDK's own types; everything else in the service speaks these.
@@ -52,6 +54,12 @@ export interface AgentConnectionRequest {
   /** SDK session to continue, so the model sees the chat's earlier turns. */
   resume?: string;
   onEvent(event: AgentEvent): void;
+  /** Asked before a tool that is not pre-allowed runs (permission modes that ask). */
+  canUseTool(
+    toolName: string,
+    input: Record<string, unknown>,
+    options: { signal: AbortSignal; toolUseId: string },
+  ): Promise<PermissionDecision>;
 }
 
 export type AgentConnectionFactory = (request: AgentConnectionRequest) => AgentConnection;

@@ -17,6 +17,7 @@ export interface AgentRegistryDeps {
   interruptTimeoutMs: number;
   checkpointMs: number;
   replay: EventLogLimits;
+  permissionTimeoutMs: number;
   /** Most agent processes alive at once; the least recently used idle one is closed to make room. */
   maxLiveAgents: number;
   /** An agent idle this long is closed (its chat resumes on the next message). */
@@ -56,6 +57,7 @@ export class AgentRegistry {
         interruptTimeoutMs: this.deps.interruptTimeoutMs,
         checkpointMs: this.deps.checkpointMs,
         replay: this.deps.replay,
+        permissionTimeoutMs: this.deps.permissionTimeoutMs,
         transcriptExists: (sessionId) => transcriptExists(this.deps.agentConfigDir, cwd, sessionId),
         preflight: this.deps.preflight,
         admitAgent: (s, start, options) => this.admit(s, start, options),

@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js';
 import type { AgentConnection, AgentConnectionFactory, AgentEvent } from './agent-events.js';
 import { ChatError } from './chat-error.js';
 import { ChatEventLog, type ChatSubscriber, type EventLogLimits } from './event-log.js';
+import { PermissionBroker, type PermissionRequest } from './permission-broker.js';
 import { QueryRun } from './query-run.js';
 import { Serial, withTimeout } from './serial.js';
 
@@ -21,6 +22,8 @@ export interface ChatSessionDeps {
   /** How often the text of a streaming answer is checkpointed to the store (what a crash can lose at most). */
   checkpointMs: number;
   replay: EventLogLimits;
+  /** How long a permission question waits for an answer. */
+  permissionTimeoutMs: number;
   /** Whether the SDK still has the transcript of a session, so resuming it keeps the model's context. */
   transcriptExists(sessionId: string): Promise<boolean>;
   /** A reason the agent cannot run at all (e.g. no credentials), checked before anything is stored. */
@@ -58,6 +61,7 @@ export class ChatSession {
   private readonly ops = new Serial();
   private readonly writes = new Serial();
   private readonly events: ChatEventLog;
+  private readonly permissions: PermissionBroker;
   private current: QueryRun | undefined;
   private connection: AgentConnection | undefined;
   /** Increments whenever the connection is replaced; events of an older connection are ignored. */
@@ -74,6 +78,15 @@ export class ChatSession {
     this.now = deps.now ?? Date.now;
     this.events = new ChatEventLog(deps.replay, this.now);
     this.lastActivity = this.now();
+    this.permissions = new PermissionBroker(
+      deps.permissionTimeoutMs,
+      {
+        asked: (request) => this.emit(permissionRequestBody(request)),
+        settled: (request, outcome) =>
+          this.emit({ type: 'permission_resolved', query_id: request.queryId, request_id: request.requestId, outcome }),
+      },
+      this.now,
+    );
   }
 
   get chatId(): string {
@@ -145,12 +158,20 @@ export class ChatSession {
         query_id: run?.id ?? null,
         streaming_state: run ? { text: run.streamOpen ? run.streamText : '' } : null,
       });
+      for (const request of this.permissions.open()) {
+        subscriber.send({ ...permissionRequestBody(request), chat_id: this.chatId, seq } as ServerEvent);
+      }
       return;
     }
   }
 
   unsubscribe(subscriber: ChatSubscriber): void {
     this.events.remove(subscriber);
+  }
+
+  /** A user's answer to a permission question; false when no such question is open. */
+  answerPermission(requestId: string, allow: boolean, remember?: boolean): boolean {
+    return this.permissions.answer(requestId, allow, remember);
   }
 
   /** Starts the agent process ahead of the first message, so the answer starts without the CLI's cold start. */
@@ -209,6 +230,7 @@ export class ChatSession {
       await this.cancelRunning();
       await this.dropConnection();
       await this.writes.run(() => this.deps.store.messages.clear(this.chatId));
+      this.permissions.forget();
       this.emit({ type: 'history_cleared' });
     });
   }
@@ -270,6 +292,13 @@ export class ChatSession {
           ...(resume ? { resume } : {}),
           onEvent: (event) => {
             if (generation === this.generation) this.onAgentEvent(event);
+          },
+          canUseTool: (toolName, input, options) => {
+            const run = this.current;
+            if (generation !== this.generation || !run || run.terminated) {
+              return Promise.resolve({ behavior: 'deny' as const, message: 'The request was cancelled.' });
+            }
+            return this.permissions.ask(run.id, toolName, input, options);
           },
         }),
       { evict },
@@ -466,6 +495,8 @@ export class ChatSession {
 
   private terminate(run: QueryRun, body: TerminalBody): void {
     if (run.terminated) return;
+    // Open questions belong to this query: they end (cancelled) before the query's own end.
+    this.permissions.cancelAll();
     run.terminated = true;
     this.lastActivity = this.now();
     this.emit({ ...body, query_id: run.id });
@@ -501,4 +532,16 @@ export class ChatSession {
       if (chat && chat.sdk_session_id !== sessionId) await this.deps.store.chats.setSdkSessionId(this.chatId, sessionId);
     });
   }
+}
+
+function permissionRequestBody(request: PermissionRequest) {
+  return {
+    type: 'permission_request' as const,
+    query_id: request.queryId,
+    request_id: request.requestId,
+    tool_name: request.toolName,
+    tool_input: request.toolInput,
+    tool_use_id: request.toolUseId,
+    expires_at: request.expiresAt,
+  };
 }

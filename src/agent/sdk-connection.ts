@@ -59,6 +59,8 @@ class SdkConnection implements AgentConnection {
         settingSources: [],
         includePartialMessages: true,
         spawnClaudeCodeProcess: this.process.spawn,
+        canUseTool: (toolName, input, options) =>
+          request.canUseTool(toolName, input, { signal: options.signal, toolUseId: options.toolUseID }),
       },
     });
     // Ended means the message loop is over AND the CLI process has exited: no orphan outlives a connection.

@@ -1,8 +1,14 @@
 import path from 'node:path';
 import { z } from 'zod';
 
-/** The seed's eight tools: what the agent may use without asking. */
-export const DEFAULT_ALLOWED_TOOLS = ['Bash', 'Read', 'Write', 'Edit', 'Glob', 'Grep', 'WebSearch', 'WebFetch'] as const;
+/** The seed's eight tools. */
+export const SEED_TOOLS = ['Bash', 'Read', 'Write', 'Edit', 'Glob', 'Grep', 'WebSearch', 'WebFetch'] as const;
+
+/**
+ * What the agent may use without asking by default: the seed's tools that only read. Bash, Write and Edit need a
+ * user's yes (a `permission_request`) unless the operator lists them in ALLOWED_TOOLS.
+ */
+export const DEFAULT_ALLOWED_TOOLS = ['Read', 'Glob', 'Grep', 'WebSearch', 'WebFetch'] as const;
 
 export const DEFAULT_SYSTEM_PROMPT =
   'You are a helpful assistant with access to tools. You work inside a private workspace directory; ' +
@@ -12,7 +18,7 @@ export const PERMISSION_MODES = ['default', 'acceptEdits', 'bypassPermissions', 
 
 /** Built-in tools of the agent CLI; ALLOWED_TOOLS entries must name one of these (or an MCP tool). */
 export const KNOWN_TOOLS = [
-  ...DEFAULT_ALLOWED_TOOLS,
+  ...SEED_TOOLS,
   'MultiEdit', 'NotebookEdit', 'TodoWrite', 'Task', 'Agent', 'BashOutput', 'KillShell', 'KillBash',
   'ExitPlanMode', 'ListMcpResourcesTool', 'ReadMcpResourceTool', 'Skill', 'SlashCommand',
 ] as const;
@@ -49,9 +55,10 @@ const integer = (min: number, max: number) => z.coerce.number().int().min(min).m
 const boolean = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
+/** A comma list; `none` is the empty list (a blank value means "use the default"). */
 const csv = z
   .string()
-  .transform((s) => s.split(',').map((t) => t.trim()).filter((t) => t.length > 0));
+  .transform((s) => (s.trim() === 'none' ? [] : s.split(',').map((t) => t.trim()).filter((t) => t.length > 0)));
 
 /**
  * Every environment variable the service reads, with its default. One schema, one read of the environment
@@ -75,6 +82,8 @@ export const EnvSchema = z.object({
     .default([...DEFAULT_ALLOWED_TOOLS]),
   PERMISSION_MODE: z.enum(PERMISSION_MODES).default('default'),
   MODEL: z.string().min(1).optional(),
+  /** How long a permission question waits for a user's answer before the tool is denied. */
+  PERMISSION_TIMEOUT_MS: integer(100, 86_400_000).default(120_000),
   MCP_SERVERS_FILE: z.string().min(1).optional().transform((p) => (p ? path.resolve(p) : undefined)),
 
   /** Passed to the agent CLI, and nothing else of the service's environment is (see agent/agent-env.ts). */

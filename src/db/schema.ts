@@ -12,6 +12,8 @@ export interface ChatsTable {
   updated_at: string;
   sdk_session_id: string | null;
   last_position: ColumnType<number, number | undefined, number>;
+  /** The owning user; NULL for chats of local mode (no users) or AUTH_DISABLED. Deleting the user deletes them. */
+  user_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** `streaming`: an answer block still being written (checkpointed as it streams, so a crash keeps it). */
@@ -64,12 +66,43 @@ export interface QueriesTable {
   ended_at: string | null;
 }
 
+/** Someone who may use the service once authentication is on; `name` is unique. */
+export interface UsersTable {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+/**
+ * A user's API token. Only its SHA-256 (hex) is stored; `prefix` (its first 8 characters) identifies it in
+ * listings. A revoked token keeps its row (revoked_at set) so listings show what was revoked and when.
+ */
+export interface ApiTokensTable {
+  id: string;
+  user_id: string;
+  name: string;
+  token_hash: string;
+  prefix: string;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+/** Service-wide settings written by the CLI and read by the service (e.g. `auth_enabled`). */
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
 export interface Database {
   chats: ChatsTable;
   messages: MessagesTable;
   message_images: MessageImagesTable;
   tool_uses: ToolUsesTable;
   queries: QueriesTable;
+  users: UsersTable;
+  api_tokens: ApiTokensTable;
+  settings: SettingsTable;
 }
 
 export type ChatRow = Selectable<ChatsTable>;
@@ -78,5 +111,7 @@ export type NewMessageRow = Insertable<MessagesTable>;
 export type MessageImageRow = Selectable<MessageImagesTable>;
 export type ToolUseRow = Selectable<ToolUsesTable>;
 export type QueryRow = Selectable<QueriesTable>;
+export type UserRow = Selectable<UsersTable>;
+export type ApiTokenRow = Selectable<ApiTokensTable>;
 // Generated is re-exported for future auto-increment columns.
 export type { Generated };

@@ -30,12 +30,24 @@ export const ChatFrameSchema = z.object({
 export const StopFrameSchema = z.object({ type: z.literal('stop'), chat_id: chatId });
 export const ClearHistoryFrameSchema = z.object({ type: z.literal('clear_history'), chat_id: chatId });
 
+export const PermissionResponseFrameSchema = z.object({
+  type: z.literal('permission_response'),
+  chat_id: chatId,
+  request_id: z.string({ message: 'request_id is required' }).min(1, 'request_id is required'),
+  allow: z.boolean({ message: 'allow must be true or false' }),
+  remember: z
+    .boolean()
+    .optional()
+    .meta({ description: "Allow this tool for the rest of the chat's agent session without asking again" }),
+});
+
 export const ClientFrameSchema = z.discriminatedUnion('type', [
   SubscribeFrameSchema,
   UnsubscribeFrameSchema,
   ChatFrameSchema,
   StopFrameSchema,
   ClearHistoryFrameSchema,
+  PermissionResponseFrameSchema,
 ]);
 export type ClientFrame = z.infer<typeof ClientFrameSchema>;
 export type ChatFrame = z.infer<typeof ChatFrameSchema>;
@@ -88,6 +100,21 @@ export const ServerEventSchema = z.discriminatedUnion('type', [
     duration: z.number().meta({ description: 'Milliseconds from the message to the end of the answer' }),
   }),
   z.object({ type: z.literal('cancelled'), ...queryEvent }),
+  z.object({
+    type: z.literal('permission_request'),
+    ...queryEvent,
+    request_id: z.string(),
+    tool_name: z.string(),
+    tool_input: z.record(z.string(), z.unknown()),
+    tool_use_id: z.string(),
+    expires_at: z.string().meta({ description: 'ISO-8601: without an answer by then, the tool is not allowed' }),
+  }),
+  z.object({
+    type: z.literal('permission_resolved'),
+    ...queryEvent,
+    request_id: z.string(),
+    outcome: z.enum(['allowed', 'denied', 'timeout', 'cancelled']),
+  }),
   z.object({ type: z.literal('history_cleared'), ...chatEvent }),
   z.object({
     type: z.literal('notice'),

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type ExpressionBuilder } from 'kysely';
 import type { Db } from '../db/database.js';
-import type { ChatRow } from '../db/schema.js';
+import type { ChatRow, Database } from '../db/schema.js';
 import type { Chat } from '../protocol/chat.js';
 
 export const DEFAULT_CHAT_TITLE = 'New Chat';
@@ -17,6 +17,20 @@ const toChat = (row: ChatRow): Chat => ({
 /** `%` and `_` in a user's search text are literal, not wildcards. */
 export const likePattern = (text: string) => `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
+/**
+ * Whose chats a call may see: a user's (`userId`: their id) or, with `userId: null`, the chats without an owner
+ * (local mode). Methods that take it as optional see every chat when it is omitted: that is for the service's own
+ * bookkeeping (the agent side, crash recovery), never for a request.
+ */
+export interface OwnerScope {
+  userId: string | null;
+}
+
+const ownedBy =
+  ({ userId }: OwnerScope) =>
+  (eb: ExpressionBuilder<Database, 'chats'>) =>
+    userId === null ? eb('chats.user_id', 'is', null) : eb('chats.user_id', '=', userId);
+
 /** Chats: all SQL about the chats table lives here. */
 export class ChatsRepository {
   constructor(
@@ -24,29 +38,72 @@ export class ChatsRepository {
     private readonly now: () => Date,
   ) {}
 
-  async create(title: string = DEFAULT_CHAT_TITLE): Promise<Chat> {
+  /** A new chat of `owner` (none by default: a chat of local mode). */
+  async create(title: string = DEFAULT_CHAT_TITLE, owner: OwnerScope = { userId: null }): Promise<Chat> {
     const at = this.now().toISOString();
     const row = { id: randomUUID(), title, created_at: at, updated_at: at, sdk_session_id: null };
-    await this.db.insertInto('chats').values(row).execute();
+    await this.db
+      .insertInto('chats')
+      .values({ ...row, user_id: owner.userId })
+      .execute();
     return row;
   }
 
-  async get(id: string): Promise<Chat | undefined> {
-    const row = await this.db.selectFrom('chats').selectAll().where('id', '=', id).executeTakeFirst();
+  /**
+   * Creates the chat unless `owner` already has `max` chats (then undefined). Count and insert share one
+   * transaction, so concurrent creates cannot overshoot the limit.
+   */
+  async createWithinLimit(title: string | undefined, owner: OwnerScope, max: number): Promise<Chat | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const chats = new ChatsRepository(trx, this.now);
+      if ((await chats.count(owner)) >= max) return undefined;
+      return chats.create(title, owner);
+    });
+  }
+
+  async count(owner: OwnerScope): Promise<number> {
+    const row = await this.db
+      .selectFrom('chats')
+      .select((eb) => eb.fn.countAll<number | bigint>().as('n'))
+      .where(ownedBy(owner))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async get(id: string, owner?: OwnerScope): Promise<Chat | undefined> {
+    const row = await this.db
+      .selectFrom('chats')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(owner !== undefined, (qb) => qb.where(ownedBy(owner!)))
+      .executeTakeFirst();
     return row && toChat(row);
   }
 
   /** Newest activity first; id breaks ties so the order is total. */
-  async list(): Promise<Chat[]> {
-    const rows = await this.db.selectFrom('chats').selectAll().orderBy('updated_at', 'desc').orderBy('id').execute();
+  async list(owner?: OwnerScope): Promise<Chat[]> {
+    const rows = await this.db
+      .selectFrom('chats')
+      .selectAll()
+      .$if(owner !== undefined, (qb) => qb.where(ownedBy(owner!)))
+      .orderBy('updated_at', 'desc')
+      .orderBy('id')
+      .execute();
     return rows.map(toChat);
   }
 
-  async rename(id: string, title: string): Promise<Chat | undefined> {
+  /** Ids of a user's chats (to remove their workspaces along with the user). */
+  async idsOwnedBy(userId: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('chats').select('id').where('user_id', '=', userId).execute();
+    return rows.map((r) => r.id);
+  }
+
+  async rename(id: string, title: string, owner?: OwnerScope): Promise<Chat | undefined> {
     const row = await this.db
       .updateTable('chats')
       .set({ title, updated_at: this.now().toISOString() })
       .where('id', '=', id)
+      .$if(owner !== undefined, (qb) => qb.where(ownedBy(owner!)))
       .returningAll()
       .executeTakeFirst();
     return row && toChat(row);
@@ -62,13 +119,17 @@ export class ChatsRepository {
   }
 
   /** Deletes the chat; its messages, images, tool uses and queries go with it (ON DELETE CASCADE). */
-  async delete(id: string): Promise<boolean> {
-    const result = await this.db.deleteFrom('chats').where('id', '=', id).executeTakeFirst();
+  async delete(id: string, owner?: OwnerScope): Promise<boolean> {
+    const result = await this.db
+      .deleteFrom('chats')
+      .where('id', '=', id)
+      .$if(owner !== undefined, (qb) => qb.where(ownedBy(owner!)))
+      .executeTakeFirst();
     return result.numDeletedRows > 0n;
   }
 
   /** Chats whose title or any message text contains `text`, case-insensitively; newest first. */
-  async search(text: string): Promise<Chat[]> {
+  async search(text: string, owner?: OwnerScope): Promise<Chat[]> {
     const pattern = likePattern(text);
     // lower() + LIKE with an explicit ESCAPE behaves the same on SQLite and Postgres.
     const contains = (column: string) => sql<boolean>`lower(${sql.ref(column)}) like ${pattern} escape '\\'`;
@@ -87,6 +148,7 @@ export class ChatsRepository {
           ),
         ]),
       )
+      .$if(owner !== undefined, (qb) => qb.where(ownedBy(owner!)))
       .orderBy('updated_at', 'desc')
       .orderBy('id')
       .execute();

@@ -3,7 +3,10 @@ import { monotonicClock } from './clock.js';
 import { ChatsRepository } from './chats.repository.js';
 import { MessagesRepository } from './messages.repository.js';
 import { QueriesRepository } from './queries.repository.js';
+import { SettingsRepository } from './settings.repository.js';
+import { TokensRepository } from './tokens.repository.js';
 import { ToolUsesRepository } from './tool-uses.repository.js';
+import { UsersRepository } from './users.repository.js';
 
 /** The repositories over one database handle; built once in buildApp and passed down. */
 export class Store {
@@ -11,6 +14,9 @@ export class Store {
   readonly messages: MessagesRepository;
   readonly toolUses: ToolUsesRepository;
   readonly queries: QueriesRepository;
+  readonly users: UsersRepository;
+  readonly tokens: TokensRepository;
+  readonly settings: SettingsRepository;
 
   constructor(
     readonly db: Db,
@@ -20,5 +26,8 @@ export class Store {
     this.messages = new MessagesRepository(db, now);
     this.toolUses = new ToolUsesRepository(db, now);
     this.queries = new QueriesRepository(db, now);
+    this.users = new UsersRepository(db, now);
+    this.tokens = new TokensRepository(db, now);
+    this.settings = new SettingsRepository(db);
   }
 }

@@ -26,8 +26,8 @@ describe('loadConfig defaults', () => {
     expect(path.isAbsolute(config.DATABASE_URL.file)).toBe(true);
   });
 
-  it('allows the seed\'s eight tools, 100 turns, and the default permission mode', () => {
-    expect(config.ALLOWED_TOOLS).toEqual(['Bash', 'Read', 'Write', 'Edit', 'Glob', 'Grep', 'WebSearch', 'WebFetch']);
+  it('pre-allows only the seed\'s read-only tools (Bash, Write, Edit ask first), 100 turns, the default permission mode', () => {
+    expect(config.ALLOWED_TOOLS).toEqual(['Read', 'Glob', 'Grep', 'WebSearch', 'WebFetch']);
     expect(config.ALLOWED_TOOLS).toEqual([...DEFAULT_ALLOWED_TOOLS]);
     expect(config.MAX_TURNS).toBe(100);
     expect(config.PERMISSION_MODE).toBe('default');
@@ -76,6 +76,10 @@ describe('loadConfig reads the environment', () => {
     expect(config.MAX_TURNS).toBe(100);
     expect(config.PERMISSION_MODE).toBe('default');
     expect(config.LOG_LEVEL).toBe('info');
+  });
+
+  it('takes ALLOWED_TOOLS=none as no pre-allowed tool at all', () => {
+    expect(loadConfig({ ALLOWED_TOOLS: 'none' }).ALLOWED_TOOLS).toEqual([]);
   });
 
   it('accepts tool rules with arguments and MCP tools in ALLOWED_TOOLS, trimming the entries', () => {

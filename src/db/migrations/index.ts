@@ -1,9 +1,11 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m001 from './001-initial.js';
+import * as m002 from './002-users.js';
 
 /** Migrations in code (no directory scan), so a bundled or compiled build finds them too. Order is by name. */
 export const migrations: Record<string, Migration> = {
   '001-initial': m001,
+  '002-users': m002,
 };
 
 export const migrationProvider: MigrationProvider = {

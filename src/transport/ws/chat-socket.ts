@@ -155,6 +155,11 @@ export class ChatSocket implements ChatSubscriber {
       case 'stop':
         await session.stop();
         return;
+      case 'permission_response':
+        if (!session.answerPermission(frame.request_id, frame.allow, frame.remember)) {
+          throw new ChatError('not_found', `no open permission request ${frame.request_id} (answered, expired or cancelled)`);
+        }
+        return;
       case 'clear_history':
         if (!session.isSubscribed(this)) {
           this.followed.add(frame.chat_id);
