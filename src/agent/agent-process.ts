@@ -55,6 +55,8 @@ export class AgentProcess {
   async terminate(graceMs = AGENT_EXIT_GRACE_MS): Promise<void> {
     if (!this.child) return;
     this.terminating ??= (async () => {
+      // The CLI does not exit promptly on stdin EOF alone; SIGTERM lets it finish its writes and exit at once.
+      this.killGroup('SIGTERM');
       const timer = setTimeout(() => this.killGroup('SIGKILL'), graceMs);
       timer.unref();
       await this.exited;

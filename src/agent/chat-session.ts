@@ -351,9 +351,10 @@ export class ChatSession {
       return;
     }
     this.closeStream(run, 'interrupted');
-    this.write('query failed', () =>
-      this.deps.store.queries.finish(run.id, { status: 'error', error: error?.message ?? 'agent process ended' }),
-    );
+    this.write('query failed', async () => {
+      await this.deps.store.queries.finish(run.id, { status: 'error', error: error?.message ?? 'agent process ended' });
+      await this.deps.store.toolUses.interruptOpen(run.id);
+    });
     this.terminate(run, {
       type: 'error',
       code: 'agent_error',
@@ -399,6 +400,7 @@ export class ChatSession {
         return;
       case 'tool_use':
         this.closeStream(run, 'complete');
+        run.replyBlocks = [];
         this.write('tool use', () =>
           this.deps.store.toolUses.recordCall({
             chatId: this.chatId,
@@ -411,6 +413,7 @@ export class ChatSession {
         this.emit({ type: 'tool_use', query_id: run.id, tool_id: event.toolUseId, tool_name: event.toolName, tool_input: event.input });
         return;
       case 'tool_result':
+        run.replyBlocks = [];
         this.write('tool result', () =>
           this.deps.store.toolUses.recordResult({
             chatId: this.chatId,
@@ -421,10 +424,16 @@ export class ChatSession {
         );
         this.emit({ type: 'tool_result', query_id: run.id, tool_id: event.toolUseId, content: event.content, is_error: event.isError });
         return;
-      case 'api_error':
+      case 'api_error': {
         this.closeStream(run, 'interrupted');
         run.apiError = event.message;
+        const blocks = run.replyBlocks;
+        run.replyBlocks = [];
+        this.write('interrupted reply', async () => {
+          for (const id of await Promise.all(blocks)) if (id) await this.deps.store.messages.setStatus(id, 'interrupted');
+        });
         return;
+      }
     }
   }
 
@@ -465,6 +474,7 @@ export class ChatSession {
     );
     row.catch((err: unknown) => this.deps.log.error({ err }, 'failed to store a streaming answer'));
     run.streamRow = row.then((message) => message?.id, () => undefined);
+    run.replyBlocks.push(run.streamRow);
     this.emit({ type: 'stream_start', query_id: run.id });
   }
 
@@ -511,7 +521,10 @@ export class ChatSession {
     if (!run?.turnOpen) return;
     if (!run.terminated) {
       this.closeStream(run, 'interrupted');
-      this.write('query cancelled', () => this.deps.store.queries.finish(run.id, { status: 'cancelled' }));
+      this.write('query cancelled', async () => {
+        await this.deps.store.queries.finish(run.id, { status: 'cancelled' });
+        await this.deps.store.toolUses.interruptOpen(run.id);
+      });
       this.terminate(run, { type: 'cancelled' });
     }
     const connection = this.connection;

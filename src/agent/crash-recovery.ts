@@ -9,14 +9,15 @@ import { findProcessesWithEnv, killAll } from './process-scan.js';
  * agent starts:
  * - agent CLIs it left behind (reparented to init, still running their tools) are killed;
  * - answers it left `streaming` keep their checkpointed text and become `interrupted`;
- * - queries it left `running` become `error`.
+ * - queries it left `running` become `error`, and tool calls without a result are marked interrupted.
  */
 export async function recoverFromCrash(config: Config, store: Store, log: FastifyBaseLogger): Promise<void> {
   const killed = await killOrphanAgents(agentConfigDir(config));
   if (killed.length > 0) log.warn({ pids: killed }, 'killed agent processes left behind by a previous run');
   const streams = await store.messages.interruptAbandonedStreams();
   const queries = await store.queries.failAbandoned('the service stopped while the query ran');
-  if (streams + queries > 0) log.warn({ streams, queries }, 'marked answers left unfinished by a previous run');
+  const tools = await store.toolUses.interruptOpen();
+  if (streams + queries + tools > 0) log.warn({ streams, queries, tools }, 'marked work left unfinished by a previous run');
 }
 
 /**

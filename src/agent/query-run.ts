@@ -16,6 +16,11 @@ export class QueryRun {
   /** The stored row of the open block (written as `streaming`, then checkpointed). */
   streamRow: Promise<string | undefined> = Promise.resolve(undefined);
   checkpointedAt = 0;
+  /**
+   * Stored text blocks of the model's current reply (since the last tool event). The CLI closes a block normally
+   * before reporting that the reply failed mid-way, so these are marked interrupted when an API error follows.
+   */
+  replyBlocks: Promise<string | undefined>[] = [];
   /** Set when the model API failed; the turn's end then becomes an `error`. */
   apiError: string | undefined;
   /** Set once the agent process confirmed the turn started (init), to tell a failed resume from a failed turn. */

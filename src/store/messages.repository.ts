@@ -76,6 +76,10 @@ export class MessagesRepository {
     await this.db.updateTable('messages').set({ content, status }).where('id', '=', id).execute();
   }
 
+  async setStatus(id: string, status: MessageStatus): Promise<void> {
+    await this.db.updateTable('messages').set({ status }).where('id', '=', id).execute();
+  }
+
   async remove(id: string): Promise<void> {
     await this.db.deleteFrom('messages').where('id', '=', id).execute();
   }

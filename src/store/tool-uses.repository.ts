@@ -73,4 +73,20 @@ export class ToolUsesRepository {
       .execute();
     return rows.map(toRecord);
   }
+
+  /**
+   * Tool calls of a query that never got a result (the query was stopped, or the service died): marked as failed
+   * so history does not show them as still running. Without `queryId`, every open call (start-up recovery).
+   */
+  async interruptOpen(queryId?: string): Promise<number> {
+    let update = this.db
+      .updateTable('tool_uses')
+      .set({ result_content: INTERRUPTED_TOOL_RESULT, is_error: 1, completed_at: this.now().toISOString() })
+      .where('completed_at', 'is', null);
+    if (queryId !== undefined) update = update.where('query_id', '=', queryId);
+    const result = await update.executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
 }
+
+export const INTERRUPTED_TOOL_RESULT = 'Interrupted: the answer was stopped before this tool finished.';

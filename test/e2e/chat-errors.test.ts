@@ -125,11 +125,9 @@ describe('errors over /ws/chat with the real agent', () => {
     await client.close();
   });
 
-  // BUG (src/agent/chat-session.ts): an answer cut short by a model error is stored as `complete`. On a stream
-  // error the CLI synthesizes content_block_stop + message_stop before the error message, so the block is closed
-  // as complete (text_end) before `api_error` arrives; `api_error` then finds no open stream to mark interrupted.
-  // Remove `.fails` once the partial text of a failed answer is stored as `interrupted`.
-  it.fails('/midstream-error: the partial answer is stored as interrupted, not complete [known bug]', async () => {
+  // On a stream error the CLI closes the block normally (content_block_stop) before reporting the error: the
+  // session must still mark that block interrupted.
+  it('/midstream-error: the partial answer is stored as interrupted, not complete', async () => {
     const chatId = await createChat(server.url);
     const client = await TestClient.connect(server.wsUrl);
     const queryId = await client.chat(chatId, '/midstream-error');
