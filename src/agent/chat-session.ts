@@ -8,6 +8,7 @@ import { ChatError } from './chat-error.js';
 import { ChatEventLog, type ChatSubscriber, type EventLogLimits } from './event-log.js';
 import { PermissionBroker, type PermissionRequest } from './permission-broker.js';
 import { QueryRun } from './query-run.js';
+import { ChatRecorder } from './chat-recorder.js';
 import { Serial, withTimeout } from './serial.js';
 
 export type { ChatSubscriber };
@@ -52,14 +53,14 @@ type TerminalBody =
 
 /**
  * One chat: its event stream, its running query and its agent connection. Operations (send, stop, clear,
- * close) run one at a time under `ops`; rows are written in event order through `writes`.
+ * close) run one at a time under `ops`; rows are written in event order by the ChatRecorder.
  *
  * Invariants: every query gets exactly one terminal event; no event of a query follows it; a new message is
  * sent to the agent only after the previous turn ended (or its process was replaced), so answers never mix.
  */
 export class ChatSession {
   private readonly ops = new Serial();
-  private readonly writes = new Serial();
+  private readonly record: ChatRecorder;
   private readonly events: ChatEventLog;
   private readonly permissions: PermissionBroker;
   private current: QueryRun | undefined;
@@ -77,6 +78,7 @@ export class ChatSession {
   constructor(private readonly deps: ChatSessionDeps) {
     this.now = deps.now ?? Date.now;
     this.events = new ChatEventLog(deps.replay, this.now);
+    this.record = new ChatRecorder(deps.store, deps.chatId, deps.log);
     this.lastActivity = this.now();
     this.permissions = new PermissionBroker(
       deps.permissionTimeoutMs,
@@ -139,11 +141,8 @@ export class ChatSession {
     }
     for (let attempt = 0; ; attempt++) {
       const seqBefore = this.events.lastSeq;
-      await this.writes.idle();
-      const [messages, toolUses] = await Promise.all([
-        this.deps.store.messages.list(this.chatId, { settledOnly: true }),
-        this.deps.store.toolUses.list(this.chatId),
-      ]);
+      await this.record.idle();
+      const [messages, toolUses] = await this.record.snapshot();
       if (seqBefore !== this.events.lastSeq && attempt < 20) continue;
       this.events.add(subscriber);
       const seq = this.events.lastSeq;
@@ -195,12 +194,7 @@ export class ChatSession {
       // Admission before anything is stored: a chat refused for capacity leaves no half-started query behind.
       await this.ensureConnection({ evict: true });
 
-      const { store } = this.deps;
-      const stored = await this.writes.run(async () => {
-        const queryId = await store.queries.start(this.chatId);
-        const message = await store.messages.add({ chatId: this.chatId, role: 'user', content, images, queryId });
-        return message && { queryId, messageId: message.id };
-      });
+      const stored = await this.record.userMessage(content, images);
       if (!stored) throw new ChatError('not_found', 'chat not found');
       const run = new QueryRun(
         stored.queryId,
@@ -229,7 +223,7 @@ export class ChatSession {
     return this.ops.run(async () => {
       await this.cancelRunning();
       await this.dropConnection();
-      await this.writes.run(() => this.deps.store.messages.clear(this.chatId));
+      await this.record.clearHistory();
       this.permissions.forget();
       this.emit({ type: 'history_cleared' });
     });
@@ -243,7 +237,7 @@ export class ChatSession {
     return this.ops.run(async () => {
       await this.cancelRunning({ fast });
       await this.dropConnection();
-      await this.writes.idle();
+      await this.record.idle();
     });
   }
 
@@ -260,11 +254,6 @@ export class ChatSession {
       (seq) => ({ ...body, chat_id: this.chatId, seq }) as ServerEvent,
       (err) => this.deps.log.warn({ err }, 'failed to send an event to a subscriber'),
     );
-  }
-
-  /** Queues a write; a failure (e.g. the chat was deleted meanwhile) is logged, never thrown into the stream. */
-  private write(what: string, task: () => Promise<unknown>): void {
-    void this.writes.run(task).catch((err: unknown) => this.deps.log.error({ err, what }, 'failed to store'));
   }
 
   private async startTurn(run: QueryRun): Promise<void> {
@@ -316,7 +305,7 @@ export class ChatSession {
 
   private sessionRestarted(sessionId: string, why: string): void {
     this.deps.log.warn({ sdk_session_id: sessionId, why }, 'cannot resume the agent session: starting a new one');
-    this.write('sdk session reset', () => this.deps.store.chats.setSdkSessionId(this.chatId, null));
+    void this.record.sdkSessionId(null);
     this.emit({
       type: 'notice',
       code: 'session_restarted',
@@ -344,17 +333,14 @@ export class ChatSession {
       this.sessionRestarted(this.resumedFrom, error?.message ?? 'the agent exited');
       void this.ops.run(async () => {
         if (this.current === run && !run.terminated) {
-          await this.writes.run(() => this.deps.store.chats.setSdkSessionId(this.chatId, null));
+          await this.record.sdkSessionId(null);
           await this.startTurn(run);
         }
       });
       return;
     }
     this.closeStream(run, 'interrupted');
-    this.write('query failed', async () => {
-      await this.deps.store.queries.finish(run.id, { status: 'error', error: error?.message ?? 'agent process ended' });
-      await this.deps.store.toolUses.interruptOpen(run.id);
-    });
+    this.record.queryEnded(run.id, { status: 'error', error: error?.message ?? 'agent process ended' });
     this.terminate(run, {
       type: 'error',
       code: 'agent_error',
@@ -393,45 +379,25 @@ export class ChatSession {
         return;
       case 'text_whole':
         this.closeStream(run, 'complete');
-        this.write('assistant message', () =>
-          this.deps.store.messages.add({ chatId: this.chatId, role: 'assistant', content: event.text, queryId: run.id }),
-        );
+        this.record.assistantText(run.id, event.text);
         this.emit({ type: 'assistant_message', query_id: run.id, content: event.text });
         return;
       case 'tool_use':
         this.closeStream(run, 'complete');
         run.replyBlocks = [];
-        this.write('tool use', () =>
-          this.deps.store.toolUses.recordCall({
-            chatId: this.chatId,
-            queryId: run.id,
-            toolUseId: event.toolUseId,
-            toolName: event.toolName,
-            input: event.input,
-          }),
-        );
+        this.record.toolCall(run.id, event.toolUseId, event.toolName, event.input);
         this.emit({ type: 'tool_use', query_id: run.id, tool_id: event.toolUseId, tool_name: event.toolName, tool_input: event.input });
         return;
       case 'tool_result':
         run.replyBlocks = [];
-        this.write('tool result', () =>
-          this.deps.store.toolUses.recordResult({
-            chatId: this.chatId,
-            toolUseId: event.toolUseId,
-            content: event.content,
-            isError: event.isError,
-          }),
-        );
+        this.record.toolResult(event.toolUseId, event.content, event.isError);
         this.emit({ type: 'tool_result', query_id: run.id, tool_id: event.toolUseId, content: event.content, is_error: event.isError });
         return;
       case 'api_error': {
         this.closeStream(run, 'interrupted');
         run.apiError = event.message;
-        const blocks = run.replyBlocks;
+        this.record.markInterrupted(run.replyBlocks);
         run.replyBlocks = [];
-        this.write('interrupted reply', async () => {
-          for (const id of await Promise.all(blocks)) if (id) await this.deps.store.messages.setStatus(id, 'interrupted');
-        });
         return;
       }
     }
@@ -441,23 +407,20 @@ export class ChatSession {
     const cost = Math.max(0, end.totalCostUsd - this.costBase);
     this.costBase = end.totalCostUsd;
     this.saveSessionId(end.sessionId);
-    const { queries, messages } = this.deps.store;
     if (run.terminated) {
       // A stopped query's turn finished draining: record what it cost, its status stays.
-      this.write('query cost', () => queries.recordCost(run.id, cost, end.durationMs));
+      this.record.queryCost(run.id, cost, end.durationMs);
     } else if (run.apiError !== undefined || (!end.success && end.subtype === 'error_during_execution')) {
       const error = run.apiError ?? (end.errors.join('; ') || 'The agent failed to answer');
       this.closeStream(run, 'interrupted');
-      this.write('error message', () =>
-        messages.add({ chatId: this.chatId, role: 'assistant', content: error, status: 'error', queryId: run.id }),
-      );
-      this.write('query end', () => queries.finish(run.id, { status: 'error', costUsd: cost, durationMs: end.durationMs, error }));
+      this.record.assistantText(run.id, error, 'error');
+      this.record.queryEnded(run.id, { status: 'error', costUsd: cost, durationMs: end.durationMs, error });
       this.terminate(run, { type: 'error', code: 'agent_error', error });
     } else {
       this.closeStream(run, 'complete');
       const error = end.success ? null : end.errors.join('; ') || end.subtype;
       const status = end.success ? 'complete' : 'error';
-      this.write('query end', () => queries.finish(run.id, { status, costUsd: cost, durationMs: end.durationMs, error }));
+      this.record.queryEnded(run.id, { status, costUsd: cost, durationMs: end.durationMs, error });
       this.terminate(run, { type: 'result', success: end.success, cost, duration: end.durationMs });
     }
     run.endTurn();
@@ -469,11 +432,7 @@ export class ChatSession {
     run.streamOpen = true;
     run.streamText = '';
     run.checkpointedAt = this.now();
-    const row = this.writes.run(() =>
-      this.deps.store.messages.add({ chatId: this.chatId, role: 'assistant', content: '', status: 'streaming', queryId: run.id }),
-    );
-    row.catch((err: unknown) => this.deps.log.error({ err }, 'failed to store a streaming answer'));
-    run.streamRow = row.then((message) => message?.id, () => undefined);
+    run.streamRow = this.record.openBlock(run.id);
     run.replyBlocks.push(run.streamRow);
     this.emit({ type: 'stream_start', query_id: run.id });
   }
@@ -481,24 +440,14 @@ export class ChatSession {
   private checkpoint(run: QueryRun): void {
     if (this.now() - run.checkpointedAt < this.deps.checkpointMs) return;
     run.checkpointedAt = this.now();
-    const { streamRow, streamText } = run;
-    this.write('checkpoint', async () => {
-      const id = await streamRow;
-      if (id) await this.deps.store.messages.update(id, streamText, 'streaming');
-    });
+    this.record.checkpointBlock(run.streamRow, run.streamText);
   }
 
   /** Ends the open text block and stores its final text (interrupted text too: never lost). */
   private closeStream(run: QueryRun, status: 'complete' | 'interrupted'): void {
     if (!run.streamOpen) return;
     run.streamOpen = false;
-    const { streamRow, streamText } = run;
-    this.write('assistant message', async () => {
-      const id = await streamRow;
-      if (!id) return;
-      if (streamText.length === 0) await this.deps.store.messages.remove(id);
-      else await this.deps.store.messages.update(id, streamText, status);
-    });
+    this.record.closeBlock(run.streamRow, run.streamText, status);
     run.streamText = '';
     this.emit({ type: 'stream_end', query_id: run.id });
   }
@@ -521,10 +470,7 @@ export class ChatSession {
     if (!run?.turnOpen) return;
     if (!run.terminated) {
       this.closeStream(run, 'interrupted');
-      this.write('query cancelled', async () => {
-        await this.deps.store.queries.finish(run.id, { status: 'cancelled' });
-        await this.deps.store.toolUses.interruptOpen(run.id);
-      });
+      this.record.queryEnded(run.id, { status: 'cancelled' });
       this.terminate(run, { type: 'cancelled' });
     }
     const connection = this.connection;
@@ -540,11 +486,9 @@ export class ChatSession {
   }
 
   private saveSessionId(sessionId: string): void {
-    this.write('sdk session id', async () => {
-      const chat = await this.deps.store.chats.get(this.chatId);
-      if (chat && chat.sdk_session_id !== sessionId) await this.deps.store.chats.setSdkSessionId(this.chatId, sessionId);
-    });
+    void this.record.sdkSessionId(sessionId);
   }
+
 }
 
 function permissionRequestBody(request: PermissionRequest) {

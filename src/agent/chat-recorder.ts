@@ -1,0 +1,124 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { ChatMessage, ToolUseRecord } from '../protocol/chat.js';
+import type { ImageToStore } from '../store/messages.repository.js';
+import type { QueryOutcome } from '../store/queries.repository.js';
+import type { Store } from '../store/store.js';
+import { Serial } from './serial.js';
+
+/** The stored row of one text block; resolves to undefined if it could not be stored (chat deleted meanwhile). */
+export type BlockRow = Promise<string | undefined>;
+
+/**
+ * Everything a chat stores while it runs, written one at a time in the order the events happened (`positions` in
+ * the store then follow the conversation). Most writes are queued and never awaited by the stream: a failure is
+ * logged, never thrown into it. `idle()` waits for what is queued.
+ */
+export class ChatRecorder {
+  private readonly writes = new Serial();
+
+  constructor(
+    private readonly store: Store,
+    private readonly chatId: string,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  idle(): Promise<void> {
+    return this.writes.idle();
+  }
+
+  /** History for a subscriber: settled messages (the block streaming now is sent as processing_state). */
+  snapshot(): Promise<[ChatMessage[], ToolUseRecord[]]> {
+    return Promise.all([
+      this.store.messages.list(this.chatId, { settledOnly: true }),
+      this.store.toolUses.list(this.chatId),
+    ]);
+  }
+
+  /** Stores a user message and opens its query, before the agent sees it; undefined if the chat is gone. */
+  userMessage(content: string, images: ImageToStore[]): Promise<{ queryId: string; messageId: string } | undefined> {
+    return this.writes.run(async () => {
+      const queryId = await this.store.queries.start(this.chatId);
+      const message = await this.store.messages.add({ chatId: this.chatId, role: 'user', content, images, queryId });
+      return message && { queryId, messageId: message.id };
+    });
+  }
+
+  clearHistory(): Promise<void> {
+    return this.writes.run(() => this.store.messages.clear(this.chatId));
+  }
+
+  /** A text block starts: stored at once as `streaming`, so a crash cannot lose it. */
+  openBlock(queryId: string): BlockRow {
+    const row = this.writes.run(() =>
+      this.store.messages.add({ chatId: this.chatId, role: 'assistant', content: '', status: 'streaming', queryId }),
+    );
+    return row.then(
+      (message) => message?.id,
+      (err: unknown) => {
+        this.log.error({ err }, 'failed to store a streaming answer');
+        return undefined;
+      },
+    );
+  }
+
+  checkpointBlock(row: BlockRow, text: string): void {
+    this.queue('checkpoint', async () => {
+      const id = await row;
+      if (id) await this.store.messages.update(id, text, 'streaming');
+    });
+  }
+
+  /** The block's final text and status; a block that never got text is removed. */
+  closeBlock(row: BlockRow, text: string, status: 'complete' | 'interrupted'): void {
+    this.queue('assistant message', async () => {
+      const id = await row;
+      if (!id) return;
+      if (text.length === 0) await this.store.messages.remove(id);
+      else await this.store.messages.update(id, text, status);
+    });
+  }
+
+  markInterrupted(rows: BlockRow[]): void {
+    this.queue('interrupted reply', async () => {
+      for (const id of await Promise.all(rows)) if (id) await this.store.messages.setStatus(id, 'interrupted');
+    });
+  }
+
+  assistantText(queryId: string, content: string, status: 'complete' | 'error' = 'complete'): void {
+    this.queue('assistant message', () =>
+      this.store.messages.add({ chatId: this.chatId, role: 'assistant', content, status, queryId }),
+    );
+  }
+
+  toolCall(queryId: string, toolUseId: string, toolName: string, input: unknown): void {
+    this.queue('tool use', () => this.store.toolUses.recordCall({ chatId: this.chatId, queryId, toolUseId, toolName, input }));
+  }
+
+  toolResult(toolUseId: string, content: string, isError: boolean): void {
+    this.queue('tool result', () => this.store.toolUses.recordResult({ chatId: this.chatId, toolUseId, content, isError }));
+  }
+
+  /** The query ended; a stopped or failed one also closes its tool calls that never got a result. */
+  queryEnded(queryId: string, outcome: QueryOutcome): void {
+    this.queue('query end', async () => {
+      await this.store.queries.finish(queryId, outcome);
+      if (outcome.status !== 'complete') await this.store.toolUses.interruptOpen(queryId);
+    });
+  }
+
+  /** What a stopped query cost, known once its turn has drained. */
+  queryCost(queryId: string, costUsd: number, durationMs: number): void {
+    this.queue('query cost', () => this.store.queries.recordCost(queryId, costUsd, durationMs));
+  }
+
+  sdkSessionId(sessionId: string | null): Promise<void> {
+    return this.writes.run(async () => {
+      const chat = await this.store.chats.get(this.chatId);
+      if (chat && chat.sdk_session_id !== sessionId) await this.store.chats.setSdkSessionId(this.chatId, sessionId);
+    });
+  }
+
+  private queue(what: string, task: () => Promise<unknown>): void {
+    void this.writes.run(task).catch((err: unknown) => this.log.error({ err, what }, 'failed to store'));
+  }
+}
