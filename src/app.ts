@@ -8,11 +8,18 @@ import { agentConfigDir, buildAgentEnv, missingCredentials } from './agent/agent
 import { loadMcpServers } from './agent/mcp-servers.js';
 import { recoverFromCrash } from './agent/crash-recovery.js';
 import { sdkConnectionFactory } from './agent/sdk-connection.js';
+import { installAuth } from './auth/auth.plugin.js';
+import { AuthService } from './auth/auth.service.js';
+import { checkExposure } from './auth/exposure.js';
 import { ChatService } from './chats/chat.service.js';
 import type { Config } from './config/config.js';
 import { openDatabase } from './db/database.js';
+import { RateLimiter } from './limits/rate-limiter.js';
+import { registerRestRateLimit } from './limits/rest-rate-limit.js';
 import { Store } from './store/store.js';
+import { authRoutes } from './transport/rest/auth.routes.js';
 import { chatsRoutes } from './transport/rest/chats.routes.js';
+import { registerCors } from './transport/rest/cors.js';
 import { installErrorHandler } from './transport/rest/errors.js';
 import { healthRoutes } from './transport/rest/health.routes.js';
 import { registerOpenApi } from './transport/rest/openapi.js';
@@ -62,6 +69,14 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const mcpServers = config.MCP_SERVERS_FILE ? loadMcpServers(config.MCP_SERVERS_FILE) : undefined;
   const db = await openDatabase(config.DATABASE_URL);
   const store = new Store(db, options.now);
+  const auth = new AuthService({ store, disabled: config.AUTH_DISABLED });
+  try {
+    // Before anything else runs: a service that must not start touches nothing (no crash recovery, no agents).
+    await checkExposure({ host: config.HOST, authDisabled: config.AUTH_DISABLED }, auth, app.log);
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
   await recoverFromCrash(config, store, app.log);
 
   const connect =
@@ -87,12 +102,13 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     checkpointMs: config.STREAM_CHECKPOINT_MS,
     replay: { maxEvents: config.REPLAY_BUFFER_EVENTS, maxBytes: config.REPLAY_BUFFER_BYTES },
     permissionTimeoutMs: config.PERMISSION_TIMEOUT_MS,
+    historyLimit: config.HISTORY_PAGE_SIZE,
     maxLiveAgents: config.MAX_LIVE_AGENTS,
     idleTimeoutMs: config.AGENT_IDLE_TIMEOUT_MS,
     preflight: () => missingCredentials(config),
     log: app.log,
   });
-  const chats = new ChatService(store, agents);
+  const chats = new ChatService(store, agents, { maxChatsPerUser: config.MAX_CHATS_PER_USER });
   app.decorate('agents', agents);
 
   // Shutdown order: agents stop first (running answers end `cancelled`, partial text stored) while the WebSocket
@@ -105,12 +121,21 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await db.destroy();
   });
 
+  // CORS first (its hook answers preflights and decorates refusals), then authentication with the rate limit.
+  await registerCors(app, config.CORS_ORIGINS);
+  const limit = config.RATE_LIMIT_PER_MINUTE > 0 ? await registerRestRateLimit(app, config.RATE_LIMIT_PER_MINUTE) : undefined;
+  installAuth(app, { auth, ...(limit ? { limit } : {}) });
+
   await registerOpenApi(app, APP_VERSION);
   await app.register(healthRoutes);
   await app.register(chatsRoutes, { chats });
+  await app.register(authRoutes, { auth });
   await app.register(wsRoutes, {
     store,
     agents,
+    auth,
+    corsOrigins: config.CORS_ORIGINS,
+    ...(config.MESSAGES_PER_MINUTE > 0 ? { messageLimiter: new RateLimiter(config.MESSAGES_PER_MINUTE) } : {}),
     images: { maxCount: config.MAX_IMAGES_PER_MESSAGE, maxBytes: config.MAX_IMAGE_BYTES },
     maxMessageChars: config.MAX_MESSAGE_CHARS,
     prewarm: config.AGENT_PREWARM,

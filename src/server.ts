@@ -1,5 +1,7 @@
 import 'dotenv/config';
 import { buildApp } from './app.js';
+import { StartupRefusedError } from './auth/exposure.js';
+import { requestLogSerializer } from './auth/redact.js';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 
 /**
@@ -19,12 +21,23 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const app = await buildApp(config, {
-    logger: {
-      level: config.LOG_LEVEL,
-      redact: ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]', 'req.headers.cookie'],
-    },
-  });
+  let app: Awaited<ReturnType<typeof buildApp>>;
+  try {
+    app = await buildApp(config, {
+      logger: {
+        level: config.LOG_LEVEL,
+        redact: ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]', 'req.headers.cookie'],
+        // WebSocket tickets travel in the URL (?ticket=): never logged.
+        serializers: { req: requestLogSerializer },
+      },
+    });
+  } catch (err) {
+    if (err instanceof StartupRefusedError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
 
   let closing = false;
   const shutdown = (signal: NodeJS.Signals) => {

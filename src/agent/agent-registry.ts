@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
+import type { ServerEvent } from '../protocol/ws.js';
 import type { Store } from '../store/store.js';
 import type { AgentConnection, AgentConnectionFactory } from './agent-events.js';
 import { ChatError } from './chat-error.js';
@@ -18,12 +19,15 @@ export interface AgentRegistryDeps {
   checkpointMs: number;
   replay: EventLogLimits;
   permissionTimeoutMs: number;
+  historyLimit: number;
   /** Most agent processes alive at once; the least recently used idle one is closed to make room. */
   maxLiveAgents: number;
   /** An agent idle this long is closed (its chat resumes on the next message). */
   idleTimeoutMs: number;
   preflight(): string | undefined;
   log: FastifyBaseLogger;
+  /** Sees every event of every chat (metrics). */
+  tap?: (event: ServerEvent) => void;
 }
 
 /**
@@ -58,10 +62,12 @@ export class AgentRegistry {
         checkpointMs: this.deps.checkpointMs,
         replay: this.deps.replay,
         permissionTimeoutMs: this.deps.permissionTimeoutMs,
+        historyLimit: this.deps.historyLimit,
         transcriptExists: (sessionId) => transcriptExists(this.deps.agentConfigDir, cwd, sessionId),
         preflight: this.deps.preflight,
         admitAgent: (s, start, options) => this.admit(s, start, options),
         log: this.deps.log.child({ chat_id: chatId }),
+        ...(this.deps.tap ? { tap: this.deps.tap } : {}),
       });
       this.sessions.set(chatId, session);
     }

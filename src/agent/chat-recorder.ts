@@ -26,12 +26,16 @@ export class ChatRecorder {
     return this.writes.idle();
   }
 
-  /** History for a subscriber: settled messages (the block streaming now is sent as processing_state). */
-  snapshot(): Promise<[ChatMessage[], ToolUseRecord[]]> {
-    return Promise.all([
-      this.store.messages.list(this.chatId, { settledOnly: true }),
+  /**
+   * History for a subscriber: the latest `limit` settled messages (the block streaming now is sent as
+   * processing_state) and the tool calls.
+   */
+  async snapshot(limit: number): Promise<{ messages: ChatMessage[]; hasMore: boolean; toolUses: ToolUseRecord[] }> {
+    const [page, toolUses] = await Promise.all([
+      this.store.messages.page(this.chatId, { limit, settledOnly: true }),
       this.store.toolUses.list(this.chatId),
     ]);
+    return { messages: page?.messages ?? [], hasMore: page?.hasMore ?? false, toolUses };
   }
 
   /** Stores a user message and opens its query, before the agent sees it; undefined if the chat is gone. */

@@ -25,6 +25,8 @@ export interface ChatSessionDeps {
   replay: EventLogLimits;
   /** How long a permission question waits for an answer. */
   permissionTimeoutMs: number;
+  /** Most messages in the `history` sent on subscribe (older ones are paged over REST). */
+  historyLimit: number;
   /** Whether the SDK still has the transcript of a session, so resuming it keeps the model's context. */
   transcriptExists(sessionId: string): Promise<boolean>;
   /** A reason the agent cannot run at all (e.g. no credentials), checked before anything is stored. */
@@ -40,6 +42,8 @@ export interface ChatSessionDeps {
   ): Promise<AgentConnection | undefined>;
   log: FastifyBaseLogger;
   now?: () => number;
+  /** Sees every event of the chat (metrics). */
+  tap?: (event: ServerEvent) => void;
 }
 
 /** A chat event before it is numbered; errors of a chat are numbered like every other event. */
@@ -77,7 +81,7 @@ export class ChatSession {
 
   constructor(private readonly deps: ChatSessionDeps) {
     this.now = deps.now ?? Date.now;
-    this.events = new ChatEventLog(deps.replay, this.now);
+    this.events = new ChatEventLog(deps.replay, this.now, deps.tap);
     this.record = new ChatRecorder(deps.store, deps.chatId, deps.log);
     this.lastActivity = this.now();
     this.permissions = new PermissionBroker(
@@ -142,12 +146,12 @@ export class ChatSession {
     for (let attempt = 0; ; attempt++) {
       const seqBefore = this.events.lastSeq;
       await this.record.idle();
-      const [messages, toolUses] = await this.record.snapshot();
+      const { messages, hasMore, toolUses } = await this.record.snapshot(this.deps.historyLimit);
       if (seqBefore !== this.events.lastSeq && attempt < 20) continue;
       this.events.add(subscriber);
       const seq = this.events.lastSeq;
       const run = this.isProcessing ? this.current : undefined;
-      subscriber.send({ type: 'history', chat_id: this.chatId, seq, messages });
+      subscriber.send({ type: 'history', chat_id: this.chatId, seq, messages, has_more: hasMore });
       subscriber.send({ type: 'tool_history', chat_id: this.chatId, seq, tool_uses: toolUses });
       subscriber.send({
         type: 'processing_state',

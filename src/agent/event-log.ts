@@ -29,6 +29,8 @@ export class ChatEventLog {
   constructor(
     private readonly limits: EventLogLimits,
     now: () => number = Date.now,
+    /** Sees every event (metrics). */
+    private readonly tap?: (event: ServerEvent) => void,
   ) {
     this.seq = now() * 1000;
   }
@@ -63,6 +65,7 @@ export class ChatEventLog {
     while (this.recent.length > this.limits.maxEvents || (this.recentBytes > this.limits.maxBytes && this.recent.length > 1)) {
       this.recentBytes -= this.recent.shift()!.json.length;
     }
+    this.tap?.(event);
     for (const subscriber of this.subscribers) {
       try {
         subscriber.send(event, json);

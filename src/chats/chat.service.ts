@@ -1,3 +1,4 @@
+import { isUnlimited, ownerScope, type Principal } from '../auth/principal.js';
 import type { Chat, ChatMessage } from '../protocol/chat.js';
 import type { Store } from '../store/store.js';
 
@@ -6,43 +7,69 @@ export interface ChatAgents {
   discardChat(chatId: string): Promise<void>;
 }
 
-/** Chat lifecycle for the REST API; the agent side plugs in through ChatAgents. */
+/** The principal already has MAX_CHATS_PER_USER chats. */
+export class ChatLimitError extends Error {
+  readonly statusCode = 403;
+  constructor(max: number) {
+    super(`chat limit reached: at most ${max} chats per user; delete some to create more`);
+    this.name = 'ChatLimitError';
+  }
+}
+
+export interface ChatServiceOptions {
+  /** Most chats one principal may own (0: no limit); local mode is never limited. */
+  maxChatsPerUser?: number;
+}
+
+/**
+ * Chat lifecycle for the REST API; the agent side plugs in through ChatAgents. Every call acts for a principal
+ * and sees only that principal's chats: another user's chat is indistinguishable from a chat that does not exist.
+ */
 export class ChatService {
+  private readonly maxChats: number;
+
   constructor(
     private readonly store: Store,
     private readonly agents: ChatAgents,
-  ) {}
-
-  list(): Promise<Chat[]> {
-    return this.store.chats.list();
+    options: ChatServiceOptions = {},
+  ) {
+    this.maxChats = options.maxChatsPerUser ?? 0;
   }
 
-  create(title?: string): Promise<Chat> {
-    return this.store.chats.create(title);
+  list(principal: Principal): Promise<Chat[]> {
+    return this.store.chats.list(ownerScope(principal));
   }
 
-  get(id: string): Promise<Chat | undefined> {
-    return this.store.chats.get(id);
+  async create(principal: Principal, title?: string): Promise<Chat> {
+    const owner = ownerScope(principal);
+    if (this.maxChats === 0 || isUnlimited(principal)) return this.store.chats.create(title, owner);
+    const chat = await this.store.chats.createWithinLimit(title, owner, this.maxChats);
+    if (!chat) throw new ChatLimitError(this.maxChats);
+    return chat;
   }
 
-  rename(id: string, title: string): Promise<Chat | undefined> {
-    return this.store.chats.rename(id, title);
+  get(principal: Principal, id: string): Promise<Chat | undefined> {
+    return this.store.chats.get(id, ownerScope(principal));
   }
 
-  search(text: string): Promise<Chat[]> {
-    return this.store.chats.search(text.trim());
+  rename(principal: Principal, id: string, title: string): Promise<Chat | undefined> {
+    return this.store.chats.rename(id, title, ownerScope(principal));
   }
 
-  /** Undefined when the chat does not exist (an empty chat answers []). */
-  async messages(id: string): Promise<ChatMessage[] | undefined> {
-    if (!(await this.store.chats.get(id))) return undefined;
+  search(principal: Principal, text: string): Promise<Chat[]> {
+    return this.store.chats.search(text.trim(), ownerScope(principal));
+  }
+
+  /** Undefined when the chat does not exist for this principal (an empty chat answers []). */
+  async messages(principal: Principal, id: string): Promise<ChatMessage[] | undefined> {
+    if (!(await this.get(principal, id))) return undefined;
     return this.store.messages.list(id);
   }
 
   /** Stops the chat's agent first, so nothing is written for the chat after its rows are gone. */
-  async delete(id: string): Promise<boolean> {
-    if (!(await this.store.chats.get(id))) return false;
+  async delete(principal: Principal, id: string): Promise<boolean> {
+    if (!(await this.get(principal, id))) return false;
     await this.agents.discardChat(id);
-    return this.store.chats.delete(id);
+    return this.store.chats.delete(id, ownerScope(principal));
   }
 }

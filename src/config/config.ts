@@ -51,6 +51,23 @@ function parseDatabaseUrl(url: string, ctx: z.RefinementCtx): DatabaseTarget {
   return z.NEVER;
 }
 
+/** `https://host[:port]` exactly as browsers send it in `Origin` (no path, no wildcard). */
+function parseOrigins(origins: string[], ctx: z.RefinementCtx): string[] {
+  return origins.map((origin) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(origin);
+    } catch {
+      url = undefined;
+    }
+    if (!url || !/^https?:$/.test(url.protocol) || url.pathname !== '/' || url.search || url.hash || url.username) {
+      ctx.addIssue({ code: 'custom', message: `"${origin}" is not an origin like https://chat.example.com[:port]` });
+      return origin;
+    }
+    return url.origin;
+  });
+}
+
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const boolean = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -105,6 +122,8 @@ export const EnvSchema = z.object({
   AGENT_PREWARM: boolean.default(true),
   /** How often a streaming answer is checkpointed to the database: the most a crash can lose. */
   STREAM_CHECKPOINT_MS: integer(50, 60_000).default(1_000),
+  /** Most messages in the `history` a subscriber gets, and the default page of GET .../messages. */
+  HISTORY_PAGE_SIZE: integer(1, 100_000).default(500),
   /** Recent events kept per chat for clients that reconnect with their last `seq`. */
   REPLAY_BUFFER_EVENTS: integer(0, 1_000_000).default(2_000),
   REPLAY_BUFFER_BYTES: integer(0, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
@@ -124,6 +143,20 @@ export const EnvSchema = z.object({
 
   SHUTDOWN_TIMEOUT_MS: integer(100, 120_000).default(10_000),
   TRUST_PROXY: boolean.default(false),
+
+  /**
+   * Turns authentication off entirely, even once users exist, and allows a non-loopback HOST without it. For a
+   * service behind an authenticating proxy; logged as a warning at every start.
+   */
+  AUTH_DISABLED: boolean.default(false),
+  /** Browser origins (exact, e.g. https://chat.example.com) allowed to call the REST API and open the WebSocket. */
+  CORS_ORIGINS: csv.transform(parseOrigins).default([]),
+  /** REST requests per minute, per user (per IP for requests without a valid token); 0: no limit. */
+  RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(300),
+  /** `chat` frames per minute, per user, over all their sockets; 0: no limit. */
+  MESSAGES_PER_MINUTE: integer(0, 1_000_000).default(30),
+  /** Chats one user may own; creating more answers 403. 0: no limit. */
+  MAX_CHATS_PER_USER: integer(0, 100_000_000).default(1_000),
 });
 
 export type Config = Readonly<z.output<typeof EnvSchema>>;

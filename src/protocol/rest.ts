@@ -32,3 +32,11 @@ export const SuccessSchema = z.object({ success: z.literal(true) });
 export const ChatListSchema = z.array(ChatSchema);
 
 export const HealthSchema = z.object({ status: z.literal('ok') });
+
+export const WsTicketSchema = z
+  .object({
+    ticket: z.string().meta({ description: 'Open the socket as /ws/chat?ticket=<ticket>; works once' }),
+    expires_in: z.number().int().meta({ description: 'Seconds the ticket stays valid' }),
+  })
+  .meta({ id: 'WsTicket' });
+export type WsTicket = z.infer<typeof WsTicketSchema>;

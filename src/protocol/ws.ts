@@ -62,7 +62,15 @@ const queryEvent = { ...chatEvent, query_id: z.string() };
 
 export const ServerEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('connected') }),
-  z.object({ type: z.literal('history'), ...chatEvent, messages: z.array(ChatMessageSchema) }),
+  z.object({
+    type: z.literal('history'),
+    ...chatEvent,
+    messages: z.array(ChatMessageSchema),
+    has_more: z
+      .boolean()
+      .optional()
+      .meta({ description: 'Older messages exist: page back with GET /api/chats/{id}/messages?before=<first id>' }),
+  }),
   z.object({ type: z.literal('tool_history'), ...chatEvent, tool_uses: z.array(ToolUseRecordSchema) }),
   z.object({
     type: z.literal('processing_state'),

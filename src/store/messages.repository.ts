@@ -98,20 +98,67 @@ export class MessagesRepository {
     return Number(result.numUpdatedRows);
   }
 
+  /**
+   * One page of the chat's messages, in conversation order. Without a cursor: the latest `limit`. `before` / `after`
+   * (a message id) give the page just before / after that message. `hasMore` says whether more lie further in the
+   * direction of the page (older for the latest page and `before`, newer for `after`). An unknown cursor id
+   * gives undefined.
+   */
+  async page(
+    chatId: string,
+    { limit, before, after, settledOnly = false }: { limit: number; before?: string; after?: string; settledOnly?: boolean },
+  ): Promise<{ messages: ChatMessage[]; hasMore: boolean } | undefined> {
+    const cursorId = before ?? after;
+    let cursor: number | undefined;
+    if (cursorId !== undefined) {
+      const row = await this.db
+        .selectFrom('messages')
+        .select('position')
+        .where('chat_id', '=', chatId)
+        .where('id', '=', cursorId)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      cursor = row.position;
+    }
+    const forward = after !== undefined;
+    let query = this.db.selectFrom('messages').selectAll().where('chat_id', '=', chatId);
+    if (settledOnly) query = query.where('status', '!=', 'streaming');
+    if (cursor !== undefined) query = query.where('position', forward ? '>' : '<', cursor);
+    const rows = await query
+      .orderBy('position', forward ? 'asc' : 'desc')
+      .limit(limit + 1)
+      .execute();
+    const hasMore = rows.length > limit;
+    const pageRows = rows.slice(0, limit);
+    if (!forward) pageRows.reverse();
+    return { messages: await this.withImages(pageRows), hasMore };
+  }
+
   /** The chat's messages in conversation order, images included; `settledOnly` leaves out answers still streaming. */
   async list(chatId: string, { settledOnly = false } = {}): Promise<ChatMessage[]> {
     let query = this.db.selectFrom('messages').selectAll().where('chat_id', '=', chatId);
     if (settledOnly) query = query.where('status', '!=', 'streaming');
-    const rows = await query.orderBy('position').execute();
+    return this.withImages(await query.orderBy('position').execute());
+  }
+
+  private async withImages(rows: MessageRow[]): Promise<ChatMessage[]> {
     if (rows.length === 0) return [];
-    const images = await this.db
-      .selectFrom('message_images')
-      .innerJoin('messages', 'messages.id', 'message_images.message_id')
-      .selectAll('message_images')
-      .where('messages.chat_id', '=', chatId)
-      .orderBy('message_images.message_id')
-      .orderBy('message_images.ordinal')
-      .execute();
+    // A page asks for its messages' images by id; a whole long history by chat (SQL has a cap on bound values).
+    const images =
+      rows.length <= 500
+        ? await this.db
+            .selectFrom('message_images')
+            .selectAll()
+            .where('message_id', 'in', rows.map((r) => r.id))
+            .orderBy('ordinal')
+            .execute()
+        : await this.db
+            .selectFrom('message_images')
+            .innerJoin('messages', 'messages.id', 'message_images.message_id')
+            .selectAll('message_images')
+            .where('messages.chat_id', '=', rows[0]!.chat_id)
+            .orderBy('message_images.ordinal')
+            .execute();
     const byMessage = new Map<string, MessageImageRow[]>();
     for (const img of images) byMessage.set(img.message_id, [...(byMessage.get(img.message_id) ?? []), img]);
     return rows.map((row) => toMessage(row, byMessage.get(row.id)));

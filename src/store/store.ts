@@ -20,7 +20,7 @@ export class Store {
 
   constructor(
     readonly db: Db,
-    now: () => Date = monotonicClock(),
+    readonly now: () => Date = monotonicClock(),
   ) {
     this.chats = new ChatsRepository(db, now);
     this.messages = new MessagesRepository(db, now);
@@ -29,5 +29,10 @@ export class Store {
     this.users = new UsersRepository(db, now);
     this.tokens = new TokensRepository(db, now);
     this.settings = new SettingsRepository(db);
+  }
+
+  /** Runs `work` in one transaction, with repositories bound to it. */
+  transaction<T>(work: (store: Store) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute((trx) => work(new Store(trx, this.now)));
   }
 }

@@ -131,3 +131,26 @@ describe('loadConfig rejects invalid values, naming the variable', () => {
     expect(err.problems.map((p) => p.split(':')[0]).sort()).toEqual(['LOG_LEVEL', 'MAX_TURNS', 'PORT']);
   });
 });
+
+describe('security settings', () => {
+  it('default to local-friendly limits and no CORS', () => {
+    expect(loadConfig({})).toMatchObject({
+      AUTH_DISABLED: false,
+      CORS_ORIGINS: [],
+      RATE_LIMIT_PER_MINUTE: 300,
+      MESSAGES_PER_MINUTE: 30,
+      MAX_CHATS_PER_USER: 1000,
+    });
+  });
+
+  it('reads CORS_ORIGINS as exact origins, normalised as browsers send them', () => {
+    expect(loadConfig({ CORS_ORIGINS: 'https://Chat.Example.com, http://localhost:5173/' }).CORS_ORIGINS).toEqual([
+      'https://chat.example.com',
+      'http://localhost:5173',
+    ]);
+  });
+
+  it.each(['*', 'chat.example.com', 'https://chat.example.com/app', 'ftp://x.example'])('refuses %s in CORS_ORIGINS', (value) => {
+    expect(configError({ CORS_ORIGINS: value }).problems[0]).toMatch(/^CORS_ORIGINS: .*not an origin/);
+  });
+});

@@ -11,13 +11,14 @@ import {
 } from '../../protocol/rest.js';
 import { z } from 'zod';
 import type { ChatService } from '../../chats/chat.service.js';
+import { principalOf } from '../../auth/auth.plugin.js';
 import { NotFoundError } from './errors.js';
 
 export interface ChatsRoutesOptions {
   chats: ChatService;
 }
 
-/** `/api/chats...`: the REST half of the wire contract. */
+/** `/api/chats...`: the REST half of the wire contract. Every call acts for the request's principal (auth.plugin). */
 export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app, { chats }) => {
   const notFound = { 404: ErrorBodySchema };
   const found = <T>(value: T | undefined, id: string): T => {
@@ -27,7 +28,7 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
 
   app.get('/api/chats', {
     schema: { tags: ['chats'], summary: 'List chats, most recently active first', response: { 200: ChatListSchema } },
-    handler: async () => chats.list(),
+    handler: async (req) => chats.list(principalOf(req)),
   });
 
   app.post('/api/chats', {
@@ -35,9 +36,9 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
       tags: ['chats'],
       summary: 'Create a chat',
       body: CreateChatBodySchema,
-      response: { 201: ChatSchema },
+      response: { 201: ChatSchema, 403: ErrorBodySchema },
     },
-    handler: async (req, reply) => reply.code(201).send(await chats.create(req.body?.title)),
+    handler: async (req, reply) => reply.code(201).send(await chats.create(principalOf(req), req.body?.title)),
   });
 
   // Declared before /api/chats/:id so "search" is never taken for an id.
@@ -48,12 +49,12 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
       querystring: SearchQuerySchema,
       response: { 200: ChatListSchema },
     },
-    handler: async (req) => chats.search(req.query.q),
+    handler: async (req) => chats.search(principalOf(req), req.query.q),
   });
 
   app.get('/api/chats/:id', {
     schema: { tags: ['chats'], summary: 'One chat', params: ChatParamsSchema, response: { 200: ChatSchema, ...notFound } },
-    handler: async (req) => found(await chats.get(req.params.id), req.params.id),
+    handler: async (req) => found(await chats.get(principalOf(req), req.params.id), req.params.id),
   });
 
   for (const method of ['PUT', 'PATCH'] as const) {
@@ -67,7 +68,7 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
         body: UpdateChatBodySchema,
         response: { 200: ChatSchema, ...notFound },
       },
-      handler: async (req) => found(await chats.rename(req.params.id, req.body.title), req.params.id),
+      handler: async (req) => found(await chats.rename(principalOf(req), req.params.id, req.body.title), req.params.id),
     });
   }
 
@@ -79,7 +80,7 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
       response: { 200: SuccessSchema, ...notFound },
     },
     handler: async (req) => {
-      if (!(await chats.delete(req.params.id))) throw new NotFoundError(`chat ${req.params.id} not found`);
+      if (!(await chats.delete(principalOf(req), req.params.id))) throw new NotFoundError(`chat ${req.params.id} not found`);
       return { success: true as const };
     },
   });
@@ -91,6 +92,6 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
       params: ChatParamsSchema,
       response: { 200: z.array(ChatMessageSchema), ...notFound },
     },
-    handler: async (req) => found(await chats.messages(req.params.id), req.params.id),
+    handler: async (req) => found(await chats.messages(principalOf(req), req.params.id), req.params.id),
   });
 };

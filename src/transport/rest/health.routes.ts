@@ -4,7 +4,7 @@ import { HealthSchema } from '../../protocol/rest.js';
 /** Liveness: the process answers. (Readiness against the database comes with /readyz.) */
 export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get('/healthz', {
-    schema: { tags: ['operations'], summary: 'Liveness probe', response: { 200: HealthSchema } },
+    schema: { tags: ['operations'], summary: 'Liveness probe', security: [], response: { 200: HealthSchema } },
     handler: async () => ({ status: 'ok' as const }),
   });
 };

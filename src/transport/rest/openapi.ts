@@ -16,8 +16,21 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       },
       tags: [
         { name: 'chats', description: 'Chats and their stored history' },
+        { name: 'auth', description: 'WebSocket tickets' },
         { name: 'operations', description: 'Probes for operators' },
       ],
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'An API token from `npm run cli -- users add NAME` or `tokens create USER`. Needed once a user exists; ' +
+              'before that (local mode, loopback only) requests need none.',
+          },
+        },
+      },
+      security: [{ bearerAuth: [] }],
     },
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,

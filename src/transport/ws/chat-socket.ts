@@ -4,8 +4,12 @@ import type { AgentRegistry } from '../../agent/agent-registry.js';
 import { ChatError } from '../../agent/chat-error.js';
 import type { ChatSession, ChatSubscriber } from '../../agent/chat-session.js';
 import { Serial } from '../../agent/serial.js';
+import type { AuthService } from '../../auth/auth.service.js';
+import { ownerScope, type Principal } from '../../auth/principal.js';
+import { CLOSE_UNAUTHORIZED } from '../../auth/socket-admission.js';
 import { decodeImages, type ImageLimits } from '../../chats/images.js';
 import { CLIENT_FRAME_TYPES, ClientFrameSchema, type ClientFrame, type ServerEvent } from '../../protocol/ws.js';
+import type { RateLimiter } from '../../limits/rate-limiter.js';
 import type { Store } from '../../store/store.js';
 
 export interface ChatSocketDeps {
@@ -18,6 +22,17 @@ export interface ChatSocketDeps {
   /** Unsent bytes after which a client that does not read is disconnected. */
   maxBufferedBytes: number;
   heartbeatMs: number;
+  /** Re-checks a socket's principal (token revoked, user removed, auth switched on since it connected). */
+  auth: AuthService;
+  /** `chat` frames per minute per user, shared by all sockets (none: unlimited). */
+  messageLimiter?: RateLimiter;
+}
+
+/** Who holds a socket, fixed when it was admitted. */
+export interface SocketIdentity {
+  principal: Principal;
+  /** What the message limit counts against (see limitKey); undefined: not limited. */
+  limitKey: string | undefined;
 }
 
 /** Close codes this handler uses (4000-4999 is the application range). */
@@ -38,6 +53,7 @@ export class ChatSocket implements ChatSubscriber {
     private readonly socket: WebSocket,
     private readonly deps: ChatSocketDeps,
     private readonly log: FastifyBaseLogger,
+    private readonly identity: SocketIdentity,
   ) {}
 
   start(): void {
@@ -55,6 +71,8 @@ export class ChatSocket implements ChatSubscriber {
       if (!this.alive) return void this.socket.terminate();
       this.alive = false;
       this.socket.ping();
+      // A socket that only listens also loses its events once its token is revoked.
+      void this.frames.run(() => this.stillAuthorized());
     }, this.deps.heartbeatMs);
     this.heartbeat.unref();
     this.send({ type: 'connected' });
@@ -80,6 +98,7 @@ export class ChatSocket implements ChatSubscriber {
   }
 
   private async handle(text: string | undefined): Promise<void> {
+    if (!(await this.stillAuthorized())) return;
     const frame = this.parse(text);
     if (!frame) return;
     try {
@@ -144,6 +163,7 @@ export class ChatSocket implements ChatSubscriber {
         if (content.length > this.deps.maxMessageChars) {
           throw new ChatError('invalid_message', `content is longer than ${this.deps.maxMessageChars} characters`);
         }
+        if (this.rateLimited(frame.chat_id)) return;
         // `chat` on a chat the socket does not follow yet subscribes it first (the seed client relies on it).
         if (!session.isSubscribed(this)) {
           this.followed.add(frame.chat_id);
@@ -175,7 +195,46 @@ export class ChatSocket implements ChatSubscriber {
     session.prewarm().catch((err: unknown) => this.log.debug({ err, chat_id: session.chatId }, 'prewarm failed'));
   }
 
+  /** Another user's chat is `not_found`, exactly like a chat that does not exist. */
   private async requireChat(chatId: string): Promise<void> {
-    if (!(await this.deps.store.chats.get(chatId))) throw new ChatError('not_found', `chat ${chatId} not found`);
+    const chat = await this.deps.store.chats.get(chatId, ownerScope(this.identity.principal));
+    if (!chat) throw new ChatError('not_found', `chat ${chatId} not found`);
+  }
+
+  /** Past MESSAGES_PER_MINUTE, a `chat` frame is answered `rate_limited` and nothing is stored or sent. */
+  private rateLimited(chatId: string): boolean {
+    const { messageLimiter } = this.deps;
+    if (!messageLimiter || this.identity.limitKey === undefined) return false;
+    const waitMs = messageLimiter.take(this.identity.limitKey);
+    if (waitMs === 0) return false;
+    this.send({
+      type: 'error',
+      code: 'rate_limited',
+      error: `too many messages: at most ${messageLimiter.perMinute} a minute; try again in ${Math.ceil(waitMs / 1000)} s`,
+      chat_id: chatId,
+    });
+    return true;
+  }
+
+  /**
+   * A socket keeps the principal it was admitted with; before each frame it checks that it still may act (its
+   * token not revoked, its user not removed, or for a socket of local mode, that no user was added since), and
+   * is closed with 4401 otherwise.
+   */
+  private async stillAuthorized(): Promise<boolean> {
+    let valid: boolean;
+    try {
+      valid = await this.deps.auth.stillValid(this.identity.principal);
+    } catch (err) {
+      // The store failed (or is closing at shutdown): refuse rather than act unchecked.
+      this.log.error({ err }, 'could not re-check a websocket principal');
+      if (this.socket.readyState === this.socket.OPEN) this.socket.close(1011, 'internal error');
+      this.detach();
+      return false;
+    }
+    if (valid) return true;
+    if (this.socket.readyState === this.socket.OPEN) this.socket.close(CLOSE_UNAUTHORIZED, 'credentials no longer valid');
+    this.detach();
+    return false;
   }
 }

@@ -1,0 +1,96 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthService } from './auth.service.js';
+import { isLoopbackHostHeader } from './loopback.js';
+import { isUnlimited, limitKey, type Principal } from './principal.js';
+import { bearerToken } from './tokens.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is asking; set by the auth hook on every route that is not public (see principalOf). */
+    principal: Principal | null;
+  }
+}
+
+/** Counts a request against its key; throws a 429 error (answered as `{detail}`) past the limit. */
+export type RequestLimiter = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
+
+/**
+ * Routes anyone may call: probes, the API description, and the WebSocket (which authenticates itself after the
+ * upgrade, to answer with a close code a browser can read). Everything else, unknown paths included, is private:
+ * a new route needs a token unless it is listed here.
+ */
+export function isPublicRoute(routeUrl: string | undefined): boolean {
+  if (routeUrl === undefined) return false;
+  return (
+    routeUrl === '/healthz' ||
+    routeUrl === '/readyz' ||
+    routeUrl === '/openapi.json' ||
+    routeUrl === '/ws/chat' ||
+    routeUrl === '/docs' ||
+    routeUrl.startsWith('/docs/')
+  );
+}
+
+/** The principal the auth hook set; a route that needs one and has none is a wiring bug, not a client error. */
+export function principalOf(req: FastifyRequest): Principal {
+  if (!req.principal) throw new Error(`no principal on ${req.method} ${req.routeOptions.url}: auth hook not run`);
+  return req.principal;
+}
+
+export const UNAUTHENTICATED_DETAIL = 'authentication required: send "Authorization: Bearer <token>"';
+export const INVALID_TOKEN_DETAIL = 'invalid or revoked token';
+
+/**
+ * Authentication of the REST API: one `onRequest` hook, before the body is read, that works out the principal,
+ * counts the request against the rate limit (failed attempts too, per IP: guessing tokens is throttled), then
+ * refuses a request without a principal.
+ *
+ * Local mode (no user yet): every request is the local principal, as long as it is addressed to a loopback name
+ * (see isLoopbackHostHeader). AUTH_DISABLED: every request is the local principal. Auth enabled: a valid
+ * `Authorization: Bearer` token is required.
+ */
+export function installAuth(app: FastifyInstance, { auth, limit }: { auth: AuthService; limit?: RequestLimiter }): void {
+  app.decorateRequest('principal', null);
+
+  app.addHook('onRequest', async (req, reply) => {
+    // A CORS preflight never carries credentials (@fastify/cors answers it before this hook when enabled).
+    if (req.method === 'OPTIONS' || isPublicRoute(req.routeOptions.url)) return;
+    const failure = await identify(req, auth);
+    // Local mode's own client is not limited: it behaves exactly as before users existed.
+    const exempt = req.principal !== null && isUnlimited(req.principal);
+    if (limit && !exempt) await limit(req, reply);
+    if (failure) {
+      if (failure.challenge) void reply.header('www-authenticate', failure.challenge);
+      return reply.code(failure.status).send({ detail: failure.detail });
+    }
+  });
+}
+
+interface Refusal {
+  status: 401 | 403;
+  detail: string;
+  challenge?: string;
+}
+
+/** Sets req.principal, or says why the request has none. */
+async function identify(req: FastifyRequest, auth: AuthService): Promise<Refusal | undefined> {
+  const mode = await auth.mode();
+  if (mode === 'local' && !isLoopbackHostHeader(req.headers.host)) {
+    return { status: 403, detail: 'until a user is added, this service only answers requests addressed to localhost' };
+  }
+  const anonymous = await auth.anonymous();
+  if (anonymous) {
+    req.principal = anonymous;
+    return undefined;
+  }
+  const token = bearerToken(req.headers.authorization);
+  if (token === undefined) return { status: 401, detail: UNAUTHENTICATED_DETAIL, challenge: 'Bearer' };
+  const principal = await auth.verifyToken(token);
+  if (!principal) return { status: 401, detail: INVALID_TOKEN_DETAIL, challenge: 'Bearer error="invalid_token"' };
+  req.principal = principal;
+  return undefined;
+}
+
+/** The rate limit's key of a request: its user, else its IP. */
+export const requestLimitKey = (req: FastifyRequest): string =>
+  (req.principal && limitKey(req.principal, req.ip)) ?? `ip:${req.ip}`;
