@@ -7,6 +7,7 @@ import type { AgentConnectionFactory } from './agent/agent-events.js';
 import { agentConfigDir, buildAgentEnv, missingCredentials } from './agent/agent-env.js';
 import { loadMcpServers } from './agent/mcp-servers.js';
 import { recoverFromCrash } from './agent/crash-recovery.js';
+import { Metrics } from './observability/metrics.js';
 import { sdkConnectionFactory } from './agent/sdk-connection.js';
 import { installAuth } from './auth/auth.plugin.js';
 import { AuthService } from './auth/auth.service.js';
@@ -93,7 +94,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       },
       app.log,
     );
-  const agents = new AgentRegistry({
+  const openSockets = new Set<unknown>();
+  const metrics: Metrics = new Metrics({
+    liveAgents: (): number => agents.liveAgents,
+    openSockets: () => openSockets.size,
+  });
+  const agents: AgentRegistry = new AgentRegistry({
     store,
     connect,
     workspaceDir: config.WORKSPACE_DIR,
@@ -102,11 +108,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     checkpointMs: config.STREAM_CHECKPOINT_MS,
     replay: { maxEvents: config.REPLAY_BUFFER_EVENTS, maxBytes: config.REPLAY_BUFFER_BYTES },
     permissionTimeoutMs: config.PERMISSION_TIMEOUT_MS,
-    historyLimit: config.HISTORY_PAGE_SIZE,
+    historyLimit: config.PAGE_SIZE,
     maxLiveAgents: config.MAX_LIVE_AGENTS,
     idleTimeoutMs: config.AGENT_IDLE_TIMEOUT_MS,
     preflight: () => missingCredentials(config),
     log: app.log,
+    tap: metrics.observe,
   });
   const chats = new ChatService(store, agents, { maxChatsPerUser: config.MAX_CHATS_PER_USER });
   app.decorate('agents', agents);
@@ -127,8 +134,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   installAuth(app, { auth, ...(limit ? { limit } : {}) });
 
   await registerOpenApi(app, APP_VERSION);
-  await app.register(healthRoutes);
-  await app.register(chatsRoutes, { chats });
+  await app.register(healthRoutes, { db, metrics });
+  await app.register(chatsRoutes, { chats, pageSize: config.PAGE_SIZE });
   await app.register(authRoutes, { auth });
   await app.register(wsRoutes, {
     store,
@@ -141,6 +148,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     prewarm: config.AGENT_PREWARM,
     maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
     heartbeatMs: config.WS_HEARTBEAT_MS,
+    onFrameError: (code) => metrics.frameError(code),
+    openSockets,
   });
   return app;
 }

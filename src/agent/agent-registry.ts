@@ -136,17 +136,16 @@ export class AgentRegistry {
       const others = this.live().filter((s) => s !== session);
       if (others.length >= this.deps.maxLiveAgents) {
         if (!evict) return undefined;
-        const idle = others.filter((s) => !s.isBusy).sort((a, b) => a.lastActivity - b.lastActivity);
-        const excess = others.length - this.deps.maxLiveAgents + 1;
-        if (idle.length < excess) {
-          throw new ChatError(
-            'agent_busy',
-            `all ${this.deps.maxLiveAgents} agents are busy answering; try again in a moment`,
-          );
-        }
-        for (const victim of idle.slice(0, excess)) {
+        let excess = others.length - this.deps.maxLiveAgents + 1;
+        const idle = others.filter((s) => s.isIdle).sort((a, b) => a.lastActivity - b.lastActivity);
+        for (const victim of idle) {
+          if (excess === 0) break;
           this.deps.log.info({ chat_id: victim.chatId }, 'closing the least recently used agent to make room');
-          await victim.closeAgent();
+          // Re-checked under the victim's own lock: a message that reached it meanwhile keeps its agent.
+          if (await victim.closeIdleAgent()) excess--;
+        }
+        if (excess > 0) {
+          throw new ChatError('agent_busy', `all ${this.deps.maxLiveAgents} agents are busy answering; try again in a moment`);
         }
       }
       return start();
@@ -158,9 +157,9 @@ export class AgentRegistry {
     const cutoff = Date.now() - this.deps.idleTimeoutMs;
     for (const session of [...this.sessions.values()]) {
       if (session.isBusy || session.lastActivity > cutoff) continue;
-      if (session.hasLiveAgent) {
+      if (session.isIdle) {
         this.deps.log.info({ chat_id: session.chatId }, 'closing an idle agent');
-        await session.closeAgent().catch((err: unknown) => this.deps.log.warn({ err }, 'failed to close an idle agent'));
+        await session.closeIdleAgent().catch((err: unknown) => this.deps.log.warn({ err }, 'failed to close an idle agent'));
       }
       if (session.subscriberCount === 0 && !session.hasLiveAgent && !session.isBusy) {
         this.sessions.delete(session.chatId);

@@ -75,6 +75,7 @@ export class ChatSession {
   /** The SDK's cost total is cumulative per connection: a query's cost is the difference. */
   private costBase = 0;
   private closed = false;
+  private pendingOps = 0;
   private readonly now: () => number;
   /** Last time the chat did something (a message, an answer event): the registry evicts the least recent. */
   lastActivity: number;
@@ -106,6 +107,11 @@ export class ChatSession {
   /** An agent turn is still running (a stopped query may still be draining). */
   get isBusy(): boolean {
     return this.current?.turnOpen === true;
+  }
+
+  /** Has a live agent that is neither answering nor about to (no operation running or queued). */
+  get isIdle(): boolean {
+    return this.hasLiveAgent && !this.isBusy && this.pendingOps === 0;
   }
 
   get hasLiveAgent(): boolean {
@@ -179,7 +185,7 @@ export class ChatSession {
 
   /** Starts the agent process ahead of the first message, so the answer starts without the CLI's cold start. */
   prewarm(): Promise<void> {
-    return this.ops.run(async () => {
+    return this.op(async () => {
       if (this.closed || this.connection || this.deps.preflight()) return;
       await this.ensureConnection({ evict: false });
     });
@@ -190,7 +196,7 @@ export class ChatSession {
    * the message is stored and handed to the agent, not when the answer is complete.
    */
   send(content: string, images: ImageToStore[]): Promise<string> {
-    return this.ops.run(async () => {
+    return this.op(async () => {
       if (this.closed) throw new ChatError('not_found', 'chat is closed');
       const unavailable = this.deps.preflight();
       if (unavailable) throw new ChatError('agent_unavailable', unavailable);
@@ -215,7 +221,7 @@ export class ChatSession {
 
   /** Stops the running query, if any: it ends `cancelled`, its streamed text is stored as interrupted. */
   stop(): Promise<boolean> {
-    return this.ops.run(async () => {
+    return this.op(async () => {
       const wasRunning = this.isProcessing;
       await this.cancelRunning();
       return wasRunning;
@@ -224,7 +230,7 @@ export class ChatSession {
 
   /** Forgets the conversation: stored history and the model's context (the next message starts fresh). */
   clear(): Promise<void> {
-    return this.ops.run(async () => {
+    return this.op(async () => {
       await this.cancelRunning();
       await this.dropConnection();
       await this.record.clearHistory();
@@ -238,10 +244,23 @@ export class ChatSession {
    * delete) skips the polite interrupt and ends the process at once. Resolves when the process has exited.
    */
   closeAgent({ fast = false } = {}): Promise<void> {
-    return this.ops.run(async () => {
+    return this.op(async () => {
       await this.cancelRunning({ fast });
       await this.dropConnection();
       await this.record.idle();
+    });
+  }
+
+  /**
+   * Closes the agent only if it is still idle when this operation's turn comes (eviction and the idle sweep must
+   * never cut short a message that arrived meanwhile). True if it was closed.
+   */
+  closeIdleAgent(): Promise<boolean> {
+    return this.op(async () => {
+      if (!this.hasLiveAgent || this.isBusy || this.pendingOps > 1) return false;
+      await this.dropConnection();
+      await this.record.idle();
+      return true;
     });
   }
 
@@ -252,6 +271,16 @@ export class ChatSession {
   }
 
   // ------------------------------------------------------------------------------------------ internals
+
+  /** Operations run one at a time; `pendingOps` counts the running one and those queued behind it. */
+  private async op<T>(task: () => Promise<T>): Promise<T> {
+    this.pendingOps++;
+    try {
+      return await this.ops.run(task);
+    } finally {
+      this.pendingOps--;
+    }
+  }
 
   private emit(body: Body): void {
     this.events.emit(
@@ -335,7 +364,7 @@ export class ChatSession {
     // A resumed session that dies before its first turn starts: the transcript is unusable. Start afresh once.
     if (this.resumedFrom && !run.started && !run.terminated) {
       this.sessionRestarted(this.resumedFrom, error?.message ?? 'the agent exited');
-      void this.ops.run(async () => {
+      void this.op(async () => {
         if (this.current === run && !run.terminated) {
           await this.record.sdkSessionId(null);
           await this.startTurn(run);

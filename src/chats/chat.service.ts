@@ -60,10 +60,26 @@ export class ChatService {
     return this.store.chats.search(text.trim(), ownerScope(principal));
   }
 
-  /** Undefined when the chat does not exist for this principal (an empty chat answers []). */
-  async messages(principal: Principal, id: string): Promise<ChatMessage[] | undefined> {
+  /**
+   * A page of the chat's messages (see MessagesRepository.page). Undefined when the chat does not exist for this
+   * principal; an unknown cursor is a ChatCursorError.
+   */
+  async messages(
+    principal: Principal,
+    id: string,
+    page: { limit: number; before?: string; after?: string },
+  ): Promise<{ messages: ChatMessage[]; hasMore: boolean } | undefined> {
     if (!(await this.get(principal, id))) return undefined;
-    return this.store.messages.list(id);
+    const result = await this.store.messages.page(id, page);
+    if (!result) throw new ChatCursorError(`no message ${page.before ?? page.after} in this chat`);
+    return result;
+  }
+
+  /** A page of the principal's chats, newest activity first. */
+  async listPage(principal: Principal, page: { limit: number; before?: string }): Promise<{ chats: Chat[]; hasMore: boolean }> {
+    const result = await this.store.chats.page(ownerScope(principal), page);
+    if (!result) throw new ChatCursorError(`no chat ${page.before} to page from`);
+    return result;
   }
 
   /** Stops the chat's agent first, so nothing is written for the chat after its rows are gone. */
@@ -72,4 +88,9 @@ export class ChatService {
     await this.agents.discardChat(id);
     return this.store.chats.delete(id, ownerScope(principal));
   }
+}
+
+/** A paging cursor that names no message or chat of the caller's (a 400, not a 404: the chat itself exists). */
+export class ChatCursorError extends Error {
+  readonly statusCode = 400;
 }

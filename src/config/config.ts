@@ -122,8 +122,8 @@ export const EnvSchema = z.object({
   AGENT_PREWARM: boolean.default(true),
   /** How often a streaming answer is checkpointed to the database: the most a crash can lose. */
   STREAM_CHECKPOINT_MS: integer(50, 60_000).default(1_000),
-  /** Most messages in the `history` a subscriber gets, and the default page of GET .../messages. */
-  HISTORY_PAGE_SIZE: integer(1, 100_000).default(500),
+  /** Default page size: messages in a subscriber's `history` and in GET .../messages, chats in GET /api/chats. */
+  PAGE_SIZE: integer(1, 100_000).default(500),
   /** Recent events kept per chat for clients that reconnect with their last `seq`. */
   REPLAY_BUFFER_EVENTS: integer(0, 1_000_000).default(2_000),
   REPLAY_BUFFER_BYTES: integer(0, 1024 * 1024 * 1024).default(4 * 1024 * 1024),

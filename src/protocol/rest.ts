@@ -24,6 +24,25 @@ export const SearchQuerySchema = z.object({
   q: z.string().max(500).default('').meta({ description: 'Matched case-insensitively against titles and message text' }),
 });
 
+const pageLimit = z.coerce
+  .number({ message: 'limit must be a number' })
+  .int('limit must be an integer')
+  .min(1, 'limit must be at least 1')
+  .max(10_000, 'limit must be at most 10000');
+
+export const MessagesQuerySchema = z
+  .object({
+    limit: pageLimit.optional().meta({ description: 'Page size (default PAGE_SIZE, 500)' }),
+    before: z.string().optional().meta({ description: 'Message id: the page of messages just before it' }),
+    after: z.string().optional().meta({ description: 'Message id: the page of messages just after it' }),
+  })
+  .refine((q) => !(q.before && q.after), { message: 'give before or after, not both' });
+
+export const ChatListQuerySchema = z.object({
+  limit: pageLimit.optional().meta({ description: 'Page size (default PAGE_SIZE, 500)' }),
+  before: z.string().optional().meta({ description: 'Chat id: the chats listed after it (older activity)' }),
+});
+
 export const ErrorBodySchema = z.object({ detail: z.string() }).meta({ id: 'Error' });
 export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 

@@ -92,6 +92,43 @@ export class ChatsRepository {
     return rows.map(toChat);
   }
 
+  /**
+   * One page of the list (newest activity first): the first `limit` chats, or those after the chat `before` in that
+   * order. Undefined when `before` is not a chat of this owner.
+   */
+  async page(
+    owner: OwnerScope | undefined,
+    { limit, before }: { limit: number; before?: string },
+  ): Promise<{ chats: Chat[]; hasMore: boolean } | undefined> {
+    let cursor: { updated_at: string; id: string } | undefined;
+    if (before !== undefined) {
+      cursor = await this.db
+        .selectFrom('chats')
+        .select(['updated_at', 'id'])
+        .where('id', '=', before)
+        .$if(owner !== undefined, (qb) => qb.where(ownedBy(owner!)))
+        .executeTakeFirst();
+      if (!cursor) return undefined;
+    }
+    const rows = await this.db
+      .selectFrom('chats')
+      .selectAll()
+      .$if(owner !== undefined, (qb) => qb.where(ownedBy(owner!)))
+      .$if(cursor !== undefined, (qb) =>
+        qb.where((eb) =>
+          eb.or([
+            eb('updated_at', '<', cursor!.updated_at),
+            eb.and([eb('updated_at', '=', cursor!.updated_at), eb('id', '>', cursor!.id)]),
+          ]),
+        ),
+      )
+      .orderBy('updated_at', 'desc')
+      .orderBy('id')
+      .limit(limit + 1)
+      .execute();
+    return { chats: rows.slice(0, limit).map(toChat), hasMore: rows.length > limit };
+  }
+
   /** Ids of a user's chats (to remove their workspaces along with the user). */
   async idsOwnedBy(userId: string): Promise<string[]> {
     const rows = await this.db.selectFrom('chats').select('id').where('user_id', '=', userId).execute();

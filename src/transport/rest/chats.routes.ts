@@ -1,10 +1,13 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ChatMessageSchema, ChatSchema } from '../../protocol/chat.js';
+import type { FastifyReply } from 'fastify';
 import {
+  ChatListQuerySchema,
   ChatListSchema,
   ChatParamsSchema,
   CreateChatBodySchema,
   ErrorBodySchema,
+  MessagesQuerySchema,
   SearchQuerySchema,
   SuccessSchema,
   UpdateChatBodySchema,
@@ -16,10 +19,21 @@ import { NotFoundError } from './errors.js';
 
 export interface ChatsRoutesOptions {
   chats: ChatService;
+  /** Default page size of the lists. */
+  pageSize: number;
+}
+
+/**
+ * Lists stay JSON arrays (what the seed's clients read); paging rides in headers: `X-Has-More: true` and a
+ * `Link` (RFC 8288) to the next page when there is more.
+ */
+function setPageHeaders(reply: FastifyReply, hasMore: boolean, rel: 'next' | 'prev', url: string): void {
+  reply.header('X-Has-More', String(hasMore));
+  if (hasMore) reply.header('Link', `<${url}>; rel="${rel}"`);
 }
 
 /** `/api/chats...`: the REST half of the wire contract. Every call acts for the request's principal (auth.plugin). */
-export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app, { chats }) => {
+export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app, { chats, pageSize }) => {
   const notFound = { 404: ErrorBodySchema };
   const found = <T>(value: T | undefined, id: string): T => {
     if (value === undefined) throw new NotFoundError(`chat ${id} not found`);
@@ -27,8 +41,19 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
   };
 
   app.get('/api/chats', {
-    schema: { tags: ['chats'], summary: 'List chats, most recently active first', response: { 200: ChatListSchema } },
-    handler: async (req) => chats.list(principalOf(req)),
+    schema: {
+      tags: ['chats'],
+      summary: 'List chats, most recently active first (paged: X-Has-More and Link headers)',
+      querystring: ChatListQuerySchema,
+      response: { 200: ChatListSchema, 400: ErrorBodySchema },
+    },
+    handler: async (req, reply) => {
+      const limit = req.query.limit ?? pageSize;
+      const page = await chats.listPage(principalOf(req), { limit, ...(req.query.before ? { before: req.query.before } : {}) });
+      const last = page.chats.at(-1)?.id ?? '';
+      setPageHeaders(reply, page.hasMore, 'next', `/api/chats?limit=${limit}&before=${encodeURIComponent(last)}`);
+      return page.chats;
+    },
   });
 
   app.post('/api/chats', {
@@ -88,10 +113,26 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
   app.get('/api/chats/:id/messages', {
     schema: {
       tags: ['chats'],
-      summary: 'Messages of a chat, oldest first',
+      summary: 'Messages of a chat, oldest first: the latest page, or the one before/after a message (X-Has-More, Link)',
       params: ChatParamsSchema,
-      response: { 200: z.array(ChatMessageSchema), ...notFound },
+      querystring: MessagesQuerySchema,
+      response: { 200: z.array(ChatMessageSchema), 400: ErrorBodySchema, ...notFound },
     },
-    handler: async (req) => found(await chats.messages(principalOf(req), req.params.id), req.params.id),
+    handler: async (req, reply) => {
+      const { id } = req.params;
+      const limit = req.query.limit ?? pageSize;
+      const { before, after } = req.query;
+      const page = found(
+        await chats.messages(principalOf(req), id, { limit, ...(before ? { before } : {}), ...(after ? { after } : {}) }),
+        id,
+      );
+      const base = `/api/chats/${encodeURIComponent(id)}/messages?limit=${limit}`;
+      if (after) {
+        setPageHeaders(reply, page.hasMore, 'next', `${base}&after=${encodeURIComponent(page.messages.at(-1)?.id ?? '')}`);
+      } else {
+        setPageHeaders(reply, page.hasMore, 'prev', `${base}&before=${encodeURIComponent(page.messages[0]?.id ?? '')}`);
+      }
+      return page.messages;
+    },
   });
 };

@@ -22,6 +22,10 @@ export interface ChatSocketDeps {
   /** Unsent bytes after which a client that does not read is disconnected. */
   maxBufferedBytes: number;
   heartbeatMs: number;
+  /** Counts errors answered to frames (metrics). */
+  onFrameError?: (code: string) => void;
+  /** The open sockets (their number is a metric). */
+  openSockets?: Set<unknown>;
   /** Re-checks a socket's principal (token revoked, user removed, auth switched on since it connected). */
   auth: AuthService;
   /** `chat` frames per minute per user, shared by all sockets (none: unlimited). */
@@ -47,6 +51,7 @@ export class ChatSocket implements ChatSubscriber {
   private readonly frames = new Serial();
   private readonly followed = new Set<string>();
   private alive = true;
+  private detached = false;
   private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(
@@ -57,6 +62,7 @@ export class ChatSocket implements ChatSubscriber {
   ) {}
 
   start(): void {
+    this.deps.openSockets?.add(this);
     this.socket.on('message', (data, isBinary) => {
       const text = isBinary ? undefined : data.toString();
       void this.frames.run(() => this.handle(text));
@@ -79,6 +85,8 @@ export class ChatSocket implements ChatSubscriber {
   }
 
   send(event: ServerEvent, json?: string): void {
+    // A chat's own errors (numbered, with seq) are counted from its event stream; these answer a frame.
+    if (event.type === 'error' && event.seq === undefined) this.deps.onFrameError?.(event.code);
     if (this.socket.readyState !== this.socket.OPEN) return;
     // A client that stops reading would make the server buffer its events without bound; past the cap it is
     // disconnected with a code saying why, and can reconnect and resubscribe with its last seq.
@@ -92,6 +100,8 @@ export class ChatSocket implements ChatSubscriber {
   }
 
   private detach(): void {
+    this.detached = true;
+    this.deps.openSockets?.delete(this);
     clearInterval(this.heartbeat);
     for (const chatId of this.followed) this.deps.agents.peek(chatId)?.unsubscribe(this);
     this.followed.clear();
@@ -150,8 +160,7 @@ export class ChatSocket implements ChatSubscriber {
     const session = agents.get(frame.chat_id);
     switch (frame.type) {
       case 'subscribe':
-        this.followed.add(frame.chat_id);
-        await session.subscribe(this, frame.last_seq);
+        await this.follow(session, frame.last_seq);
         if (this.deps.prewarm) this.prewarm(session);
         return;
       case 'chat': {
@@ -165,10 +174,7 @@ export class ChatSocket implements ChatSubscriber {
         }
         if (this.rateLimited(frame.chat_id)) return;
         // `chat` on a chat the socket does not follow yet subscribes it first (the seed client relies on it).
-        if (!session.isSubscribed(this)) {
-          this.followed.add(frame.chat_id);
-          await session.subscribe(this);
-        }
+        if (!session.isSubscribed(this)) await this.follow(session);
         await session.send(content, images);
         return;
       }
@@ -181,13 +187,17 @@ export class ChatSocket implements ChatSubscriber {
         }
         return;
       case 'clear_history':
-        if (!session.isSubscribed(this)) {
-          this.followed.add(frame.chat_id);
-          await session.subscribe(this);
-        }
+        if (!session.isSubscribed(this)) await this.follow(session);
         await session.clear();
         return;
     }
+  }
+
+  /** Subscribes this socket to the chat; undone if the socket closed while the snapshot was being read. */
+  private async follow(session: ChatSession, lastSeq?: number): Promise<void> {
+    this.followed.add(session.chatId);
+    await session.subscribe(this, lastSeq);
+    if (this.detached) session.unsubscribe(this);
   }
 
   /** Starting the agent is best effort: a failure shows up, with its reason, on the first message instead. */
