@@ -236,3 +236,24 @@ describe('a service without model credentials', () => {
     await client.close();
   });
 });
+
+describe('a model API that never answers', () => {
+  let server: AgentTestServer;
+  beforeAll(async () => {
+    server = await startAgentServer({ AGENT_API_TIMEOUT_MS: '2000', AGENT_PREWARM: 'false' });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('ends the query with one readable error after AGENT_API_TIMEOUT_MS, not minutes later', async () => {
+    const chatId = await createChat(server.url);
+    const client = await TestClient.connect(server.wsUrl);
+    const queryId = await client.chat(chatId, '/hang');
+    const end = await client.waitForEnd(queryId, 25_000);
+    expect(end).toMatchObject({ type: 'error', code: 'agent_error' });
+    expect((end as EventOf<'error'>).error.length).toBeGreaterThan(0);
+    expectOneTerminalLast(client, queryId);
+    await client.close();
+  });
+});
