@@ -91,6 +91,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         ...(config.MODEL ? { model: config.MODEL } : {}),
         ...(mcpServers ? { mcpServers } : {}),
         env: buildAgentEnv(config, process.getuid?.() === 0),
+        sandbox: config.AGENT_SANDBOX,
       },
       app.log,
     );

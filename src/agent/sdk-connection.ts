@@ -21,6 +21,8 @@ export interface SdkAgentSettings {
   mcpServers?: Record<string, McpServerConfig>;
   /** The CLI's complete environment: the SDK replaces the child's environment with it, no merge. */
   env: Record<string, string>;
+  /** Run Bash commands in the CLI's OS sandbox, and never outside it. */
+  sandbox?: boolean;
 }
 
 /**
@@ -55,6 +57,7 @@ class SdkConnection implements AgentConnection {
         ...(settings.model ? { model: settings.model } : {}),
         ...(settings.mcpServers ? { mcpServers: settings.mcpServers } : {}),
         ...(request.resume ? { resume: request.resume } : {}),
+        ...(settings.sandbox ? { sandbox: { enabled: true, failIfUnavailable: true, allowUnsandboxedCommands: false } } : {}),
         // Isolation: no user/project settings or hooks from disk; the service's config is the whole config.
         settingSources: [],
         includePartialMessages: true,

@@ -101,6 +101,11 @@ export const EnvSchema = z.object({
   MODEL: z.string().min(1).optional(),
   /** How long a permission question waits for a user's answer before the tool is denied. */
   PERMISSION_TIMEOUT_MS: integer(100, 86_400_000).default(120_000),
+  /**
+   * Run the agent's Bash commands in the CLI's OS sandbox (bubblewrap on Linux: Debian packages `bubblewrap` and
+   * `socat`). Refuses to run commands unsandboxed when the sandbox is unavailable.
+   */
+  AGENT_SANDBOX: boolean.default(false),
   MCP_SERVERS_FILE: z.string().min(1).optional().transform((p) => (p ? path.resolve(p) : undefined)),
 
   /** Passed to the agent CLI, and nothing else of the service's environment is (see agent/agent-env.ts). */
