@@ -8,7 +8,7 @@ import {
   revokeToken,
   type NewToken,
 } from './auth/accounts.js';
-import { ConfigError, loadConfig, type Config } from './config/config.js';
+import { loadConfigOrReport, type Config } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { Store } from './store/store.js';
 
@@ -147,16 +147,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return argv.length === 0 ? 2 : 0;
   }
-  let config: Config;
-  try {
-    config = loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      return 2;
-    }
-    throw err;
-  }
+  const config = loadConfigOrReport(process.env);
+  if (!config) return 2;
   const db = await openDatabase(config.DATABASE_URL);
   try {
     await run(new Store(db), config, argv);

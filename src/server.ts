@@ -2,7 +2,7 @@ import 'dotenv/config';
 import { buildApp } from './app.js';
 import { StartupRefusedError } from './auth/exposure.js';
 import { requestLogSerializer } from './auth/redact.js';
-import { ConfigError, loadConfig, type Config } from './config/config.js';
+import { loadConfigOrReport } from './config/config.js';
 
 /**
  * The process entry point: the only module that reads process.env, listens, and handles signals.
@@ -10,16 +10,8 @@ import { ConfigError, loadConfig, type Config } from './config/config.js';
  * A second signal, or the shutdown timeout, exits at once.
  */
 async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = loadConfigOrReport(process.env);
+  if (!config) process.exit(2);
 
   let app: Awaited<ReturnType<typeof buildApp>>;
   try {

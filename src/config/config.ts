@@ -189,3 +189,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   return Object.freeze(parsed.data);
 }
+
+/** loadConfig for an entry point: a ConfigError is printed and gives undefined (the caller exits with 2). */
+export function loadConfigOrReport(
+  env: Record<string, string | undefined>,
+  report: (message: string) => void = console.error,
+): Config | undefined {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    report(err.message);
+    return undefined;
+  }
+}

@@ -1,8 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventOf } from '../../src/protocol/ws.js';
 import { createChat, startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
-import { TestClient } from '../helpers/ws-client.js';
+import { runBash } from './support.js';
 
 /** What the agent's tools can see: their own folder and a minimal environment, none of the service's secrets. */
 describe('agent isolation', () => {
@@ -17,18 +16,10 @@ describe('agent isolation', () => {
     await server?.close();
   });
 
-  const runBash = async (chatId: string, command: string) => {
-    const client = await TestClient.connect(server.wsUrl);
-    const queryId = await client.chat(chatId, `/bash ${command}`);
-    const result = (await client.waitFor((e) => e.type === 'tool_result' && e.query_id === queryId)) as EventOf<'tool_result'>;
-    await client.waitForEnd(queryId);
-    await client.close();
-    return result.content;
-  };
 
   it("gives Bash an environment without the service's own variables", async () => {
     const chatId = await createChat(server.url);
-    const env = await runBash(chatId, 'env');
+    const env = (await runBash(server, chatId, 'env')).content;
     expect(env).not.toContain(secret);
     expect(env).not.toContain('chat.db');
     expect(env).not.toContain('DATABASE_URL');
@@ -38,8 +29,8 @@ describe('agent isolation', () => {
 
   it("runs each chat's tools in that chat's own folder", async () => {
     const [a, b] = [await createChat(server.url), await createChat(server.url)];
-    expect((await runBash(a, 'pwd')).trim()).toBe(path.join(server.config.WORKSPACE_DIR, a));
-    await runBash(a, 'echo mine > note.txt && echo written');
-    expect(await runBash(b, 'ls')).not.toContain('note.txt');
+    expect((await runBash(server, a, 'pwd')).content.trim()).toBe(path.join(server.config.WORKSPACE_DIR, a));
+    await runBash(server, a, 'echo mine > note.txt && echo written');
+    expect((await runBash(server, b, 'ls')).content).not.toContain('note.txt');
   });
 });

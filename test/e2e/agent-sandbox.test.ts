@@ -3,9 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventOf } from '../../src/protocol/ws.js';
 import { createChat, startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
-import { TestClient } from '../helpers/ws-client.js';
+import { runBash } from './support.js';
 
 /** bubblewrap and socat present and bubblewrap able to make namespaces here (not in every container). */
 function sandboxAvailable(): boolean {
@@ -30,20 +29,12 @@ describe.runIf(sandboxAvailable())('agent OS sandbox', () => {
     await server?.close();
   });
 
-  const runBash = async (chatId: string, command: string) => {
-    const client = await TestClient.connect(server.wsUrl);
-    const queryId = await client.chat(chatId, `/bash ${command}`);
-    const result = (await client.waitFor((e) => e.type === 'tool_result' && e.query_id === queryId)) as EventOf<'tool_result'>;
-    await client.waitForEnd(queryId);
-    await client.close();
-    return result;
-  };
 
   it("lets a command write in the chat's workspace but not elsewhere on the machine", async () => {
     const chatId = await createChat(server.url);
-    const inside = await runBash(chatId, 'echo ok > inside.txt && cat inside.txt');
+    const inside = await runBash(server, chatId, 'echo ok > inside.txt && cat inside.txt');
     expect(inside).toMatchObject({ content: 'ok', is_error: false });
-    await runBash(chatId, `echo escaped > ${outside}`);
+    await runBash(server, chatId, `echo escaped > ${outside}`);
     expect(fs.existsSync(outside)).toBe(false);
   });
 });

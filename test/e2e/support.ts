@@ -124,3 +124,13 @@ export function onePixelPng(): Buffer {
 }
 
 export type { ToolUseRecord };
+
+/** Runs `/bash COMMAND` in a chat on a fresh socket; resolves with the tool's result once the query ended. */
+export async function runBash(server: AgentTestServer, chatId: string, command: string): Promise<EventOf<'tool_result'>> {
+  const client = await TestClient.connect(server.wsUrl);
+  const queryId = await client.chat(chatId, `/bash ${command}`);
+  const result = (await client.waitFor((e) => e.type === 'tool_result' && e.query_id === queryId)) as EventOf<'tool_result'>;
+  await client.waitForEnd(queryId);
+  await client.close();
+  return result;
+}
