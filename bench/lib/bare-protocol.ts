@@ -1,0 +1,14 @@
+import type { TurnRecord } from './ws-client.js';
+
+/** IPC between the benchmark and bench/bare-worker.ts (one JSON message per request and per answer). */
+export type BareRequest =
+  | { op: 'init'; fakeUrl: string; dataDir: string }
+  | { op: 'clock' }
+  /** Sends a message in session `sid`; `open` starts the session (a new query()) first, in the same tick. */
+  | { op: 'turn'; sid: string; text: string; open: boolean; timeoutMs: number }
+  | { op: 'close'; sid: string }
+  | { op: 'closeAll' };
+
+export type BareAnswer = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };
+
+export type BareTurn = TurnRecord;

@@ -1,0 +1,131 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { REPO_ROOT, stopTree, track, TSX_IMPORT } from './children.js';
+import { freePort, sleep } from './util.js';
+
+export interface ServiceOptions {
+  /** The service's data folder: database, workspaces, agent home, and its log file. */
+  dataDir: string;
+  fakeUrl: string;
+  /** Extra variables (e.g. AGENT_PREWARM) on top of the benchmark's fixed configuration. */
+  env?: Record<string, string>;
+  startTimeoutMs?: number;
+}
+
+/**
+ * The real service (`src/server.ts`) as a child process, configured only through its environment, exactly as an
+ * operator would run it. Its environment is built from scratch (not inherited) and its cwd is its data folder,
+ * so neither the benchmark's environment nor a developer's `.env` in the repo changes what is measured.
+ */
+export class ServiceProcess {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+    readonly logFile: string,
+    /** ms from spawn() to the first 200 from /healthz. */
+    readonly startupMs: number,
+  ) {}
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get wsUrl(): string {
+    return `ws://127.0.0.1:${this.port}/ws/chat`;
+  }
+
+  static async start(opts: ServiceOptions): Promise<ServiceProcess> {
+    const port = await freePort();
+    fs.mkdirSync(opts.dataDir, { recursive: true });
+    const logFile = path.join(opts.dataDir, `service-${port}.log`);
+    const log = fs.openSync(logFile, 'a');
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      HOME: opts.dataDir,
+      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: `sqlite:${path.join(opts.dataDir, 'chat.db')}`,
+      WORKSPACE_DIR: path.join(opts.dataDir, 'workspaces'),
+      AGENT_HOME_DIR: path.join(opts.dataDir, 'agent-home'),
+      // The service's default level: what an operator runs. Logs go to a file, never through the benchmark.
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+      ANTHROPIC_BASE_URL: opts.fakeUrl,
+      ANTHROPIC_API_KEY: 'bench-key-for-the-fake-model',
+      // As in test/helpers/agent-server.ts: no permission prompts (nobody answers them), no retries on the fake.
+      PERMISSION_MODE: 'bypassPermissions',
+      AGENT_MAX_RETRIES: '0',
+      ...opts.env,
+    };
+    const spawnedAt = performance.now();
+    const child = track(
+      spawn(process.execPath, ['--import', TSX_IMPORT, path.join(REPO_ROOT, 'src/server.ts')], {
+        cwd: opts.dataDir,
+        env,
+        stdio: ['ignore', log, log],
+      }),
+    );
+    fs.closeSync(log);
+    let exit: string | undefined;
+    child.once('exit', (code, signal) => {
+      exit = `exited (code ${code}, signal ${signal})`;
+    });
+
+    const timeoutMs = opts.startTimeoutMs ?? 30_000;
+    const deadline = spawnedAt + timeoutMs;
+    for (;;) {
+      if (exit) throw new Error(`service ${exit} before answering /healthz; log ${logFile}:\n${tail(logFile)}`);
+      if ((await healthz(port)) === 200) break;
+      if (performance.now() > deadline) {
+        await stopTree(child, { graceMs: 2_000 });
+        throw new Error(`service did not answer /healthz within ${timeoutMs} ms; log ${logFile}:\n${tail(logFile)}`);
+      }
+      // Polling fast enough that start-up is measured to a few ms.
+      await sleep(5);
+    }
+    return new ServiceProcess(child, port, logFile, performance.now() - spawnedAt);
+  }
+
+  /** SIGTERM (graceful: agents closed, database closed), then SIGKILL of whatever is left after the grace time. */
+  async stop(graceMs = 20_000): Promise<{ exitMs: number; forced: boolean }> {
+    return stopTree(this.child, { signal: 'SIGTERM', graceMs });
+  }
+}
+
+/** Status of GET /healthz, or 0 if nothing answers yet. No keep-alive: each poll is independent. */
+function healthz(port: number): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/healthz', agent: false, timeout: 1_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
+  });
+}
+
+function tail(file: string, lines = 20): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** REST helpers the scenarios need (chat create/delete), with a timeout on every call. */
+export async function api<T>(baseUrl: string, method: string, route: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${baseUrl}${route}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  if (!res.ok) throw new Error(`${method} ${route}: HTTP ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
