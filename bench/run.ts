@@ -11,7 +11,8 @@
  *
  * Env: BENCH_QUICK=1 a smoke run with few samples (figures not comparable); BENCH_LEVELS=1,10 other concurrency
  * levels; BENCH_KEEP=1 keeps the temp folder; BENCH_LOG_LEVEL the service's LOG_LEVEL (default `info`, its own);
- * BENCH_WAIT_QUIET_S how long to wait for other work on the machine to stop (default 60).
+ * BENCH_WAIT_QUIET_S how long to wait for other work on the machine to stop (default 60); BENCH_SERVICE_ENV=K=V,...
+ * settings of the service to try.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -78,6 +79,11 @@ function serviceSettings(): Record<string, string> {
   // Per-client limits would answer the load generator with 429s: all the load comes from one loopback client.
   for (const limit of ['RATE_LIMIT_PER_MINUTE', 'MESSAGES_PER_MINUTE', 'MAX_CHATS_PER_USER']) {
     if (limit in shape) settings[limit] = '0';
+  }
+  // BENCH_SERVICE_ENV=KEY=VALUE,KEY=VALUE: try a setting of the service (recorded in the results like the others).
+  for (const pair of (process.env.BENCH_SERVICE_ENV ?? '').split(',').filter(Boolean)) {
+    const [key, ...value] = pair.split('=');
+    if (key) settings[key] = value.join('=');
   }
   return settings;
 }

@@ -52,6 +52,10 @@ export async function startFakeModel(opts: FakeModelOptions = {}): Promise<FakeM
     );
   });
   server.on('clientError', (_err, socket) => socket.destroy());
+  // Node closes idle keep-alive connections after 5 s, and a CLI reusing one at that instant gets ECONNRESET.
+  // The real API keeps them much longer; so does the fake.
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 125_000;
 
   function handle(req: IncomingMessage, res: ServerResponse, raw: string): void {
     const url = req.url ?? '/';

@@ -62,8 +62,13 @@ class SdkConnection implements AgentConnection {
         settingSources: [],
         includePartialMessages: true,
         spawnClaudeCodeProcess: this.process.spawn,
-        canUseTool: (toolName, input, options) =>
-          request.canUseTool(toolName, input, { signal: options.signal, toolUseId: options.toolUseID }),
+        // Only where the mode can ask: under bypassPermissions the CLI never calls it (and warns that it is shadowed).
+        ...(settings.permissionMode === 'bypassPermissions'
+          ? {}
+          : {
+              canUseTool: (toolName: string, input: Record<string, unknown>, options: { signal: AbortSignal; toolUseID: string }) =>
+                request.canUseTool(toolName, input, { signal: options.signal, toolUseId: options.toolUseID }),
+            }),
       },
     });
     // Ended means the message loop is over AND the CLI process has exited: no orphan outlives a connection.
