@@ -1,9 +1,9 @@
-import fs from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ChatEventBody, ServerEvent } from '../protocol/ws.js';
 import type { ImageToStore } from '../store/messages.repository.js';
 import type { Store } from '../store/store.js';
 import type { AgentConnection, AgentConnectionFactory, AgentEvent } from './agent-events.js';
+import { AgentLink } from './agent-link.js';
 import { ChatError } from './chat-error.js';
 import { ChatEventLog, type ChatSubscriber, type EventLogLimits } from './event-log.js';
 import { PermissionBroker, type PermissionRequest } from './permission-broker.js';
@@ -67,13 +67,8 @@ export class ChatSession {
   private readonly record: ChatRecorder;
   private readonly events: ChatEventLog;
   private readonly permissions: PermissionBroker;
+  private readonly agent: AgentLink;
   private current: QueryRun | undefined;
-  private connection: AgentConnection | undefined;
-  /** Increments whenever the connection is replaced; events of an older connection are ignored. */
-  private generation = 0;
-  private resumedFrom: string | undefined;
-  /** The SDK's cost total is cumulative per connection: a query's cost is the difference. */
-  private costBase = 0;
   private closed = false;
   private pendingOps = 0;
   private readonly now: () => number;
@@ -84,6 +79,25 @@ export class ChatSession {
     this.now = deps.now ?? Date.now;
     this.events = new ChatEventLog(deps.replay, this.now, deps.tap);
     this.record = new ChatRecorder(deps.store, deps.chatId, deps.log);
+    this.agent = new AgentLink(
+      {
+        cwd: deps.cwd,
+        storedSessionId: async () => (await deps.store.chats.get(deps.chatId))?.sdk_session_id ?? undefined,
+        transcriptExists: deps.transcriptExists,
+        admit: (start, options) => deps.admitAgent(this, start, options),
+        connect: (request) => deps.connect({ chatId: deps.chatId, cwd: deps.cwd, ...request }),
+        sessionLost: (sessionId, why) => this.sessionRestarted(sessionId, why),
+      },
+      {
+        onEvent: (event) => this.onAgentEvent(event),
+        canUseTool: (toolName, input, options) => {
+          const run = this.current;
+          if (!run || run.terminated) return Promise.resolve({ behavior: 'deny' as const, message: 'The request was cancelled.' });
+          return this.permissions.ask(run.id, toolName, input, options);
+        },
+        onEnded: (error, resumedFrom) => this.onAgentEnded(error, resumedFrom),
+      },
+    );
     this.lastActivity = this.now();
     this.permissions = new PermissionBroker(
       deps.permissionTimeoutMs,
@@ -115,11 +129,11 @@ export class ChatSession {
   }
 
   get hasLiveAgent(): boolean {
-    return this.connection !== undefined;
+    return this.agent.live;
   }
 
   get agentPid(): number | undefined {
-    return this.connection?.pid;
+    return this.agent.pid;
   }
 
   get subscriberCount(): number {
@@ -186,8 +200,8 @@ export class ChatSession {
   /** Starts the agent process ahead of the first message, so the answer starts without the CLI's cold start. */
   prewarm(): Promise<void> {
     return this.op(async () => {
-      if (this.closed || this.connection || this.deps.preflight()) return;
-      await this.ensureConnection({ evict: false });
+      if (this.closed || this.agent.live || this.deps.preflight()) return;
+      await this.agent.ensure({ evict: false });
     });
   }
 
@@ -202,7 +216,7 @@ export class ChatSession {
       if (unavailable) throw new ChatError('agent_unavailable', unavailable);
       await this.cancelRunning();
       // Admission before anything is stored: a chat refused for capacity leaves no half-started query behind.
-      await this.ensureConnection({ evict: true });
+      if (!(await this.agent.ensure({ evict: true }))) throw new ChatError('agent_busy', 'no agent available');
 
       const stored = await this.record.userMessage(content, images);
       if (!stored) throw new ChatError('not_found', 'chat not found');
@@ -232,7 +246,7 @@ export class ChatSession {
   clear(): Promise<void> {
     return this.op(async () => {
       await this.cancelRunning();
-      await this.dropConnection();
+      await this.dropAgent();
       await this.record.clearHistory();
       this.permissions.forget();
       this.emit({ type: 'history_cleared' });
@@ -246,7 +260,7 @@ export class ChatSession {
   closeAgent({ fast = false } = {}): Promise<void> {
     return this.op(async () => {
       await this.cancelRunning({ fast });
-      await this.dropConnection();
+      await this.dropAgent();
       await this.record.idle();
     });
   }
@@ -258,7 +272,7 @@ export class ChatSession {
   closeIdleAgent(): Promise<boolean> {
     return this.op(async () => {
       if (!this.hasLiveAgent || this.isBusy || this.pendingOps > 1) return false;
-      await this.dropConnection();
+      await this.dropAgent();
       await this.record.idle();
       return true;
     });
@@ -290,50 +304,7 @@ export class ChatSession {
   }
 
   private async startTurn(run: QueryRun): Promise<void> {
-    const connection = await this.ensureConnection({ evict: true });
-    if (!connection) throw new ChatError('agent_busy', 'no agent available');
-    connection.send(run.content, run.images);
-  }
-
-  private async ensureConnection({ evict }: { evict: boolean }): Promise<AgentConnection | undefined> {
-    if (this.connection) return this.connection;
-    await fs.mkdir(this.deps.cwd, { recursive: true });
-    const chat = await this.deps.store.chats.get(this.chatId);
-    let resume = chat?.sdk_session_id ?? undefined;
-    if (resume && !(await this.deps.transcriptExists(resume))) {
-      this.sessionRestarted(resume, 'its transcript is gone');
-      resume = undefined;
-    }
-    const generation = this.generation + 1;
-    const connection = await this.deps.admitAgent(
-      this,
-      () =>
-        this.deps.connect({
-          chatId: this.chatId,
-          cwd: this.deps.cwd,
-          ...(resume ? { resume } : {}),
-          onEvent: (event) => {
-            if (generation === this.generation) this.onAgentEvent(event);
-          },
-          canUseTool: (toolName, input, options) => {
-            const run = this.current;
-            if (generation !== this.generation || !run || run.terminated) {
-              return Promise.resolve({ behavior: 'deny' as const, message: 'The request was cancelled.' });
-            }
-            return this.permissions.ask(run.id, toolName, input, options);
-          },
-        }),
-      { evict },
-    );
-    if (!connection) return undefined;
-    this.generation = generation;
-    this.costBase = 0;
-    this.resumedFrom = resume;
-    this.connection = connection;
-    void connection.ended.then(({ error }) => {
-      if (generation === this.generation) this.onConnectionEnded(error);
-    });
-    return connection;
+    if (!(await this.agent.send(run.content, run.images))) throw new ChatError('agent_busy', 'no agent available');
   }
 
   private sessionRestarted(sessionId: string, why: string): void {
@@ -346,24 +317,20 @@ export class ChatSession {
     });
   }
 
-  /** Ends the agent process and waits for it; the next message starts a new one that resumes the SDK session. */
-  private async dropConnection(): Promise<void> {
-    const connection = this.connection;
-    if (!connection) return;
-    this.generation++;
-    this.connection = undefined;
-    connection.close();
+  /** Ends the agent process and waits for it; a turn it was running is over. The next message starts a new one. */
+  private async dropAgent(): Promise<void> {
+    const dropped = this.agent.drop();
     if (this.current?.turnOpen) this.current.endTurn();
-    await connection.ended;
+    await dropped;
   }
 
-  private onConnectionEnded(error: Error | undefined): void {
-    this.connection = undefined;
+  /** The agent process ended by itself (crashed, or could not resume its session). */
+  private onAgentEnded(error: Error | undefined, resumedFrom: string | undefined): void {
     const run = this.current;
     if (!run?.turnOpen) return;
     // A resumed session that dies before its first turn starts: the transcript is unusable. Start afresh once.
-    if (this.resumedFrom && !run.started && !run.terminated) {
-      this.sessionRestarted(this.resumedFrom, error?.message ?? 'the agent exited');
+    if (resumedFrom && !run.started && !run.terminated) {
+      this.sessionRestarted(resumedFrom, error?.message ?? 'the agent exited');
       void this.op(async () => {
         if (this.current === run && !run.terminated) {
           await this.record.sdkSessionId(null);
@@ -437,8 +404,7 @@ export class ChatSession {
   }
 
   private onTurnEnd(run: QueryRun, end: Extract<AgentEvent, { kind: 'turn_end' }>): void {
-    const cost = Math.max(0, end.totalCostUsd - this.costBase);
-    this.costBase = end.totalCostUsd;
+    const cost = this.agent.turnCost(end.totalCostUsd);
     this.saveSessionId(end.sessionId);
     if (run.terminated) {
       // A stopped query's turn finished draining: record what it cost, its status stays.
@@ -506,15 +472,14 @@ export class ChatSession {
       this.record.queryEnded(run.id, { status: 'cancelled' });
       this.terminate(run, { type: 'cancelled' });
     }
-    const connection = this.connection;
-    if (!connection || fast) return void (await this.dropConnection());
+    if (!this.agent.live || fast) return void (await this.dropAgent());
     const timeout = this.deps.interruptTimeoutMs;
     try {
-      await withTimeout(connection.interrupt(), timeout, 'interrupt');
+      await withTimeout(this.agent.interrupt(), timeout, 'interrupt');
       await withTimeout(run.turnEnded, timeout, 'draining the interrupted turn');
     } catch (err) {
       this.deps.log.warn({ err, query_id: run.id }, 'interrupt did not complete: replacing the agent process');
-      await this.dropConnection();
+      await this.dropAgent();
     }
   }
 

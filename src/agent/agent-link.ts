@@ -1,0 +1,112 @@
+import fs from 'node:fs/promises';
+import type { AgentConnection, AgentConnectionRequest, AgentImage } from './agent-events.js';
+
+export interface AgentLinkDeps {
+  /** The chat's own working directory (created on first use). */
+  cwd: string;
+  /** The SDK session the chat's model context lives in, if any. */
+  storedSessionId(): Promise<string | undefined>;
+  /** Whether the SDK still has that session's transcript, so resuming it keeps the model's context. */
+  transcriptExists(sessionId: string): Promise<boolean>;
+  /** Starts a process through `start` within the live-agent limit (see AgentRegistry.admit). */
+  admit(start: () => AgentConnection, options: { evict: boolean }): Promise<AgentConnection | undefined>;
+  /** Makes the connection; only events of the current process are passed on. */
+  connect(request: Pick<AgentConnectionRequest, 'resume' | 'onEvent' | 'canUseTool'>): AgentConnection;
+  /** The stored session cannot be resumed: the next process starts a new one. */
+  sessionLost(sessionId: string, why: string): void;
+}
+
+type Handlers = Pick<AgentConnectionRequest, 'onEvent' | 'canUseTool'> & {
+  /** The current process ended by itself (not through `drop`); `resumedFrom` is set if it was resuming. */
+  onEnded(error: Error | undefined, resumedFrom: string | undefined): void;
+};
+
+/**
+ * A chat's link to its agent process: starts it on demand within the live-agent limit, resuming the chat's SDK
+ * session (or a new one if its transcript is gone), replaces it, and lets through only the events and questions of
+ * the current process: those of a process already replaced never reach the chat.
+ */
+export class AgentLink {
+  private connection: AgentConnection | undefined;
+  /** Increments whenever the process is replaced. */
+  private generation = 0;
+  /** The SDK's cost total is cumulative per process: a turn's cost is the difference. */
+  private costBase = 0;
+
+  constructor(
+    private readonly deps: AgentLinkDeps,
+    private readonly handlers: Handlers,
+  ) {}
+
+  get live(): boolean {
+    return this.connection !== undefined;
+  }
+
+  get pid(): number | undefined {
+    return this.connection?.pid;
+  }
+
+  /** The running process, started if there is none (undefined when the limit refused it and `evict` is false). */
+  async ensure({ evict }: { evict: boolean }): Promise<AgentConnection | undefined> {
+    if (this.connection) return this.connection;
+    await fs.mkdir(this.deps.cwd, { recursive: true });
+    let resume = await this.deps.storedSessionId();
+    if (resume && !(await this.deps.transcriptExists(resume))) {
+      this.deps.sessionLost(resume, 'its transcript is gone');
+      resume = undefined;
+    }
+    const generation = this.generation + 1;
+    const current = () => generation === this.generation;
+    const connection = await this.deps.admit(
+      () =>
+        this.deps.connect({
+          ...(resume ? { resume } : {}),
+          onEvent: (event) => {
+            if (current()) this.handlers.onEvent(event);
+          },
+          canUseTool: (toolName, input, options) =>
+            current()
+              ? this.handlers.canUseTool(toolName, input, options)
+              : Promise.resolve({ behavior: 'deny' as const, message: 'The request was cancelled.' }),
+        }),
+      { evict },
+    );
+    if (!connection) return undefined;
+    this.generation = generation;
+    this.costBase = 0;
+    this.connection = connection;
+    void connection.ended.then(({ error }) => {
+      if (!current()) return;
+      this.connection = undefined;
+      this.handlers.onEnded(error, resume);
+    });
+    return connection;
+  }
+
+  async send(text: string, images: AgentImage[]): Promise<boolean> {
+    const connection = await this.ensure({ evict: true });
+    connection?.send(text, images);
+    return connection !== undefined;
+  }
+
+  interrupt(): Promise<void> {
+    return this.connection ? this.connection.interrupt() : Promise.resolve();
+  }
+
+  /** Ends the process and waits until it has exited; the next `ensure` starts a new one (resuming the session). */
+  async drop(): Promise<void> {
+    const connection = this.connection;
+    if (!connection) return;
+    this.generation++;
+    this.connection = undefined;
+    connection.close();
+    await connection.ended;
+  }
+
+  /** This turn's cost, from the cumulative total the SDK reports at a turn's end. */
+  turnCost(totalCostUsd: number): number {
+    const cost = Math.max(0, totalCostUsd - this.costBase);
+    this.costBase = totalCostUsd;
+    return cost;
+  }
+}
