@@ -140,10 +140,6 @@ export class ChatSession {
     return this.events.subscriberCount;
   }
 
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
   isSubscribed(subscriber: ChatSubscriber): boolean {
     return this.events.has(subscriber);
   }

@@ -36,10 +36,6 @@ export class ChatService {
     this.maxChats = options.maxChatsPerUser ?? 0;
   }
 
-  list(principal: Principal): Promise<Chat[]> {
-    return this.store.chats.list(ownerScope(principal));
-  }
-
   async create(principal: Principal, title?: string): Promise<Chat> {
     const owner = ownerScope(principal);
     if (this.maxChats === 0 || isUnlimited(principal)) return this.store.chats.create(title, owner);

@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { ColumnType, Selectable } from 'kysely';
 
 /**
  * Table types of the store. Times are ISO-8601 strings; booleans are 0/1 integers (portable to Postgres via the
@@ -107,11 +107,7 @@ export interface Database {
 
 export type ChatRow = Selectable<ChatsTable>;
 export type MessageRow = Selectable<MessagesTable>;
-export type NewMessageRow = Insertable<MessagesTable>;
 export type MessageImageRow = Selectable<MessageImagesTable>;
 export type ToolUseRow = Selectable<ToolUsesTable>;
-export type QueryRow = Selectable<QueriesTable>;
 export type UserRow = Selectable<UsersTable>;
 export type ApiTokenRow = Selectable<ApiTokensTable>;
-// Generated is re-exported for future auto-increment columns.
-export type { Generated };

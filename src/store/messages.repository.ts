@@ -134,11 +134,10 @@ export class MessagesRepository {
     return { messages: await this.withImages(pageRows), hasMore };
   }
 
-  /** The chat's messages in conversation order, images included; `settledOnly` leaves out answers still streaming. */
-  async list(chatId: string, { settledOnly = false } = {}): Promise<ChatMessage[]> {
-    let query = this.db.selectFrom('messages').selectAll().where('chat_id', '=', chatId);
-    if (settledOnly) query = query.where('status', '!=', 'streaming');
-    return this.withImages(await query.orderBy('position').execute());
+  /** The chat's messages in conversation order, images included. */
+  async list(chatId: string): Promise<ChatMessage[]> {
+    const rows = await this.db.selectFrom('messages').selectAll().where('chat_id', '=', chatId).orderBy('position').execute();
+    return this.withImages(rows);
   }
 
   private async withImages(rows: MessageRow[]): Promise<ChatMessage[]> {

@@ -3,13 +3,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import type { ChatMessage, ToolUseRecord } from '../../src/protocol/chat.js';
-import type { EventOf, ServerEvent } from '../../src/protocol/ws.js';
+import { TERMINAL_EVENT_TYPES, type EventOf, type ServerEvent } from '../../src/protocol/ws.js';
 import type { AgentTestServer } from '../helpers/agent-server.js';
 import { TestClient } from '../helpers/ws-client.js';
 
 export type StoredMessage = ChatMessage;
 
-export const TERMINAL = ['result', 'cancelled', 'error'] as const;
+export const TERMINAL = TERMINAL_EVENT_TYPES;
 
 export function isTerminal(e: ServerEvent): boolean {
   return (TERMINAL as readonly string[]).includes(e.type);

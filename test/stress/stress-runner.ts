@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ChatMessage } from '../../src/protocol/chat.js';
-import type { ServerEvent } from '../../src/protocol/ws.js';
+import { TERMINAL_EVENT_TYPES, type ServerEvent } from '../../src/protocol/ws.js';
 import { createChat, type AgentTestServer } from '../helpers/agent-server.js';
 import { TestClient } from '../helpers/ws-client.js';
 
@@ -226,7 +226,7 @@ interface LogicalSocket {
 }
 
 type Ev = ServerEvent;
-const TERMINAL = new Set(['result', 'cancelled', 'error']);
+const TERMINAL = new Set<string>(TERMINAL_EVENT_TYPES);
 const SNAPSHOT = new Set(['history', 'tool_history', 'processing_state']);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const qid = (e: Ev): string | undefined => ('query_id' in e && typeof e.query_id === 'string' ? e.query_id : undefined);
