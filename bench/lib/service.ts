@@ -12,6 +12,8 @@ export interface ServiceOptions {
   /** Extra variables (e.g. AGENT_PREWARM) on top of the benchmark's fixed configuration. */
   env?: Record<string, string>;
   startTimeoutMs?: number;
+  /** Extra Node flags before the script (e.g. `--cpu-prof`, used by bench/profile.ts). */
+  nodeArgs?: string[];
 }
 
 /**
@@ -65,7 +67,7 @@ export class ServiceProcess {
     };
     const spawnedAt = performance.now();
     const child = track(
-      spawn(process.execPath, ['--import', TSX_IMPORT, path.join(REPO_ROOT, 'src/server.ts')], {
+      spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', TSX_IMPORT, path.join(REPO_ROOT, 'src/server.ts')], {
         cwd: opts.dataDir,
         env,
         stdio: ['ignore', log, log],

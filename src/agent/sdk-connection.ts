@@ -7,6 +7,7 @@ import {
   type SDKUserMessage,
 } from '@anthropic-ai/claude-agent-sdk';
 import type { FastifyBaseLogger } from 'fastify';
+import { resolveAgentExecutable } from './agent-executable.js';
 import { AgentProcess } from './agent-process.js';
 import { AsyncQueue } from './async-queue.js';
 import type { AgentConnection, AgentConnectionFactory, AgentConnectionRequest, AgentEvent, AgentImage } from './agent-events.js';
@@ -30,7 +31,9 @@ export interface SdkAgentSettings {
  * mode (one CLI process serving many turns of one chat), reduced to AgentEvents.
  */
 export function sdkConnectionFactory(settings: SdkAgentSettings, log: FastifyBaseLogger): AgentConnectionFactory {
-  return (request) => new SdkConnection(settings, request, log.child({ chat_id: request.chatId }));
+  // Once, not per query(): see resolveAgentExecutable. Undefined leaves the search (and its error) to the SDK.
+  const executable = resolveAgentExecutable();
+  return (request) => new SdkConnection(settings, executable, request, log.child({ chat_id: request.chatId }));
 }
 
 class SdkConnection implements AgentConnection {
@@ -41,13 +44,19 @@ class SdkConnection implements AgentConnection {
   private closed = false;
   readonly ended: Promise<{ error?: Error }>;
 
-  constructor(settings: SdkAgentSettings, request: AgentConnectionRequest, private readonly log: FastifyBaseLogger) {
+  constructor(
+    settings: SdkAgentSettings,
+    executable: string | undefined,
+    request: AgentConnectionRequest,
+    private readonly log: FastifyBaseLogger,
+  ) {
     this.reducer = new MessageReducer(request.onEvent);
     this.process = new AgentProcess(log);
     this.query = query({
       prompt: this.input,
       options: {
         cwd: request.cwd,
+        ...(executable ? { pathToClaudeCodeExecutable: executable } : {}),
         env: settings.env,
         systemPrompt: settings.systemPrompt,
         maxTurns: settings.maxTurns,
