@@ -109,6 +109,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     checkpointMs: config.STREAM_CHECKPOINT_MS,
     replay: { maxEvents: config.REPLAY_BUFFER_EVENTS, maxBytes: config.REPLAY_BUFFER_BYTES },
     permissionTimeoutMs: config.PERMISSION_TIMEOUT_MS,
+    permissionFallback: config.PERMISSION_FALLBACK,
     historyLimit: config.PAGE_SIZE,
     maxLiveAgents: config.MAX_LIVE_AGENTS,
     idleTimeoutMs: config.AGENT_IDLE_TIMEOUT_MS,

@@ -19,6 +19,7 @@ export interface AgentRegistryDeps {
   checkpointMs: number;
   replay: EventLogLimits;
   permissionTimeoutMs: number;
+  permissionFallback: 'deny' | 'wait';
   historyLimit: number;
   /** Most agent processes alive at once; the least recently used idle one is closed to make room. */
   maxLiveAgents: number;
@@ -62,6 +63,7 @@ export class AgentRegistry {
         checkpointMs: this.deps.checkpointMs,
         replay: this.deps.replay,
         permissionTimeoutMs: this.deps.permissionTimeoutMs,
+        permissionFallback: this.deps.permissionFallback,
         historyLimit: this.deps.historyLimit,
         transcriptExists: (sessionId) => transcriptExists(this.deps.agentConfigDir, cwd, sessionId),
         preflight: this.deps.preflight,

@@ -25,6 +25,8 @@ export interface ChatSessionDeps {
   replay: EventLogLimits;
   /** How long a permission question waits for an answer. */
   permissionTimeoutMs: number;
+  /** With no subscriber that answers permission questions: `deny` at once, or `wait` (ask anyway). */
+  permissionFallback: 'deny' | 'wait';
   /** Most messages in the `history` sent on subscribe (older ones are paged over REST). */
   historyLimit: number;
   /** Whether the SDK still has the transcript of a session, so resuming it keeps the model's context. */
@@ -93,7 +95,8 @@ export class ChatSession {
         canUseTool: (toolName, input, options) => {
           const run = this.current;
           if (!run || run.terminated) return Promise.resolve({ behavior: 'deny' as const, message: 'The request was cancelled.' });
-          return this.permissions.ask(run.id, toolName, input, options);
+          const canAsk = this.deps.permissionFallback === 'wait' || this.events.some((s) => s.answersPermissions === true);
+          return this.permissions.ask(run.id, toolName, input, { ...options, canAsk });
         },
         onEnded: (error, resumedFrom) => this.onAgentEnded(error, resumedFrom),
       },

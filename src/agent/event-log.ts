@@ -3,6 +3,8 @@ import type { ServerEvent } from '../protocol/ws.js';
 export interface ChatSubscriber {
   /** `json` is the event already serialized once for all subscribers. */
   send(event: ServerEvent, json?: string): void;
+  /** Whether this subscriber shows permission questions and answers them (the `permission_prompts` capability). */
+  readonly answersPermissions?: boolean;
 }
 
 export interface EventLogLimits {
@@ -45,6 +47,12 @@ export class ChatEventLog {
 
   has(subscriber: ChatSubscriber): boolean {
     return this.subscribers.has(subscriber);
+  }
+
+  /** Whether any subscriber satisfies `predicate`. */
+  some(predicate: (subscriber: ChatSubscriber) => boolean): boolean {
+    for (const subscriber of this.subscribers) if (predicate(subscriber)) return true;
+    return false;
   }
 
   add(subscriber: ChatSubscriber): void {

@@ -43,14 +43,20 @@ export class PermissionBroker {
     return [...this.pending.values()].map((p) => p.request);
   }
 
+  /**
+   * Asks the chat's users. `canAsk: false` (no subscriber can answer and PERMISSION_FALLBACK is `deny`) settles the
+   * question at once, unasked: the tool is denied with a message that tells the model, and through the tool's
+   * result the user, why.
+   */
   ask(
     queryId: string,
     toolName: string,
     toolInput: Record<string, unknown>,
-    options: { signal: AbortSignal; toolUseId: string },
+    options: { signal: AbortSignal; toolUseId: string; canAsk?: boolean },
   ): Promise<PermissionDecision> {
     if (this.remembered.has(toolName)) return Promise.resolve({ behavior: 'allow', updatedInput: toolInput });
     if (options.signal.aborted) return Promise.resolve({ behavior: 'deny', message: 'The request was cancelled.' });
+    if (options.canAsk === false) return Promise.resolve({ behavior: 'deny', message: noPromptMessage(toolName) });
     const request: PermissionRequest = {
       requestId: randomUUID(),
       queryId,
@@ -106,3 +112,9 @@ export class PermissionBroker {
     this.remembered.clear();
   }
 }
+
+/** The tool result of a question nobody could be asked (PERMISSION_FALLBACK=deny). */
+export const noPromptMessage = (toolName: string) =>
+  `Not allowed: ${toolName} needs the user's approval, and no client of this chat can show permission prompts, ` +
+  'so it was denied without asking (PERMISSION_FALLBACK=deny). Tell the user that this needs a client that ' +
+  'supports permission prompts, or a service that allows the tool.';

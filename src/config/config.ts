@@ -14,6 +14,8 @@ export const DEFAULT_SYSTEM_PROMPT =
   'You are a helpful assistant with access to tools. You work inside a private workspace directory; ' +
   'use the tools when they help answer the user, and explain what you did.';
 
+export const PERMISSION_FALLBACKS = ['deny', 'wait'] as const;
+
 export const PERMISSION_MODES = ['default', 'acceptEdits', 'bypassPermissions', 'plan', 'dontAsk'] as const;
 
 /** Built-in tools of the agent CLI; ALLOWED_TOOLS entries must name one of these (or an MCP tool). */
@@ -101,6 +103,12 @@ export const EnvSchema = z.object({
   MODEL: z.string().min(1).optional(),
   /** How long a permission question waits for a user's answer before the tool is denied. */
   PERMISSION_TIMEOUT_MS: integer(100, 86_400_000).default(120_000),
+  /**
+   * What happens to a permission question when no socket following the chat declared the `permission_prompts`
+   * capability: `deny` settles it at once (the tool is not run, and its result says why), `wait` asks anyway and
+   * waits PERMISSION_TIMEOUT_MS (for clients that answer without declaring it).
+   */
+  PERMISSION_FALLBACK: z.enum(PERMISSION_FALLBACKS).default('deny'),
   /**
    * Run the agent's Bash commands in the CLI's OS sandbox (bubblewrap on Linux: Debian packages `bubblewrap` and
    * `socat`). Refuses to run commands unsandboxed when the sandbox is unavailable.

@@ -11,6 +11,24 @@ import { ChatMessageSchema, ImageInputSchema, ToolUseRecordSchema } from './chat
 
 const chatId = z.string({ message: 'chat_id is required' }).min(1, 'chat_id is required');
 
+/**
+ * What a client can do beyond the seed protocol. Values the server does not know are ignored (a newer client talks
+ * to an older server unchanged), so the field is a list of strings, not an enum.
+ * - `permission_prompts`: it shows `permission_request` events and answers them; without a socket that can,
+ *   the server settles every question at once by PERMISSION_FALLBACK instead of waiting for nobody.
+ */
+export const CLIENT_CAPABILITIES = ['permission_prompts'] as const;
+export type ClientCapability = (typeof CLIENT_CAPABILITIES)[number];
+export const CapabilitiesSchema = z
+  .array(z.string().max(64, 'a capability is at most 64 characters'))
+  .max(32, 'at most 32 capabilities')
+  .optional()
+  .meta({
+    description:
+      `What this client supports (${CLIENT_CAPABILITIES.join(', ')}); unknown values are ignored. Applies to the ` +
+      'socket from this frame on; a frame without it leaves the socket\'s capabilities as they were',
+  });
+
 export const SubscribeFrameSchema = z.object({
   type: z.literal('subscribe'),
   chat_id: chatId,
@@ -19,6 +37,7 @@ export const SubscribeFrameSchema = z.object({
     .int()
     .optional()
     .meta({ description: 'The last seq the client saw: it gets exactly the events after it when they are still kept' }),
+  capabilities: CapabilitiesSchema,
 });
 export const UnsubscribeFrameSchema = z.object({ type: z.literal('unsubscribe'), chat_id: chatId });
 export const ChatFrameSchema = z.object({
@@ -26,6 +45,7 @@ export const ChatFrameSchema = z.object({
   chat_id: chatId,
   content: z.string({ message: 'content must be a string' }),
   images: z.array(ImageInputSchema).optional(),
+  capabilities: CapabilitiesSchema,
 });
 export const StopFrameSchema = z.object({ type: z.literal('stop'), chat_id: chatId });
 export const ClearHistoryFrameSchema = z.object({ type: z.literal('clear_history'), chat_id: chatId });

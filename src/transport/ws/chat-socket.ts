@@ -53,6 +53,8 @@ export class ChatSocket implements ChatSubscriber {
   private alive = true;
   private detached = false;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Capabilities the client declared (the latest `capabilities` it sent); none for the seed's clients. */
+  private capabilities: ReadonlySet<string> = new Set();
 
   constructor(
     private readonly socket: WebSocket,
@@ -82,6 +84,10 @@ export class ChatSocket implements ChatSubscriber {
     }, this.deps.heartbeatMs);
     this.heartbeat.unref();
     this.send({ type: 'connected' });
+  }
+
+  get answersPermissions(): boolean {
+    return this.capabilities.has('permission_prompts');
   }
 
   send(event: ServerEvent, json?: string): void {
@@ -157,6 +163,9 @@ export class ChatSocket implements ChatSubscriber {
       return;
     }
     await this.requireChat(frame.chat_id);
+    if ((frame.type === 'subscribe' || frame.type === 'chat') && frame.capabilities) {
+      this.capabilities = new Set(frame.capabilities);
+    }
     const session = agents.get(frame.chat_id);
     switch (frame.type) {
       case 'subscribe':
