@@ -92,6 +92,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         ...(mcpServers ? { mcpServers } : {}),
         env: buildAgentEnv(config, process.getuid?.() === 0),
         sandbox: config.AGENT_SANDBOX,
+        ...(config.AGENT_CLI_PATH ? { cliPath: config.AGENT_CLI_PATH } : {}),
       },
       app.log,
     );
@@ -114,6 +115,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     maxLiveAgents: config.MAX_LIVE_AGENTS,
     idleTimeoutMs: config.AGENT_IDLE_TIMEOUT_MS,
     preflight: () => missingCredentials(config),
+    startBackoff: { firstDelayMs: config.AGENT_START_BACKOFF_MS, maxDelayMs: config.AGENT_START_BACKOFF_MAX_MS },
     log: app.log,
     tap: metrics.observe,
   });

@@ -14,11 +14,18 @@ export interface AgentLinkDeps {
   connect(request: Pick<AgentConnectionRequest, 'resume' | 'onEvent' | 'canUseTool'>): AgentConnection;
   /** The stored session cannot be resumed: the next process starts a new one. */
   sessionLost(sessionId: string, why: string): void;
+  /** A process of this chat reported its first `init`: the agent CLI starts fine. */
+  started(): void;
+  /** A process of this chat ended before it ever reported `init`: the agent CLI failed to start. */
+  startFailed(reason: string): void;
 }
 
 type Handlers = Pick<AgentConnectionRequest, 'onEvent' | 'canUseTool'> & {
-  /** The current process ended by itself (not through `drop`); `resumedFrom` is set if it was resuming. */
-  onEnded(error: Error | undefined, resumedFrom: string | undefined): void;
+  /**
+   * The current process ended by itself (not through `drop`). `resumedFrom` is set if it ran resuming a session;
+   * `atStart` if it ended before it ever reported `init` (it never started a turn).
+   */
+  onEnded(error: Error | undefined, resumedFrom: string | undefined, atStart: boolean): void;
 };
 
 /**
@@ -57,12 +64,18 @@ export class AgentLink {
     }
     const generation = this.generation + 1;
     const current = () => generation === this.generation;
+    let initialized = false;
     const connection = await this.deps.admit(
       () =>
         this.deps.connect({
           ...(resume ? { resume } : {}),
           onEvent: (event) => {
-            if (current()) this.handlers.onEvent(event);
+            if (!current()) return;
+            if (event.kind === 'init' && !initialized) {
+              initialized = true;
+              this.deps.started();
+            }
+            this.handlers.onEvent(event);
           },
           canUseTool: (toolName, input, options) =>
             current()
@@ -78,7 +91,10 @@ export class AgentLink {
     void connection.ended.then(({ error }) => {
       if (!current()) return;
       this.connection = undefined;
-      this.handlers.onEnded(error, resume);
+      if (!initialized) this.deps.startFailed(error?.message ?? 'the agent process exited before it started');
+      // A CLI that could not even be spawned (no pid: bad path, no permission) says nothing about the transcript.
+      const ranResuming = connection.pid !== undefined ? resume : undefined;
+      this.handlers.onEnded(error, ranResuming, !initialized);
     });
     return connection;
   }

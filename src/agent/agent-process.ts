@@ -25,6 +25,9 @@ export class AgentProcess {
     this.exitedResolve = resolve;
   });
 
+  /** Why the CLI could not be started at all (no such file, no permission), if so. */
+  spawnError: Error | undefined;
+
   constructor(private readonly log: FastifyBaseLogger) {}
 
   get pid(): number | undefined {
@@ -41,6 +44,7 @@ export class AgentProcess {
     this.child = child;
     child.once('exit', () => this.exitedResolve());
     child.once('error', (err) => {
+      this.spawnError = err;
       this.log.error({ err }, 'agent CLI failed to start');
       this.exitedResolve();
     });

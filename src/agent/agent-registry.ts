@@ -8,6 +8,7 @@ import { ChatError } from './chat-error.js';
 import { ChatSession } from './chat-session.js';
 import type { EventLogLimits } from './event-log.js';
 import { Serial } from './serial.js';
+import { StartBackoff, type StartBackoffSettings } from './start-backoff.js';
 import { transcriptExists } from './transcripts.js';
 
 export interface AgentRegistryDeps {
@@ -26,6 +27,8 @@ export interface AgentRegistryDeps {
   /** An agent idle this long is closed (its chat resumes on the next message). */
   idleTimeoutMs: number;
   preflight(): string | undefined;
+  /** Waits between agent starts after the CLI failed to start (the crash-loop guard). */
+  startBackoff: StartBackoffSettings;
   log: FastifyBaseLogger;
   /** Sees every event of every chat (metrics). */
   tap?: (event: ServerEvent) => void;
@@ -40,9 +43,11 @@ export class AgentRegistry {
   /** Admissions run one at a time, so two chats never both take the last free slot. */
   private readonly admissions = new Serial();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly starts: StartBackoff;
   private closing = false;
 
   constructor(private readonly deps: AgentRegistryDeps) {
+    this.starts = new StartBackoff(deps.startBackoff);
     const every = Math.max(1_000, Math.min(60_000, Math.floor(deps.idleTimeoutMs / 4)));
     this.sweeper = setInterval(() => void this.sweep(), every);
     this.sweeper.unref();
@@ -68,6 +73,11 @@ export class AgentRegistry {
         transcriptExists: (sessionId) => transcriptExists(this.deps.agentConfigDir, cwd, sessionId),
         preflight: this.deps.preflight,
         admitAgent: (s, start, options) => this.admit(s, start, options),
+        agentStarts: {
+          started: () => this.startSucceeded(),
+          failed: (reason) => this.startFailed(reason),
+          waitMs: () => this.starts.waitMs(),
+        },
         log: this.deps.log.child({ chat_id: chatId }),
         ...(this.deps.tap ? { tap: this.deps.tap } : {}),
       });
@@ -135,6 +145,15 @@ export class AgentRegistry {
   ): Promise<AgentConnection | undefined> {
     return this.admissions.run(async () => {
       if (this.closing) throw new ChatError('agent_unavailable', 'the service is shutting down');
+      const waitMs = this.starts.waitMs();
+      if (waitMs > 0) {
+        if (!evict) return undefined;
+        throw new ChatError(
+          'agent_unavailable',
+          `The agent could not start (${this.starts.failuresInARow} failed start(s) in a row, the last: ${this.starts.reason}). ` +
+            `The service tries again in ${Math.ceil(waitMs / 1000)} s; nothing was stored.`,
+        );
+      }
       const others = this.live().filter((s) => s !== session);
       if (others.length >= this.deps.maxLiveAgents) {
         if (!evict) return undefined;
@@ -152,6 +171,20 @@ export class AgentRegistry {
       }
       return start();
     });
+  }
+
+  /** One log line per failed start; starts are spaced by the backoff, so a broken CLI cannot flood the log. */
+  private startFailed(reason: string): void {
+    if (this.closing) return;
+    const delayMs = this.starts.failed(reason);
+    this.deps.log.error(
+      { reason, failures_in_a_row: this.starts.failuresInARow, next_attempt_in_ms: delayMs },
+      'the agent CLI failed to start: no agent starts until the next attempt',
+    );
+  }
+
+  private startSucceeded(): void {
+    if (this.starts.succeeded()) this.deps.log.info('the agent CLI starts again');
   }
 
   /** Closes agents idle past the timeout and forgets sessions nobody follows. */

@@ -13,6 +13,11 @@ import { Serial, withTimeout } from './serial.js';
 
 export type { ChatSubscriber };
 
+/** Agent starts one message may try (the first included) when the CLI dies before it starts. */
+const START_ATTEMPTS_PER_MESSAGE = 3;
+/** A message waits for the crash-loop guard this long at most; past it, the query ends with an error at once. */
+const MAX_START_WAIT_IN_MESSAGE_MS = 5_000;
+
 export interface ChatSessionDeps {
   chatId: string;
   store: Store;
@@ -42,6 +47,8 @@ export interface ChatSessionDeps {
     start: () => AgentConnection,
     options: { evict: boolean },
   ): Promise<AgentConnection | undefined>;
+  /** The service-wide crash-loop guard: reports of agent starts, and the wait before the next may be tried. */
+  agentStarts: { started(): void; failed(reason: string): void; waitMs(): number };
   log: FastifyBaseLogger;
   now?: () => number;
   /** Sees every event of the chat (metrics). */
@@ -89,6 +96,8 @@ export class ChatSession {
         admit: (start, options) => deps.admitAgent(this, start, options),
         connect: (request) => deps.connect({ chatId: deps.chatId, cwd: deps.cwd, ...request }),
         sessionLost: (sessionId, why) => this.sessionRestarted(sessionId, why),
+        started: () => deps.agentStarts.started(),
+        startFailed: (reason) => deps.agentStarts.failed(reason),
       },
       {
         onEvent: (event) => this.onAgentEvent(event),
@@ -98,7 +107,7 @@ export class ChatSession {
           const canAsk = this.deps.permissionFallback === 'wait' || this.events.some((s) => s.answersPermissions === true);
           return this.permissions.ask(run.id, toolName, input, { ...options, canAsk });
         },
-        onEnded: (error, resumedFrom) => this.onAgentEnded(error, resumedFrom),
+        onEnded: (error, resumedFrom, atStart) => this.onAgentEnded(error, resumedFrom, atStart),
       },
     );
     this.lastActivity = this.now();
@@ -227,7 +236,8 @@ export class ChatSession {
       this.current = run;
       this.lastActivity = this.now();
       this.emit({ type: 'user_message', query_id: run.id, content, message_id: stored.messageId });
-      await this.startTurn(run);
+      // From here on the query exists for the user: a failure ends it (exactly once), it is not a frame error.
+      await this.startTurn(run).catch((err: unknown) => this.failToStart(run, err));
       return run.id;
     });
   }
@@ -323,20 +333,27 @@ export class ChatSession {
     await dropped;
   }
 
-  /** The agent process ended by itself (crashed, or could not resume its session). */
-  private onAgentEnded(error: Error | undefined, resumedFrom: string | undefined): void {
+  /** The agent process ended by itself (crashed, could not resume its session, or could not start at all). */
+  private onAgentEnded(error: Error | undefined, resumedFrom: string | undefined, atStart: boolean): void {
     const run = this.current;
     if (!run?.turnOpen) return;
-    // A resumed session that dies before its first turn starts: the transcript is unusable. Start afresh once.
-    if (resumedFrom && !run.started && !run.terminated) {
-      this.sessionRestarted(resumedFrom, error?.message ?? 'the agent exited');
-      void this.op(async () => {
-        if (this.current === run && !run.terminated) {
+    if (!run.started && !run.terminated) {
+      // A resumed session that dies before its first turn starts: the transcript is unusable. Start afresh once.
+      if (resumedFrom && !run.restartedSession) {
+        run.restartedSession = true;
+        this.sessionRestarted(resumedFrom, error?.message ?? 'the agent exited');
+        this.retryStart(run, 0, async () => {
           await this.record.sdkSessionId(null);
-          await this.startTurn(run);
-        }
-      });
-      return;
+        });
+        return;
+      }
+      // The CLI died before it started: tried again, within this message, as soon as the crash-loop guard allows.
+      const waitMs = this.deps.agentStarts.waitMs();
+      if (atStart && run.startAttempts < START_ATTEMPTS_PER_MESSAGE && waitMs <= MAX_START_WAIT_IN_MESSAGE_MS) {
+        this.retryStart(run, waitMs);
+        return;
+      }
+      if (atStart) return this.failToStart(run, error ?? new Error('the agent process exited before it started'));
     }
     this.closeStream(run, 'interrupted');
     this.record.queryEnded(run.id, { status: 'error', error: error?.message ?? 'agent process ended' });
@@ -345,6 +362,40 @@ export class ChatSession {
       code: 'agent_error',
       error: `The agent process ended unexpectedly${error ? `: ${error.message}` : ''}`,
     });
+    run.endTurn();
+  }
+
+  /**
+   * Starts the query's turn on a new agent process after `delayMs` (under `ops`, unless the query was stopped or
+   * replaced meanwhile). A failure to start ends the query with an error.
+   */
+  private retryStart(run: QueryRun, delayMs: number, before?: () => Promise<void>): void {
+    run.startAttempts++;
+    const retry = () =>
+      this.op(async () => {
+        if (this.current !== run || run.terminated || !run.turnOpen) return;
+        await before?.();
+        await this.startTurn(run);
+      }).catch((err: unknown) => this.failToStart(run, err));
+    if (delayMs <= 0) return void retry();
+    const timer = setTimeout(() => void retry(), delayMs);
+    timer.unref();
+  }
+
+  /** The query could not reach an agent: it ends with an error saying why (and when the service tries again). */
+  private failToStart(run: QueryRun, err: unknown): void {
+    if (!run.turnOpen) return;
+    const why = err instanceof Error ? err.message : String(err);
+    const waitMs = this.deps.agentStarts.waitMs();
+    const error =
+      err instanceof ChatError
+        ? why
+        : `The agent could not start: ${why}` +
+          (waitMs > 0 ? `. The service tries again in ${Math.ceil(waitMs / 1000)} s; send the message again then.` : '');
+    this.deps.log.warn({ query_id: run.id, why }, 'a query could not reach an agent');
+    this.closeStream(run, 'interrupted');
+    this.record.queryEnded(run.id, { status: 'error', error });
+    this.terminate(run, { type: 'error', code: err instanceof ChatError ? err.code : 'agent_unavailable', error });
     run.endTurn();
   }
 

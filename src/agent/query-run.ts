@@ -25,6 +25,10 @@ export class QueryRun {
   apiError: string | undefined;
   /** Set once the agent process confirmed the turn started (init), to tell a failed resume from a failed turn. */
   started = false;
+  /** Agent processes started for this query (more than one when the CLI died before it started). */
+  startAttempts = 1;
+  /** The resumed session could not be continued and a new one was started for this query. */
+  restartedSession = false;
   private resolveTurn!: () => void;
   readonly turnEnded = new Promise<void>((resolve) => {
     this.resolveTurn = resolve;

@@ -24,6 +24,8 @@ export interface SdkAgentSettings {
   env: Record<string, string>;
   /** Run Bash commands in the CLI's OS sandbox, and never outside it. */
   sandbox?: boolean;
+  /** The agent CLI to run instead of the SDK's bundled one. */
+  cliPath?: string;
 }
 
 /**
@@ -69,6 +71,7 @@ class SdkConnection implements AgentConnection {
         ...(settings.sandbox ? { sandbox: { enabled: true, failIfUnavailable: true, allowUnsandboxedCommands: false } } : {}),
         // Isolation: no user/project settings or hooks from disk; the service's config is the whole config.
         settingSources: [],
+        ...(settings.cliPath ? { pathToClaudeCodeExecutable: settings.cliPath } : {}),
         includePartialMessages: true,
         spawnClaudeCodeProcess: this.process.spawn,
         // Only where the mode can ask: under bypassPermissions the CLI never calls it (and warns that it is shadowed).
@@ -104,6 +107,9 @@ class SdkConnection implements AgentConnection {
       return {};
     } catch (err) {
       if (this.closed) return {};
+      // The SDK words a spawn failure as a guess (e.g. "does not match this system's libc"): the OS error says why.
+      const spawnError = this.process.spawnError;
+      if (spawnError) return { error: new Error(`cannot run the agent CLI: ${spawnError.message}`) };
       this.log.warn({ err }, 'agent connection ended with an error');
       return { error: err instanceof Error ? err : new Error(String(err)) };
     }

@@ -127,6 +127,13 @@ export const EnvSchema = z.object({
   /** How long `stop` waits for the SDK's interrupt before closing the agent process instead. */
   AGENT_INTERRUPT_TIMEOUT_MS: integer(100, 60_000).default(3_000),
 
+  /**
+   * The agent CLI to run instead of the SDK's bundled one (a path). A CLI that dies before it starts is retried
+   * after AGENT_START_BACKOFF_MS, doubling per failure in a row up to AGENT_START_BACKOFF_MAX_MS.
+   */
+  AGENT_CLI_PATH: z.string().min(1).optional().transform((p) => (p ? path.resolve(p) : undefined)),
+  AGENT_START_BACKOFF_MS: integer(10, 600_000).default(1_000),
+  AGENT_START_BACKOFF_MAX_MS: integer(10, 3_600_000).default(60_000),
   /** Most agent CLI processes alive at once (~180 MB each); the least recently used idle one makes room. */
   MAX_LIVE_AGENTS: integer(1, 10_000).default(16),
   /** An agent idle this long is closed; its chat resumes transparently on the next message. */
