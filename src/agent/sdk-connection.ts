@@ -33,8 +33,9 @@ export interface SdkAgentSettings {
  * mode (one CLI process serving many turns of one chat), reduced to AgentEvents.
  */
 export function sdkConnectionFactory(settings: SdkAgentSettings, log: FastifyBaseLogger): AgentConnectionFactory {
-  // Once, not per query(): see resolveAgentExecutable. Undefined leaves the search (and its error) to the SDK.
-  const executable = resolveAgentExecutable();
+  // The operator's AGENT_CLI_PATH, else the bundled CLI found once, not per query() (see resolveAgentExecutable).
+  // Undefined leaves the search (and its error) to the SDK.
+  const executable = settings.cliPath ?? resolveAgentExecutable();
   return (request) => new SdkConnection(settings, executable, request, log.child({ chat_id: request.chatId }));
 }
 
@@ -71,7 +72,6 @@ class SdkConnection implements AgentConnection {
         ...(settings.sandbox ? { sandbox: { enabled: true, failIfUnavailable: true, allowUnsandboxedCommands: false } } : {}),
         // Isolation: no user/project settings or hooks from disk; the service's config is the whole config.
         settingSources: [],
-        ...(settings.cliPath ? { pathToClaudeCodeExecutable: settings.cliPath } : {}),
         includePartialMessages: true,
         spawnClaudeCodeProcess: this.process.spawn,
         // Only where the mode can ask: under bypassPermissions the CLI never calls it (and warns that it is shadowed).
