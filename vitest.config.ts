@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Probes Postgres once (its tests skip, saying so, where none is reachable) and drops test databases left over.
+    globalSetup: ['test/global-setup.ts'],
     // End-to-end tests start real agent CLI processes (CPU-bound start-up): keep the parallelism at the core count.
     maxWorkers: 2,
     testTimeout: 30_000,

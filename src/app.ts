@@ -68,7 +68,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     fs.mkdirSync(dir, { recursive: true });
   }
   const mcpServers = config.MCP_SERVERS_FILE ? loadMcpServers(config.MCP_SERVERS_FILE) : undefined;
-  const db = await openDatabase(config.DATABASE_URL);
+  const db = await openDatabase(config.DATABASE_URL, {
+    onConnectionError: (err) => app.log.warn({ err }, 'an idle database connection broke; the next query reconnects'),
+  });
   const store = new Store(db, options.now);
   const auth = new AuthService({ store, disabled: config.AUTH_DISABLED });
   try {

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { isUniqueViolation } from '../db/errors.js';
 import type { Store } from '../store/store.js';
 import { SETTING_AUTH_ENABLED } from '../store/settings.repository.js';
 import type { ApiToken } from '../store/tokens.repository.js';
@@ -57,13 +58,20 @@ async function issueToken(store: Store, user: User, name: string): Promise<NewTo
 export async function addUser(store: Store, name: string, tokenName = DEFAULT_TOKEN_NAME): Promise<NewToken> {
   checkUserName(name);
   checkTokenName(tokenName);
-  return store.transaction(async (trx) => {
-    if (await trx.users.byName(name)) throw new AccountError(`user "${name}" already exists`);
-    const user = await trx.users.create(name);
-    const token = await issueToken(trx, user, tokenName);
-    await trx.settings.set(SETTING_AUTH_ENABLED, '1');
-    return token;
-  });
+  const exists = () => new AccountError(`user "${name}" already exists`);
+  try {
+    return await store.transaction(async (trx) => {
+      if (await trx.users.byName(name)) throw exists();
+      const user = await trx.users.create(name);
+      const token = await issueToken(trx, user, tokenName);
+      await trx.settings.set(SETTING_AUTH_ENABLED, '1');
+      return token;
+    });
+  } catch (err) {
+    // Two concurrent adds of one name (two operators, two nodes): the unique name lets exactly one commit.
+    if (isUniqueViolation(err)) throw exists();
+    throw err;
+  }
 }
 
 export async function createToken(store: Store, userName: string, tokenName = DEFAULT_TOKEN_NAME): Promise<NewToken> {

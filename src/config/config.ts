@@ -34,8 +34,12 @@ function isToolRule(rule: string): boolean {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/** `sqlite:<path>` (or `sqlite::memory:`) today; `postgres://` is reserved for a later store. */
-export type DatabaseTarget = { kind: 'sqlite'; file: string };
+/**
+ * Where the store lives: a SQLite file (`sqlite:<path>`, `sqlite::memory:`), the embedded default for one process,
+ * or a PostgreSQL database (`postgres://user[:password]@host[:port]/db`, also `postgresql://`), which several
+ * processes can share.
+ */
+export type DatabaseTarget = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
 
 function parseDatabaseUrl(url: string, ctx: z.RefinementCtx): DatabaseTarget {
   if (url.startsWith('sqlite:')) {
@@ -46,11 +50,29 @@ function parseDatabaseUrl(url: string, ctx: z.RefinementCtx): DatabaseTarget {
     }
     return { kind: 'sqlite', file: file === ':memory:' ? file : path.resolve(file) };
   }
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed?.hostname || parsed.pathname.length <= 1) {
+      ctx.addIssue({ code: 'custom', message: 'postgres URL needs a host and a database, e.g. postgres://user@127.0.0.1:5432/chat' });
+      return z.NEVER;
+    }
+    return { kind: 'postgres', url };
+  }
   ctx.addIssue({
     code: 'custom',
-    message: `unsupported scheme in "${url}": use sqlite:<path> (postgres:// is not supported yet)`,
+    message: `unsupported scheme in "${redactUrl(url)}": use sqlite:<path> or postgres://user@host:port/db`,
   });
   return z.NEVER;
+}
+
+/** A URL as it may appear in logs and error messages: without its password. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, '$1:***@');
 }
 
 /** `https://host[:port]` exactly as browsers send it in `Origin` (no path, no wildcard). */

@@ -1,28 +1,27 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresAdapter } from 'kysely';
 import type { DatabaseTarget } from '../config/config.js';
+import { postgresDialect } from './dialects/postgres.js';
+import { sqliteDialect } from './dialects/sqlite.js';
 import { migrationProvider } from './migrations/index.js';
-import { withStatementCache } from './statement-cache.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
 
+export type DialectName = DatabaseTarget['kind'];
+
 /**
- * Opens the store and brings its schema up to date. SQLite runs in WAL mode (readers never block the writer, and a
- * crash loses no committed message) with foreign keys on, which SQLite leaves off by default: deleting a chat
- * cascades to its messages, images, tool uses and queries only with them on.
+ * Opens the store and brings its schema up to date. The only place that picks a dialect (dialects/): repositories
+ * and migrations are written once for all of them.
  */
-export async function openDatabase(target: DatabaseTarget): Promise<Db> {
-  if (target.file !== ':memory:') fs.mkdirSync(path.dirname(target.file), { recursive: true });
-  const sqlite = new SQLite(target.file);
-  sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('foreign_keys = ON');
-  // NORMAL is durable in WAL mode against process crashes (only an OS crash may lose the last transactions).
-  sqlite.pragma('synchronous = NORMAL');
-  sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+export async function openDatabase(
+  target: DatabaseTarget,
+  options: { onConnectionError?: (err: Error) => void } = {},
+): Promise<Db> {
+  const dialect =
+    target.kind === 'sqlite'
+      ? sqliteDialect(target.file)
+      : postgresDialect(target.url, options.onConnectionError ?? (() => undefined));
+  const db = new Kysely<Database>({ dialect });
   try {
     await migrateToLatest(db);
   } catch (err) {
@@ -32,6 +31,16 @@ export async function openDatabase(target: DatabaseTarget): Promise<Db> {
   return db;
 }
 
+/** Which dialect a handle (or transaction) speaks, for the few statements that must differ (db/ only). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function dialectOf(db: Kysely<any>): DialectName {
+  return db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite';
+}
+
+/**
+ * Runs the migrations not yet applied. On Postgres, Kysely's migrator holds an advisory lock and runs them in a
+ * transaction, so several processes starting at once apply each migration exactly once.
+ */
 export async function migrateToLatest(db: Kysely<Database>): Promise<void> {
   const migrator = new Migrator({ db, provider: migrationProvider });
   const { error, results } = await migrator.migrateToLatest();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type ExpressionBuilder } from 'kysely';
 import type { Db } from '../db/database.js';
+import { lockUntilCommit } from '../db/locks.js';
 import type { ChatRow, Database } from '../db/schema.js';
 import type { Chat } from '../protocol/chat.js';
 
@@ -51,10 +52,12 @@ export class ChatsRepository {
 
   /**
    * Creates the chat unless `owner` already has `max` chats (then undefined). Count and insert share one
-   * transaction, so concurrent creates cannot overshoot the limit.
+   * transaction holding the owner's quota lock, so concurrent creates (from any process on the same database)
+   * take turns and cannot overshoot the limit.
    */
   async createWithinLimit(title: string | undefined, owner: OwnerScope, max: number): Promise<Chat | undefined> {
     return this.db.transaction().execute(async (trx) => {
+      await lockUntilCommit(trx, `chat-quota:${owner.userId ?? '(no owner)'}`);
       const chats = new ChatsRepository(trx, this.now);
       if ((await chats.count(owner)) >= max) return undefined;
       return chats.create(title, owner);

@@ -23,7 +23,7 @@ describe('loadConfig defaults', () => {
 
   it('stores chats in ./data/chat.db, resolved to an absolute path', () => {
     expect(config.DATABASE_URL).toEqual({ kind: 'sqlite', file: path.resolve('data/chat.db') });
-    expect(path.isAbsolute(config.DATABASE_URL.file)).toBe(true);
+    expect(config.DATABASE_URL.kind === 'sqlite' && path.isAbsolute(config.DATABASE_URL.file)).toBe(true);
   });
 
   it('pre-allows only the seed\'s read-only tools (Bash, Write, Edit ask first), 100 turns, the default permission mode', () => {
@@ -64,8 +64,16 @@ describe('loadConfig reads the environment', () => {
   });
 
   it('resolves a relative sqlite path and keeps :memory:', () => {
-    expect(loadConfig({ DATABASE_URL: 'sqlite:./x/y.db' }).DATABASE_URL.file).toBe(path.resolve('x/y.db'));
-    expect(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).DATABASE_URL.file).toBe(':memory:');
+    expect(loadConfig({ DATABASE_URL: 'sqlite:./x/y.db' }).DATABASE_URL).toEqual({ kind: 'sqlite', file: path.resolve('x/y.db') });
+    expect(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).DATABASE_URL).toEqual({ kind: 'sqlite', file: ':memory:' });
+  });
+
+  it('takes a postgres:// (or postgresql://) URL as it is, and refuses one without a host or database', () => {
+    for (const url of ['postgres://chat@db.internal:5432/chat', 'postgresql://chat:secret@127.0.0.1/chat?sslmode=require']) {
+      expect(loadConfig({ DATABASE_URL: url }).DATABASE_URL).toEqual({ kind: 'postgres', url });
+    }
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://127.0.0.1:5432' })).toThrow(/DATABASE_URL: postgres URL needs a host and a database/);
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://u:secret@h/db' })).toThrow(/unsupported scheme in "mysql:\/\/u:\*\*\*@h\/db"/);
   });
 
   it('treats blank values as unset, so the default applies', () => {
@@ -119,7 +127,7 @@ describe('loadConfig rejects invalid values, naming the variable', () => {
   });
 
   it('says which schemes DATABASE_URL supports', () => {
-    expect(configError({ DATABASE_URL: 'postgres://x' }).message).toMatch(/sqlite:/);
+    expect(configError({ DATABASE_URL: 'redis://x' }).message).toMatch(/sqlite:<path> or postgres:\/\//);
   });
 
   it('lists the known tools when ALLOWED_TOOLS has a typo', () => {

@@ -1,12 +1,12 @@
-// Repositories over a real SQLite file in a temp folder.
+// Repositories over a real database of each store: a SQLite file in a temp folder, and a PostgreSQL database of
+// its own (created for each test, dropped after it).
 
-import fs from 'node:fs';
-import path from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { addUser, AccountError } from '../../src/auth/accounts.js';
 import { migrateToLatest, openDatabase, type Db } from '../../src/db/database.js';
 import { Store } from '../../src/store/store.js';
-import { makeTempDir } from '../helpers/test-server.js';
+import { createTestDatabase, describeEachStore, type TestDatabase } from '../helpers/stores.js';
 
 const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
@@ -16,28 +16,27 @@ const JPEG_BYTES = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 
 /** Every write happens "at the same instant": nothing may rely on timestamps to order rows. */
 const FIXED_TIME = new Date('2025-01-01T12:00:00.000Z');
 
-let dir: string;
-let file: string;
+describeEachStore('store', (kind) => {
+let database: TestDatabase;
 let db: Db;
 let store: Store;
 const opened: Db[] = [];
 
 async function open(): Promise<Db> {
-  const handle = await openDatabase({ kind: 'sqlite', file });
+  const handle = await openDatabase(database.target);
   opened.push(handle);
   return handle;
 }
 
 beforeEach(async () => {
-  dir = makeTempDir('agent-chat-store-');
-  file = path.join(dir, 'store.db');
+  database = await createTestDatabase(kind);
   db = await open();
   store = new Store(db, () => FIXED_TIME);
 });
 
 afterEach(async () => {
   for (const handle of opened.splice(0)) await handle.destroy();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await database.drop();
 });
 
 /** Messages and tool uses of a chat in the one order they share, as [kind, label, position]. */
@@ -240,11 +239,136 @@ describe('chats', () => {
   });
 });
 
+describe('the same behaviour on every store', () => {
+  it('finds chats by title or message text case-insensitively, with % and _ taken literally', async () => {
+    const byTitle = await store.chats.create('Quarterly REPORT');
+    const byMessage = await store.chats.create('other');
+    await store.messages.add({ chatId: byMessage.id, role: 'assistant', content: 'the report is 100% done_now' });
+    await store.chats.create('unrelated');
+    const titles = async (q: string) => (await store.chats.search(q)).map((c) => c.title).sort();
+    expect(await titles('report')).toEqual(['Quarterly REPORT', 'other']);
+    expect(await titles('RePoRt')).toEqual(['Quarterly REPORT', 'other']);
+    expect(await titles('100%')).toEqual(['other']);
+    expect(await titles('0%')).toEqual(['other']);
+    expect(await titles('%')).toEqual(['other']);
+    expect(await titles('e_n')).toEqual(['other']);
+    expect(await titles('d_n')).toEqual([]);
+    expect(byTitle.id).toBeDefined();
+  });
+
+  it('orders chats with the same activity time by id, in lists and across pages', async () => {
+    const chats = await Promise.all(Array.from({ length: 7 }, (_, i) => store.chats.create(`c${i}`)));
+    const expected = chats.map((c) => c.id).sort();
+    expect((await store.chats.list()).map((c) => c.id)).toEqual(expected);
+    const pages: string[] = [];
+    let before: string | undefined;
+    for (;;) {
+      const page = await store.chats.page(undefined, { limit: 3, ...(before ? { before } : {}) });
+      pages.push(...page!.chats.map((c) => c.id));
+      if (!page!.hasMore) break;
+      before = page!.chats.at(-1)!.id;
+    }
+    expect(pages).toEqual(expected);
+  });
+
+  it('returns counts as numbers and costs as exact 8-byte floats', async () => {
+    const chat = await store.chats.create();
+    expect(await store.chats.count({ userId: null })).toBe(1);
+    const queryId = await store.queries.start(chat.id);
+    await store.queries.finish(queryId, { status: 'complete', costUsd: 0.123456789012345, durationMs: 2_000_000_000 });
+    const row = await store.queries.get(queryId);
+    expect(row).toMatchObject({ cost_usd: 0.123456789012345, duration_ms: 2_000_000_000 });
+    expect(typeof row!.cost_usd).toBe('number');
+  });
+
+  it('turns answers left streaming into interrupted ones at recovery, dropping those with no text', async () => {
+    const chat = await store.chats.create();
+    const kept = await store.messages.add({ chatId: chat.id, role: 'assistant', content: 'half an ans', status: 'streaming' });
+    await store.messages.add({ chatId: chat.id, role: 'assistant', content: '', status: 'streaming' });
+    await store.messages.add({ chatId: chat.id, role: 'assistant', content: 'done', status: 'complete' });
+    expect(await store.messages.interruptAbandonedStreams()).toBe(2);
+    expect((await store.messages.list(chat.id)).map((m) => [m.id === kept!.id, m.content, m.status])).toEqual([
+      [true, 'half an ans', 'interrupted'],
+      [false, 'done', 'complete'],
+    ]);
+  });
+});
+
+describe('under concurrent writers (several connections, as several service processes have)', () => {
+  /**
+   * Postgres: three handles with pools of their own, like three service processes. SQLite is the one-process store:
+   * its single connection takes transactions in turn (two handles in one process would block each other inside
+   * the synchronous driver), so there the writers share one handle.
+   */
+  const handles = async () => (kind === 'postgres' ? [db, await open(), await open()] : [db]);
+
+  it('keeps the chat quota exactly: concurrent creates never overshoot it', async () => {
+    const user = await store.users.create('quota');
+    const writers = await handles();
+    const attempts = Array.from({ length: 24 }, (_, i) =>
+      new Store(writers[i % writers.length]!, () => FIXED_TIME).chats.createWithinLimit(`c${i}`, { userId: user.id }, 5),
+    );
+    const created = (await Promise.all(attempts)).filter((c) => c !== undefined);
+    expect(created).toHaveLength(5);
+    expect(await store.chats.count({ userId: user.id })).toBe(5);
+
+    // The same for the chats without an owner (AUTH_DISABLED counts them together).
+    const anonymous = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => new Store(writers[i % writers.length]!).chats.createWithinLimit('x', { userId: null }, 3)),
+    );
+    expect(anonymous.filter((c) => c !== undefined)).toHaveLength(3);
+  });
+
+  it('gives concurrent writes to one chat distinct positions from separate connections', async () => {
+    const chat = await store.chats.create();
+    const writers = await handles();
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        new Store(writers[i % writers.length]!).messages.add({ chatId: chat.id, role: 'user', content: `m${i}` }),
+      ),
+    );
+    const positions = (await store.messages.list(chat.id)).map((m) => m.content);
+    expect(new Set(positions).size).toBe(30);
+    const rows = await db.selectFrom('messages').select('position').where('chat_id', '=', chat.id).execute();
+    expect(new Set(rows.map((r) => r.position)).size).toBe(30);
+  });
+
+  it('lets exactly one of two concurrent adds of the same user name succeed; the other is a clear refusal', async () => {
+    const other = new Store((await handles()).at(-1)!);
+    const results = await Promise.allSettled([addUser(store, 'alice'), addUser(other, 'alice'), addUser(store, 'alice')]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results.filter((r): r is PromiseRejectedResult => r.status === 'rejected')) {
+      expect(r.reason).toBeInstanceOf(AccountError);
+      expect((r.reason as Error).message).toBe('user "alice" already exists');
+    }
+    expect(await store.users.count()).toBe(1);
+  });
+});
+
 describe('openDatabase', () => {
-  it('runs SQLite in WAL mode with foreign keys on', async () => {
+  it.runIf(kind === 'sqlite')('runs SQLite in WAL mode with foreign keys on', async () => {
     const pragma = async (name: string) => Object.values((await sql.raw(`pragma ${name}`).execute(db)).rows[0] as object)[0];
     expect(await pragma('journal_mode')).toBe('wal');
     expect(await pragma('foreign_keys')).toBe(1);
+  });
+
+  it.runIf(kind === 'sqlite')('creates the SQLite column types the first migration always created (history is kept)', async () => {
+    const types = async (table: string) =>
+      Object.fromEntries(
+        ((await sql.raw(`pragma table_info(${table})`).execute(db)).rows as Array<{ name: string; type: string }>).map((c) => [c.name, c.type.toLowerCase()]),
+      );
+    expect(await types('message_images')).toMatchObject({ data: 'blob', ordinal: 'integer' });
+    expect(await types('queries')).toMatchObject({ cost_usd: 'real', duration_ms: 'integer' });
+  });
+
+  it.runIf(kind === 'postgres')('stores images as bytea and costs as 8-byte floats on Postgres', async () => {
+    const { rows } = await sql<{ table_name: string; column_name: string; data_type: string }>`
+      select table_name, column_name, data_type from information_schema.columns
+      where (table_name, column_name) in (('message_images', 'data'), ('queries', 'cost_usd'))`.execute(db);
+    expect(Object.fromEntries(rows.map((r) => [`${r.table_name}.${r.column_name}`, r.data_type]))).toEqual({
+      'message_images.data': 'bytea',
+      'queries.cost_usd': 'double precision',
+    });
   });
 });
 
@@ -259,4 +383,5 @@ describe('migrations', () => {
     const third = await open();
     expect((await new Store(third).chats.list()).map((c) => c.title)).toEqual(['survivor']);
   });
+});
 });

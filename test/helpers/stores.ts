@@ -1,0 +1,77 @@
+// The stores every store-dependent test runs on: SQLite (a file in a temp folder) and PostgreSQL (a database of its
+// own, created for the test and dropped after it). Postgres tests skip, saying so once, where none is reachable.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { describe, inject } from 'vitest';
+import type { DatabaseTarget } from '../../src/config/config.js';
+
+export type StoreKind = DatabaseTarget['kind'];
+export const STORE_KINDS: readonly StoreKind[] = ['sqlite', 'postgres'];
+
+const postgresAdminUrl = inject('postgresUrl');
+const runId = inject('testRunId');
+
+export const storeAvailable = (kind: StoreKind): boolean => kind === 'sqlite' || postgresAdminUrl !== null;
+
+/** One describe block per store (`on sqlite`, `on postgres`); the Postgres one is skipped without a Postgres. */
+export function describeEachStore(name: string, body: (kind: StoreKind) => void): void {
+  for (const kind of STORE_KINDS) describe.skipIf(!storeAvailable(kind))(`${name} (on ${kind})`, () => body(kind));
+}
+
+export interface TestDatabase {
+  kind: StoreKind;
+  /** The DATABASE_URL of this database. */
+  url: string;
+  target: DatabaseTarget;
+  /** Removes the database (and, for SQLite, its folder). Every connection to it must be closed first. */
+  drop(): Promise<void>;
+}
+
+export function makeTempDir(prefix = 'agent-chat-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  if (postgresAdminUrl === null) throw new Error('no Postgres reachable (see the skip message at the start of the run)');
+  const client = new pg.Client({ connectionString: postgresAdminUrl });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * A new, empty database of `kind`. SQLite: `chat.db` in `dir` (a new temp folder by default, removed by drop()).
+ * Postgres: a database with a unique name on the test server, dropped by drop() (any connection still open to it
+ * is ended; a run's leftovers are dropped by the global teardown).
+ */
+export async function createTestDatabase(kind: StoreKind, dir?: string): Promise<TestDatabase> {
+  if (kind === 'sqlite') {
+    const folder = dir ?? makeTempDir('agent-chat-db-');
+    const file = path.join(folder, 'chat.db');
+    return {
+      kind,
+      url: `sqlite:${file}`,
+      target: { kind, file },
+      drop: async () => {
+        if (dir === undefined) fs.rmSync(folder, { recursive: true, force: true });
+        else for (const suffix of ['', '-wal', '-shm']) fs.rmSync(file + suffix, { force: true });
+      },
+    };
+  }
+  const name = `agent_chat_test_${runId}_${randomBytes(6).toString('hex')}`;
+  await withAdmin((client) => client.query(`create database "${name}"`));
+  const url = new URL(postgresAdminUrl!);
+  url.pathname = `/${name}`;
+  return {
+    kind,
+    url: url.toString(),
+    target: { kind, url: url.toString() },
+    drop: () => withAdmin((client) => client.query(`drop database if exists "${name}" with (force)`)).then(() => undefined),
+  };
+}
