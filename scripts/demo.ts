@@ -7,6 +7,7 @@ import { startFakeModel } from '../fake-model/server.js';
 const fake = await startFakeModel({ port: Number(process.env.FAKE_MODEL_PORT ?? 0) });
 process.env.ANTHROPIC_BASE_URL = fake.url;
 process.env.ANTHROPIC_API_KEY = 'demo-key-for-the-fake-model';
+process.env.DEMO_MODE = 'true';
 process.env.DATABASE_URL ??= 'sqlite:./data/demo/chat.db';
 process.env.WORKSPACE_DIR ??= './data/demo/workspaces';
 process.env.AGENT_HOME_DIR ??= './data/demo/agent-home';

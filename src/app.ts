@@ -26,6 +26,8 @@ import { healthRoutes } from './transport/rest/health.routes.js';
 import { registerOpenApi } from './transport/rest/openapi.js';
 import { installJsonBodyParser } from './transport/rest/json-body.js';
 import { wsRoutes } from './transport/ws/ws.routes.js';
+import { infoRoutes, serviceInfo } from './transport/rest/info.routes.js';
+import { webClientPlugin } from './transport/web/web.plugin.js';
 import { APP_VERSION } from './version.js';
 
 declare module 'fastify' {
@@ -143,6 +145,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   await app.register(healthRoutes, { db, metrics });
   await app.register(chatsRoutes, { chats, pageSize: config.PAGE_SIZE });
   await app.register(authRoutes, { auth });
+  await app.register(infoRoutes, { info: serviceInfo(APP_VERSION, config) });
   await app.register(wsRoutes, {
     store,
     agents,
@@ -157,5 +160,6 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     onFrameError: (code) => metrics.frameError(code),
     openSockets,
   });
+  await app.register(webClientPlugin);
   return app;
 }

@@ -3,6 +3,7 @@ import type { AuthService } from './auth.service.js';
 import { isLoopbackHostHeader } from './loopback.js';
 import { isUnlimited, limitKey, type Principal } from './principal.js';
 import { bearerToken } from './tokens.js';
+import { isWebClientRoute } from '../transport/web/web.plugin.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -15,7 +16,7 @@ declare module 'fastify' {
 export type RequestLimiter = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
 /**
- * Routes anyone may call: probes, the API description, and the WebSocket (which authenticates itself after the
+ * Routes anyone may call: probes, the API description, the web client's files, and the WebSocket (which authenticates itself after the
  * upgrade, to answer with a close code a browser can read). Everything else, unknown paths included, is private:
  * a new route needs a token unless it is listed here.
  */
@@ -27,7 +28,8 @@ export function isPublicRoute(routeUrl: string | undefined): boolean {
     routeUrl === '/openapi.json' ||
     routeUrl === '/ws/chat' ||
     routeUrl === '/docs' ||
-    routeUrl.startsWith('/docs/')
+    routeUrl.startsWith('/docs/') ||
+    isWebClientRoute(routeUrl)
   );
 }
 

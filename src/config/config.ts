@@ -199,6 +199,12 @@ export const EnvSchema = z.object({
   MESSAGES_PER_MINUTE: integer(0, 1_000_000).default(30),
   /** Chats one user may own; creating more answers 403. 0: no limit. */
   MAX_CHATS_PER_USER: integer(0, 100_000_000).default(1_000),
+
+  /**
+   * Answers come from the repo's scripted fake model (`npm run demo` sets it): GET /api/info says so and the web
+   * client shows a banner, so nobody mistakes scripted answers for Claude's.
+   */
+  DEMO_MODE: boolean.default(false),
 });
 
 export type Config = Readonly<z.output<typeof EnvSchema>>;

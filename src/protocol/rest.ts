@@ -59,3 +59,19 @@ export const WsTicketSchema = z
   })
   .meta({ id: 'WsTicket' });
 export type WsTicket = z.infer<typeof WsTicketSchema>;
+
+export const ServiceInfoSchema = z
+  .object({
+    version: z.string(),
+    demo: z.boolean().meta({ description: "Answers come from the repo's scripted fake model, not Claude (DEMO_MODE)" }),
+    limits: z
+      .object({
+        max_message_chars: z.number().int(),
+        max_images_per_message: z.number().int(),
+        max_image_bytes: z.number().int().meta({ description: 'Largest decoded image' }),
+        image_media_types: z.array(z.string()),
+      })
+      .meta({ description: 'What a `chat` frame may carry: a client checks these before sending' }),
+  })
+  .meta({ id: 'ServiceInfo' });
+export type ServiceInfo = z.infer<typeof ServiceInfoSchema>;

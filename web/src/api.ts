@@ -1,0 +1,60 @@
+import type { Chat, ChatMessage } from '../../src/protocol/chat.js';
+import type { ServiceInfo } from '../../src/protocol/rest.js';
+
+/** The REST API, typed from the service's protocol. A 401 means the token is missing, wrong or revoked. */
+export class AuthError extends Error {}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+export class Api {
+  constructor(
+    private readonly token: () => string | null,
+    private readonly onUnauthorized: () => void,
+  ) {}
+
+  private async request(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    const token = this.token();
+    if (token) headers.set('authorization', `Bearer ${token}`);
+    if (init.body !== undefined) headers.set('content-type', 'application/json');
+    const res = await fetch(path, { ...init, headers });
+    if (res.status === 401) {
+      this.onUnauthorized();
+      throw new AuthError('unauthorized');
+    }
+    if (!res.ok) {
+      const detail = await res
+        .json()
+        .then((b: { detail?: string }) => b.detail ?? res.statusText)
+        .catch(() => res.statusText);
+      throw new ApiError(res.status, detail);
+    }
+    return res;
+  }
+
+  private async json<T>(path: string, init?: RequestInit): Promise<T> {
+    return (await (await this.request(path, init)).json()) as T;
+  }
+
+  info = () => this.json<ServiceInfo>('/api/info');
+  listChats = () => this.json<Chat[]>('/api/chats');
+  searchChats = (q: string) => this.json<Chat[]>(`/api/chats/search?q=${encodeURIComponent(q)}`);
+  createChat = (title?: string) =>
+    this.json<Chat>('/api/chats', { method: 'POST', body: JSON.stringify(title ? { title } : {}) });
+  renameChat = (id: string, title: string) =>
+    this.json<Chat>(`/api/chats/${id}`, { method: 'PATCH', body: JSON.stringify({ title }) });
+  deleteChat = (id: string) => this.json<{ success: true }>(`/api/chats/${id}`, { method: 'DELETE' });
+
+  /** The page of messages just before `beforeId`, oldest first, and whether older ones exist (X-Has-More). */
+  async olderMessages(chatId: string, beforeId: string, limit = 100): Promise<{ messages: ChatMessage[]; hasMore: boolean }> {
+    const res = await this.request(`/api/chats/${chatId}/messages?before=${encodeURIComponent(beforeId)}&limit=${limit}`);
+    return { messages: (await res.json()) as ChatMessage[], hasMore: res.headers.get('x-has-more') === 'true' };
+  }
+}

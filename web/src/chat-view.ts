@@ -1,0 +1,331 @@
+import type { ChatMessage, StoredImage, ToolUseRecord } from '../../src/protocol/chat.js';
+import type { EventOf, ServerEvent } from '../../src/protocol/ws.js';
+
+/**
+ * What the page shows of one chat, and how each server event changes it. Items are immutable: an event that
+ * changes an item replaces it (and the array), so unchanged messages are skipped by the renderer.
+ */
+export type MessageStatus = ChatMessage['status'];
+
+export interface ImageRef {
+  src: string;
+}
+
+export type Item =
+  | { kind: 'user'; key: string; content: string; images: ImageRef[]; timestamp: string }
+  | { kind: 'assistant'; key: string; content: string; status: MessageStatus; queryId: string | null; timestamp: string }
+  | {
+      kind: 'tool';
+      key: string;
+      toolId: string;
+      name: string;
+      input: Record<string, unknown>;
+      result: string | null;
+      isError: boolean;
+      running: boolean;
+      timestamp: string;
+    }
+  | {
+      kind: 'end';
+      key: string;
+      queryId: string;
+      outcome: 'result' | 'cancelled' | 'error';
+      success: boolean;
+      cost: number | null;
+      duration: number | null;
+      error: string | null;
+    }
+  | { kind: 'notice'; key: string; text: string; code: string };
+
+export interface PermissionPrompt {
+  requestId: string;
+  queryId: string;
+  toolName: string;
+  input: Record<string, unknown>;
+  expiresAt: number;
+}
+
+export interface ChatView {
+  chatId: string;
+  items: Item[];
+  /** Got the snapshot (`history`) since the page subscribed. */
+  loaded: boolean;
+  hasMore: boolean;
+  /** Id of the oldest message shown: the cursor for paging back. */
+  oldestMessageId: string | null;
+  /** Highest `seq` seen: sent back as `last_seq` on reconnect, and events at or below it are duplicates. */
+  lastSeq: number | null;
+  processing: boolean;
+  queryId: string | null;
+  prompts: PermissionPrompt[];
+  /** Tool uses of the snapshot, kept to place them among older messages paged in later. */
+  toolRecords: ToolUseRecord[];
+}
+
+export function emptyView(chatId: string): ChatView {
+  return {
+    chatId,
+    items: [],
+    loaded: false,
+    hasMore: false,
+    oldestMessageId: null,
+    lastSeq: null,
+    processing: false,
+    queryId: null,
+    prompts: [],
+    toolRecords: [],
+  };
+}
+
+function imageSrc(img: StoredImage): ImageRef {
+  return { src: `data:${img.mimeType};base64,${img.base64}` };
+}
+
+export function messageItem(m: ChatMessage): Item {
+  return m.role === 'user'
+    ? { kind: 'user', key: m.id, content: m.content, images: (m.images ?? []).map(imageSrc), timestamp: m.timestamp }
+    : { kind: 'assistant', key: m.id, content: m.content, status: m.status, queryId: null, timestamp: m.timestamp };
+}
+
+function toolItem(r: ToolUseRecord): Item {
+  return {
+    kind: 'tool',
+    key: `tool:${r.id}`,
+    toolId: r.id,
+    name: r.tool_name,
+    input: r.tool_input,
+    result: r.result_content,
+    isError: r.is_error,
+    running: false,
+    timestamp: r.timestamp,
+  };
+}
+
+/** Stored messages and stored tool uses, in time order (a tool use sits between the texts around it). */
+export function mergeByTime(messages: ChatMessage[], tools: ToolUseRecord[]): Item[] {
+  const out: Item[] = [];
+  let t = 0;
+  const sortedTools = [...tools].sort((a, b) => a.timestamp.localeCompare(b.timestamp));
+  for (const m of messages) {
+    while (t < sortedTools.length && sortedTools[t]!.timestamp < m.timestamp) out.push(toolItem(sortedTools[t++]!));
+    out.push(messageItem(m));
+  }
+  while (t < sortedTools.length) out.push(toolItem(sortedTools[t++]!));
+  return out;
+}
+
+/** Events that happen once (not the snapshot ones): seen again after a replay, they are dropped. */
+const SNAPSHOT_TYPES = new Set(['history', 'tool_history', 'processing_state']);
+
+/** Images the user attached to a message this page sent, shown until the stored copy comes back in history. */
+export interface SentImages {
+  take(content: string): ImageRef[];
+}
+
+/** Applies one event of this chat to its view; returns a new view object when something changed. */
+export function applyEvent(view: ChatView, e: ServerEvent, sent?: SentImages): ChatView {
+  const seq = 'seq' in e && typeof e.seq === 'number' ? e.seq : null;
+  if (seq !== null && view.lastSeq !== null && seq <= view.lastSeq && !SNAPSHOT_TYPES.has(e.type)) return view;
+  const v: ChatView = { ...view, lastSeq: seq !== null ? Math.max(seq, view.lastSeq ?? seq) : view.lastSeq };
+
+  switch (e.type) {
+    case 'history': {
+      v.items = e.messages.map(messageItem);
+      v.loaded = true;
+      v.hasMore = e.has_more ?? false;
+      v.oldestMessageId = e.messages[0]?.id ?? null;
+      v.toolRecords = [];
+      return v;
+    }
+    case 'tool_history': {
+      v.toolRecords = e.tool_uses;
+      const messages = v.items.filter((i) => i.kind === 'user' || i.kind === 'assistant');
+      const tools = e.tool_uses.filter((u) => !v.hasMore || !messages[0] || u.timestamp >= itemTime(messages[0]));
+      v.items = mergeItems(messages, tools.map(toolItem));
+      return v;
+    }
+    case 'processing_state': {
+      v.processing = e.is_processing;
+      v.queryId = e.query_id;
+      if (!e.is_processing) v.prompts = [];
+      if (e.is_processing && e.query_id && e.streaming_state) {
+        v.items = [
+          ...v.items,
+          {
+            kind: 'assistant',
+            key: `live:${e.query_id}:${v.items.length}`,
+            content: e.streaming_state.text,
+            status: 'streaming',
+            queryId: e.query_id,
+            timestamp: new Date().toISOString(),
+          },
+        ];
+      }
+      return v;
+    }
+    case 'user_message': {
+      v.processing = true;
+      v.queryId = e.query_id;
+      v.items = [
+        ...v.items,
+        { kind: 'user', key: e.message_id, content: e.content, images: sent?.take(e.content) ?? [], timestamp: new Date().toISOString() },
+      ];
+      return v;
+    }
+    case 'stream_start': {
+      v.processing = true;
+      v.queryId = e.query_id;
+      v.items = [
+        ...v.items,
+        { kind: 'assistant', key: `live:${e.query_id}:${v.items.length}`, content: '', status: 'streaming', queryId: e.query_id, timestamp: new Date().toISOString() },
+      ];
+      return v;
+    }
+    case 'text_delta': {
+      const i = lastIndex(v.items, (it) => it.kind === 'assistant' && it.status === 'streaming' && it.queryId === e.query_id);
+      if (i < 0) {
+        v.items = [
+          ...v.items,
+          { kind: 'assistant', key: `live:${e.query_id}:${v.items.length}`, content: e.delta, status: 'streaming', queryId: e.query_id, timestamp: new Date().toISOString() },
+        ];
+      } else {
+        const it = v.items[i] as Extract<Item, { kind: 'assistant' }>;
+        v.items = replaceAt(v.items, i, { ...it, content: it.content + e.delta });
+      }
+      return v;
+    }
+    case 'stream_end':
+      v.items = settleStreaming(v.items, e.query_id, 'complete');
+      return v;
+    case 'assistant_message':
+      v.items = [
+        ...v.items,
+        { kind: 'assistant', key: `msg:${e.query_id}:${v.items.length}`, content: e.content, status: 'complete', queryId: e.query_id, timestamp: new Date().toISOString() },
+      ];
+      return v;
+    case 'tool_use': {
+      const existing = v.items.findIndex((it) => it.kind === 'tool' && it.toolId === e.tool_id);
+      const item: Item = {
+        kind: 'tool',
+        key: `tool:${e.tool_id}`,
+        toolId: e.tool_id,
+        name: e.tool_name,
+        input: e.tool_input,
+        result: null,
+        isError: false,
+        running: true,
+        timestamp: new Date().toISOString(),
+      };
+      v.items = existing >= 0 ? replaceAt(v.items, existing, item) : [...v.items, item];
+      return v;
+    }
+    case 'tool_result': {
+      const i = v.items.findIndex((it) => it.kind === 'tool' && it.toolId === e.tool_id);
+      if (i >= 0) {
+        const it = v.items[i] as Extract<Item, { kind: 'tool' }>;
+        v.items = replaceAt(v.items, i, { ...it, result: e.content, isError: e.is_error, running: false });
+      }
+      return v;
+    }
+    case 'result':
+    case 'cancelled':
+    case 'error': {
+      const queryId = e.query_id;
+      if (e.type === 'error' && !queryId) {
+        v.items = [...v.items, { kind: 'notice', key: `err:${v.items.length}:${seq ?? Date.now()}`, text: e.error, code: e.code }];
+        return v;
+      }
+      if (!queryId) return view;
+      const status: MessageStatus = e.type === 'result' ? 'complete' : e.type === 'cancelled' ? 'interrupted' : 'error';
+      v.items = settleStreaming(v.items, queryId, status).map((it) =>
+        it.kind === 'tool' && it.running ? { ...it, running: false } : it,
+      );
+      // A stop right after a block ended (stream_end, then cancelled) still cut that answer short.
+      const last = v.items.at(-1);
+      if (e.type !== 'result' && last?.kind === 'assistant' && last.queryId === queryId && last.status === 'complete') {
+        v.items[v.items.length - 1] = { ...last, status };
+      }
+      v.items.push({
+        kind: 'end',
+        key: `end:${queryId}`,
+        queryId,
+        outcome: e.type,
+        success: e.type === 'result' ? e.success : false,
+        cost: e.type === 'result' ? e.cost : null,
+        duration: e.type === 'result' ? e.duration : null,
+        error: e.type === 'error' ? e.error : null,
+      });
+      if (v.queryId === queryId) {
+        v.processing = false;
+        v.queryId = null;
+      }
+      v.prompts = v.prompts.filter((p) => p.queryId !== queryId);
+      return v;
+    }
+    case 'permission_request': {
+      if (v.prompts.some((p) => p.requestId === e.request_id)) return v;
+      v.prompts = [
+        ...v.prompts,
+        { requestId: e.request_id, queryId: e.query_id, toolName: e.tool_name, input: e.tool_input, expiresAt: Date.parse(e.expires_at) },
+      ];
+      return v;
+    }
+    case 'permission_resolved':
+      v.prompts = v.prompts.filter((p) => p.requestId !== e.request_id);
+      return v;
+    case 'history_cleared':
+      v.items = [];
+      v.hasMore = false;
+      v.oldestMessageId = null;
+      return v;
+    case 'notice':
+      v.items = [...v.items, { kind: 'notice', key: `notice:${e.seq}`, text: e.message, code: e.code }];
+      return v;
+    default:
+      return v;
+  }
+}
+
+/** Older messages paged in over REST go in front, with the stored tool uses of their time span. */
+export function prependOlder(view: ChatView, messages: ChatMessage[], hasMore: boolean): ChatView {
+  if (messages.length === 0) return { ...view, hasMore };
+  const firstShown = view.items.find((i) => i.kind === 'user' || i.kind === 'assistant');
+  const from = hasMore ? messages[0]!.timestamp : '';
+  const to = firstShown ? itemTime(firstShown) : '\uffff';
+  const tools = view.toolRecords.filter((u) => u.timestamp >= from && u.timestamp < to);
+  const shownToolIds = new Set(view.items.flatMap((i) => (i.kind === 'tool' ? [i.toolId] : [])));
+  const older = mergeByTime(messages, tools.filter((u) => !shownToolIds.has(u.id)));
+  return { ...view, items: [...older, ...view.items], hasMore, oldestMessageId: messages[0]!.id };
+}
+
+function itemTime(i: Item): string {
+  return 'timestamp' in i ? i.timestamp : '';
+}
+
+function mergeItems(messages: Item[], tools: Item[]): Item[] {
+  const out: Item[] = [];
+  let t = 0;
+  for (const m of messages) {
+    while (t < tools.length && itemTime(tools[t]!) < itemTime(m)) out.push(tools[t++]!);
+    out.push(m);
+  }
+  while (t < tools.length) out.push(tools[t++]!);
+  return out;
+}
+
+function settleStreaming(items: Item[], queryId: string, status: MessageStatus): Item[] {
+  return items.map((it) => (it.kind === 'assistant' && it.status === 'streaming' && it.queryId === queryId ? { ...it, status } : it));
+}
+
+function lastIndex<T>(arr: T[], pred: (x: T) => boolean): number {
+  for (let i = arr.length - 1; i >= 0; i--) if (pred(arr[i]!)) return i;
+  return -1;
+}
+
+function replaceAt<T>(arr: T[], i: number, x: T): T[] {
+  const copy = arr.slice();
+  copy[i] = x;
+  return copy;
+}
+
+export type ChatEvent = Exclude<ServerEvent, EventOf<'connected'>>;

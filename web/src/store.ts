@@ -1,0 +1,330 @@
+import type { Chat, ImageInput } from '../../src/protocol/chat.js';
+import type { ServiceInfo } from '../../src/protocol/rest.js';
+import type { ClientFrame, ServerEvent } from '../../src/protocol/ws.js';
+import { Api, AuthError } from './api.js';
+import { applyEvent, emptyView, prependOlder, type ChatView, type ImageRef } from './chat-view.js';
+import { Connection, type ConnectionState } from './connection.js';
+import { t } from './i18n.js';
+import { tokenStore } from './token-store.js';
+
+export type AuthState =
+  | { kind: 'checking' }
+  | { kind: 'signed-in' }
+  | { kind: 'signed-out'; message: string | null };
+
+export interface AppState {
+  auth: AuthState;
+  info: ServiceInfo | null;
+  chats: Chat[];
+  search: string;
+  searchResults: Chat[] | null;
+  selectedId: string | null;
+  views: Map<string, ChatView>;
+  connection: ConnectionState;
+  toast: string | null;
+}
+
+/** Events after which the chat list may have changed order or content. */
+const LIST_EVENTS = new Set(['user_message', 'result', 'cancelled', 'error', 'history_cleared', 'chat_updated']);
+
+/**
+ * The page's state and everything that changes it: REST calls, the socket, and the views of the chats it follows.
+ * Changes notify the renderer at most once per animation frame, so 100+ deltas a second cost one render a frame.
+ */
+export class AppStore {
+  state: AppState = {
+    auth: { kind: 'checking' },
+    info: null,
+    chats: [],
+    search: '',
+    searchResults: null,
+    selectedId: null,
+    views: new Map(),
+    connection: { kind: 'connecting' },
+    toast: null,
+  };
+  readonly api = new Api(() => tokenStore.get(), () => this.signOut(t.tokenRevoked));
+  private connection: Connection | null = null;
+  private listeners = new Set<() => void>();
+  private frame = 0;
+  private listTimer: ReturnType<typeof setTimeout> | null = null;
+  private searchSeq = 0;
+  /** Images this page sent, by message text, until the service echoes the message (user_message has no images). */
+  private sentImages = new Map<string, ImageRef[][]>();
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private set(patch: Partial<AppState>): void {
+    this.state = { ...this.state, ...patch };
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      for (const l of this.listeners) l();
+    });
+  }
+
+  // ------------------------------------------------------------------ start, auth
+
+  async start(): Promise<void> {
+    try {
+      const info = await this.api.info();
+      this.set({ info, auth: { kind: 'signed-in' } });
+    } catch (err) {
+      if (err instanceof AuthError) return; // signOut already showed the sign-in form
+      this.set({ toast: t.loadFailed + String((err as Error).message), auth: { kind: 'signed-in' } });
+    }
+    this.connection = new Connection({
+      url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/chat`,
+      token: () => tokenStore.get(),
+      onEvent: (e) => this.onEvent(e),
+      onState: (connection) => {
+        this.set({ connection });
+        if (connection.kind === 'unauthorized') this.signOut(tokenStore.get() ? t.tokenRevoked : null);
+      },
+      resubscribe: () => this.resubscribeFrames(),
+    });
+    this.connection.start();
+    await this.refreshChats();
+    const fromUrl = /^\/c\/([0-9a-f-]{36})$/i.exec(location.pathname)?.[1];
+    if (fromUrl) this.select(fromUrl, { replace: true });
+    window.addEventListener('popstate', () => {
+      const id = /^\/c\/([0-9a-f-]{36})$/i.exec(location.pathname)?.[1] ?? null;
+      this.select(id, { fromHistory: true });
+    });
+    window.addEventListener('focus', () => this.scheduleListRefresh(0));
+  }
+
+  async signIn(token: string, remember: boolean): Promise<string | null> {
+    const res = await fetch('/api/info', { headers: { authorization: `Bearer ${token}` } });
+    if (res.status === 401) return t.tokenRefused;
+    if (!res.ok) return t.loadFailed + res.statusText;
+    tokenStore.set(token, remember);
+    this.set({ auth: { kind: 'checking' } });
+    await this.start();
+    return null;
+  }
+
+  signOut(message: string | null): void {
+    tokenStore.clear();
+    this.connection?.stop();
+    this.connection = null;
+    this.set({
+      auth: { kind: 'signed-out', message },
+      chats: [],
+      views: new Map(),
+      selectedId: null,
+      searchResults: null,
+      search: '',
+    });
+    if (location.pathname !== '/') history.replaceState(null, '', '/');
+  }
+
+  get canSignOut(): boolean {
+    return tokenStore.get() !== null;
+  }
+
+  // ------------------------------------------------------------------ chat list
+
+  async refreshChats(): Promise<void> {
+    try {
+      const chats = await this.api.listChats();
+      this.set({ chats });
+    } catch (err) {
+      if (!(err instanceof AuthError)) this.set({ toast: t.loadFailed + (err as Error).message });
+    }
+    if (this.state.search) void this.runSearch(this.state.search);
+  }
+
+  private scheduleListRefresh(delay = 400): void {
+    if (this.listTimer) return;
+    this.listTimer = setTimeout(() => {
+      this.listTimer = null;
+      void this.refreshChats();
+    }, delay);
+  }
+
+  setSearch(q: string): void {
+    this.set({ search: q });
+    if (!q.trim()) {
+      this.set({ searchResults: null });
+      return;
+    }
+    void this.runSearch(q);
+  }
+
+  private async runSearch(q: string): Promise<void> {
+    const mine = ++this.searchSeq;
+    try {
+      const results = await this.api.searchChats(q.trim());
+      if (mine === this.searchSeq) this.set({ searchResults: results });
+    } catch {
+      /* the list stays as it was */
+    }
+  }
+
+  async newChat(title?: string): Promise<string | null> {
+    try {
+      const chat = await this.api.createChat(title);
+      this.set({ chats: [chat, ...this.state.chats.filter((c) => c.id !== chat.id)], search: '', searchResults: null });
+      this.select(chat.id);
+      return chat.id;
+    } catch (err) {
+      if (!(err instanceof AuthError)) this.set({ toast: (err as Error).message });
+      return null;
+    }
+  }
+
+  async rename(id: string, title: string): Promise<void> {
+    const trimmed = title.trim();
+    if (!trimmed) return;
+    try {
+      const chat = await this.api.renameChat(id, trimmed);
+      this.set({ chats: this.state.chats.map((c) => (c.id === id ? chat : c)) });
+    } catch (err) {
+      if (!(err instanceof AuthError)) this.set({ toast: (err as Error).message });
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.api.deleteChat(id);
+    } catch (err) {
+      if (err instanceof AuthError) return;
+      this.set({ toast: (err as Error).message });
+    }
+    const views = new Map(this.state.views);
+    views.delete(id);
+    this.set({
+      chats: this.state.chats.filter((c) => c.id !== id),
+      searchResults: this.state.searchResults?.filter((c) => c.id !== id) ?? null,
+      views,
+    });
+    if (this.state.selectedId === id) this.select(null);
+  }
+
+  // ------------------------------------------------------------------ one chat
+
+  /**
+   * Shows a chat. The socket stays subscribed to every chat opened on this page, so an answer running in another
+   * chat keeps streaming into its view (and its list entry shows it is answering).
+   */
+  select(id: string | null, opts: { replace?: boolean; fromHistory?: boolean } = {}): void {
+    if (id === this.state.selectedId) return;
+    this.set({ selectedId: id });
+    if (!opts.fromHistory) {
+      const url = id ? `/c/${id}` : '/';
+      if (opts.replace) history.replaceState(null, '', url);
+      else history.pushState(null, '', url);
+    }
+    if (id && !this.state.views.has(id)) {
+      this.putView(emptyView(id));
+      this.connection?.send({ type: 'subscribe', chat_id: id });
+    }
+  }
+
+  private putView(view: ChatView): void {
+    const views = new Map(this.state.views);
+    views.set(view.chatId, view);
+    this.set({ views });
+  }
+
+  private resubscribeFrames(): ClientFrame[] {
+    return [...this.state.views.values()].map((v) =>
+      v.lastSeq !== null && v.loaded
+        ? { type: 'subscribe', chat_id: v.chatId, last_seq: v.lastSeq }
+        : { type: 'subscribe', chat_id: v.chatId },
+    );
+  }
+
+  private onEvent(e: ServerEvent): void {
+    if (e.type === 'connected') return;
+    if (e.type === 'error' && !e.chat_id) {
+      this.set({ toast: e.error });
+      return;
+    }
+    const chatId = (e as { chat_id?: string }).chat_id;
+    if (!chatId) return;
+    if (LIST_EVENTS.has(e.type)) this.scheduleListRefresh();
+    const view = this.state.views.get(chatId);
+    if (!view) return;
+    if (e.type === 'error' && !e.query_id) {
+      // Not about an answer (a refused frame): the message is for the person who sent it.
+      if (e.code === 'not_found' && !view.loaded) {
+        void this.remove(chatId);
+        return;
+      }
+      this.set({ toast: e.error });
+      return;
+    }
+    const next = applyEvent(view, e, { take: (content) => this.takeSentImages(content) });
+    if (next !== view) this.putView(next);
+  }
+
+  private takeSentImages(content: string): ImageRef[] {
+    const queue = this.sentImages.get(content);
+    const images = queue?.shift() ?? [];
+    if (queue && queue.length === 0) this.sentImages.delete(content);
+    return images;
+  }
+
+  /** Sends a message (interrupting a running answer, as the protocol does). False when not connected. */
+  send(chatId: string, content: string, images: ImageInput[]): boolean {
+    const frame: ClientFrame = images.length > 0 ? { type: 'chat', chat_id: chatId, content, images } : { type: 'chat', chat_id: chatId, content };
+    if (!this.state.views.has(chatId)) this.putView(emptyView(chatId));
+    const ok = this.connection?.send(frame) ?? false;
+    if (ok && images.length > 0) {
+      const list = this.sentImages.get(content) ?? [];
+      list.push(images.map((i) => ({ src: `data:${i.media_type};base64,${i.base64}` })));
+      this.sentImages.set(content, list);
+    }
+    return ok;
+  }
+
+  stop(chatId: string): void {
+    this.connection?.send({ type: 'stop', chat_id: chatId });
+  }
+
+  answerPermission(chatId: string, requestId: string, allow: boolean, remember: boolean): void {
+    this.connection?.send({
+      type: 'permission_response',
+      chat_id: chatId,
+      request_id: requestId,
+      allow,
+      ...(remember ? { remember: true } : {}),
+    });
+    const view = this.state.views.get(chatId);
+    if (view) this.putView({ ...view, prompts: view.prompts.filter((p) => p.requestId !== requestId) });
+  }
+
+  private loadingOlder = new Set<string>();
+
+  async loadOlder(chatId: string): Promise<void> {
+    const view = this.state.views.get(chatId);
+    if (!view || !view.hasMore || !view.oldestMessageId || this.loadingOlder.has(chatId)) return;
+    this.loadingOlder.add(chatId);
+    try {
+      const page = await this.api.olderMessages(chatId, view.oldestMessageId);
+      const current = this.state.views.get(chatId);
+      if (current) this.putView(prependOlder(current, page.messages, page.hasMore));
+    } catch (err) {
+      if (!(err instanceof AuthError)) this.set({ toast: t.loadFailed + (err as Error).message });
+    } finally {
+      this.loadingOlder.delete(chatId);
+    }
+  }
+
+  isLoadingOlder(chatId: string): boolean {
+    return this.loadingOlder.has(chatId);
+  }
+
+  dismissToast(): void {
+    this.set({ toast: null });
+  }
+
+  showToast(message: string): void {
+    this.set({ toast: message });
+  }
+}
