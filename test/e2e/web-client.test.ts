@@ -73,7 +73,7 @@ describe.runIf(chromiumAvailable())('web client in a browser', () => {
     // The markup is shown as text, never parsed into elements, and never ran.
     expect(await answer.textContent()).toContain('<img src=x onerror="window.__pwned=1">');
     expect(await page.locator('img[src="x"], .markdown script').count()).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
     // Cost and duration of the answer.
     await expect.poll(() => page.locator('.end-line').last().textContent()).toMatch(/\$\d+\.\d+ · \d+\.\d s/);
     await screenshot(page, 'desktop-markdown');
