@@ -67,21 +67,18 @@ export async function measureWebClient(dataDir: string, fakeUrl: string, { rende
       await page.locator('[data-connection="open"]').waitFor();
       const link = page.locator(`a[href="/c/${seed.historyChatId}"]`);
       await link.waitFor();
-      const ms = await page.evaluate(
-        ([href, count]) =>
-          new Promise<number>((resolve) => {
-            const start = performance.now();
-            (document.querySelector(`a[href="${href}"]`) as HTMLElement).click();
-            const check = () => {
-              if (document.querySelectorAll('.msg').length >= count) {
-                // The frame after the DOM is complete: layout and paint of it are included.
-                requestAnimationFrame(() => setTimeout(() => resolve(performance.now() - start), 0));
-              } else requestAnimationFrame(check);
-            };
-            check();
-          }),
-        [`/c/${seed.historyChatId}`, 1000] as const,
-      );
+      // Runs in the page (a string: this file is type-checked without the DOM library).
+      const ms = (await page.evaluate(`new Promise((resolve) => {
+        const start = performance.now();
+        document.querySelector('a[href="/c/${seed.historyChatId}"]').click();
+        const check = () => {
+          if (document.querySelectorAll('.msg').length >= 1000) {
+            // One more frame: layout and paint of the complete list are included.
+            requestAnimationFrame(() => setTimeout(() => resolve(performance.now() - start), 0));
+          } else requestAnimationFrame(check);
+        };
+        check();
+      })`)) as number;
       runs.push(round(ms, 1));
     }
     runs.sort((a, b) => a - b);
