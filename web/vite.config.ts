@@ -9,8 +9,8 @@ const service = process.env.SERVICE_URL ?? 'http://127.0.0.1:8000';
 
 export default defineConfig({
   root: import.meta.dirname,
-  // Preact's JSX through esbuild: no Babel preset needed.
-  esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
+  // Preact's JSX through Vite's own transformer (Oxc): no Babel preset needed.
+  oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
   build: {
     outDir: 'dist',
     emptyOutDir: true,
