@@ -1,5 +1,8 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
 import { chromiumAvailable, launchBrowser, openPage, screenshot, type WatchedPage } from '../helpers/browser.js';
 import { onePixelPng, until } from './support.js';
@@ -8,8 +11,10 @@ import { onePixelPng, until } from './support.js';
  * The built-in web client in real headless Chromium, against the real service, SDK and CLI answered by the
  * scripted fake model. Bash asks for permission (PERMISSION_MODE=default), so prompts are answered in the page.
  */
-describe.runIf(chromiumAvailable())('web client in a browser', () => {
+describe.runIf(chromiumAvailable())('web client in a browser', { timeout: 180_000 }, () => {
   let server: AgentTestServer;
+  /** The service's upgraded (WebSocket) TCP connections, to cut them as a network failure would. */
+  const sockets = new Set<Duplex>();
   let browser: Browser;
   let w: WatchedPage;
   let page: Page;
@@ -19,9 +24,17 @@ describe.runIf(chromiumAvailable())('web client in a browser', () => {
       startAgentServer({ PERMISSION_MODE: 'default', DEMO_MODE: 'true', MESSAGES_PER_MINUTE: '0' }),
       launchBrowser(),
     ]);
+    server.app.server.on('upgrade', (_req, socket: Duplex) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
     w = await openPage(browser, server.url);
     page = w.page;
   }, 180_000);
+
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === 'fail') await screenshot(page, `failed-${ctx.task.name.slice(0, 40).replace(/\W+/g, '-')}`);
+  });
 
   afterAll(async () => {
     await browser?.close();
@@ -30,6 +43,11 @@ describe.runIf(chromiumAvailable())('web client in a browser', () => {
 
   const composer = () => page.getByRole('textbox', { name: 'Message' });
   const lastAssistant = () => page.locator('.msg.assistant').last();
+
+  /** The text of every message shown (not the per-answer cost line: live answers only). */
+  const conversationText = () => page.locator('.msg').allTextContents();
+
+  const chatIdFromUrl = () => new URL(page.url()).pathname.split('/').pop()!;
 
   async function send(text: string): Promise<void> {
     await composer().fill(text);
@@ -77,6 +95,151 @@ describe.runIf(chromiumAvailable())('web client in a browser', () => {
     // Cost and duration of the answer.
     await expect.poll(() => page.locator('.end-line').last().textContent()).toMatch(/\$\d+\.\d+ · \d+\.\d s/);
     await screenshot(page, 'desktop-markdown');
+    expect(w.errors).toEqual([]);
+  });
+
+  it('asks before Bash: one call allowed, one denied, both shown as tool cards', async () => {
+    // Commands that change something: the CLI lets read-only ones (a bare `echo`) run without asking.
+    await send('/bash touch allowed.txt && echo approved-$((40+2))');
+    const prompt = page.getByRole('group', { name: 'Permission: Bash' });
+    await prompt.waitFor({ timeout: 60_000 });
+    expect(await prompt.locator('.perm-code').textContent()).toContain('touch allowed.txt && echo approved-$((40+2))');
+    expect(await prompt.locator('.perm-timer').textContent()).toMatch(/\d/);
+    await screenshot(page, 'desktop-permission');
+    await prompt.getByRole('button', { name: 'Allow', exact: true }).click();
+    await answerEnded();
+    const allowed = page.locator('.tool-card').last();
+    await expect.poll(() => allowed.getAttribute('data-state')).toBe('done');
+    await allowed.locator('summary').click();
+    expect(await allowed.locator('.tool-pre').last().textContent()).toBe('approved-42');
+    await expect.poll(() => lastAssistant().textContent()).toContain('Tool result: approved-42');
+    const workspace = path.join(server.config.WORKSPACE_DIR, chatIdFromUrl());
+    expect(fs.existsSync(path.join(workspace, 'allowed.txt'))).toBe(true);
+
+    await send('/bash touch denied.txt && echo never-ran');
+    await page.getByRole('group', { name: 'Permission: Bash' }).waitFor({ timeout: 60_000 });
+    await page.getByRole('button', { name: 'Deny' }).click();
+    await answerEnded();
+    const denied = page.locator('.tool-card').last();
+    await expect.poll(() => denied.getAttribute('data-state')).toBe('error');
+    expect(await denied.locator('.tool-state').textContent()).toContain('Failed');
+    expect(fs.existsSync(path.join(workspace, 'denied.txt'))).toBe(false);
+    expect(await page.getByRole('group', { name: /^Permission/ }).count()).toBe(0);
+    expect(await page.locator('.tool-card').count()).toBe(2);
+    await screenshot(page, 'desktop-tools');
+  });
+
+  it('stops an answer mid-stream with the Stop button', async () => {
+    await send('/slow 200 50');
+    await expect.poll(() => lastAssistant().textContent(), { timeout: 60_000 }).toContain('chunk3 ');
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await answerEnded();
+    const stopped = lastAssistant();
+    await expect.poll(() => stopped.getAttribute('data-status')).toBe('interrupted');
+    expect(await stopped.textContent()).not.toContain('chunk200');
+    expect(await page.locator('.end-line').last().textContent()).toBe('Answer stopped');
+  });
+
+  it('attaches an image that the model sees, with a thumbnail that can be removed', async () => {
+    const attach = page.getByLabel('Attach image');
+    const png = { name: 'pixel.png', mimeType: 'image/png', buffer: onePixelPng() };
+    await attach.setInputFiles([png, { ...png, name: 'second.png' }]);
+    expect(await page.locator('.thumb img').count()).toBe(2);
+    await page.getByRole('button', { name: 'Remove image second.png' }).click();
+    expect(await page.locator('.thumb img').count()).toBe(1);
+    // A file type the service refuses is caught before sending.
+    await attach.setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hi') });
+    expect(await page.locator('.composer-problem').textContent()).toContain('only PNG, JPEG, GIF and WebP');
+    await send('/images');
+    await answerEnded();
+    await expect.poll(() => lastAssistant().textContent()).toContain(`Saw 1 image(s): image/png ${onePixelPng().length} bytes`);
+    expect(await page.locator('.msg.user').last().locator('img').count()).toBe(1);
+    expect(await page.locator('.thumb').count()).toBe(0);
+  });
+
+  it('keeps everything across a reload', async () => {
+    expect(await page.locator('.tool-card').count()).toBe(2);
+    const before = await conversationText();
+    await page.reload();
+    await page.locator('.msg.assistant').first().waitFor();
+    await expect.poll(() => conversationText()).toEqual(before);
+    await expect.poll(() => page.locator('.tool-card').count()).toBe(2);
+    expect(await page.locator('.msg.user').last().locator('img').count()).toBe(1);
+    expect(await page.locator('.msg.assistant[data-status="interrupted"]').count()).toBe(1);
+  });
+
+  it('switches between two chats, each keeping its own conversation', async () => {
+    const firstUrl = page.url();
+    await page.getByRole('button', { name: 'New chat' }).click();
+    await page.waitForURL((u) => u.href !== firstUrl && /\/c\//.test(u.pathname));
+    await send('second chat here');
+    await answerEnded();
+    await expect.poll(() => lastAssistant().textContent()).toContain('Echo: second chat here');
+    const links = page.locator('.chat-link');
+    expect(await links.count()).toBe(2);
+    // Newest activity first: the second chat is on top.
+    await links.nth(1).click();
+    await page.waitForURL(firstUrl);
+    await expect.poll(() => lastAssistant().textContent()).toContain('Saw 1 image(s)');
+    expect(await page.locator('.msg').filter({ hasText: 'second chat here' }).count()).toBe(0);
+    await links.nth(0).click();
+    await expect.poll(() => lastAssistant().textContent()).toContain('Echo: second chat here');
+  });
+
+  it('recovers an answer streamed while the connection was down: complete, no text twice', async () => {
+    await send('/slow 40 80');
+    await expect.poll(() => lastAssistant().textContent(), { timeout: 60_000 }).toContain('chunk2 ');
+    // Cut every WebSocket connection at the TCP level, as a network failure would.
+    expect(sockets.size).toBeGreaterThan(0);
+    for (const socket of sockets) socket.destroy();
+    await page.locator('[data-connection="waiting"], [data-connection="connecting"]').first().waitFor({ timeout: 10_000 });
+    await screenshot(page, 'desktop-reconnecting');
+    await page.locator('[data-connection="open"]').waitFor({ timeout: 30_000 });
+    await answerEnded();
+    const expected = Array.from({ length: 40 }, (_, i) => `chunk${i + 1} `).join('').trim();
+    await expect.poll(async () => (await lastAssistant().locator('.markdown').textContent())?.trim()).toBe(expected);
+    expect(await page.locator('.msg.assistant').filter({ hasText: 'chunk1 ' }).count()).toBe(1);
+  });
+
+  it('works on a phone (390 px): drawer with the chats, composer, no sideways scrolling', async () => {
+    const phone = await openPage(browser, server.url, { viewport: { width: 390, height: 844 }, isMobile: true });
+    try {
+      const p = phone.page;
+      await p.getByRole('textbox', { name: 'Message' }).waitFor();
+      expect(await p.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+      await p.getByRole('button', { name: 'Chats' }).click();
+      await p.locator('.chat-link').first().click();
+      await p.locator('.msg.assistant').first().waitFor();
+      await p.getByRole('textbox', { name: 'Message' }).fill('from the phone');
+      await p.getByRole('button', { name: 'Send' }).click();
+      await expect.poll(() => p.locator('.msg.assistant').last().textContent(), { timeout: 60_000 }).toContain('Echo: from the phone');
+      expect(await p.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+      await screenshot(p, 'phone-conversation');
+      await p.getByRole('button', { name: 'Chats' }).click();
+      await screenshot(p, 'phone-chat-list');
+      expect(phone.errors).toEqual([]);
+    } finally {
+      await phone.context.close();
+    }
+  });
+
+  it('speaks Simplified Chinese to a Chinese browser, with the same accessible names', async () => {
+    const zh = await openPage(browser, server.url, { locale: 'zh-CN', colorScheme: 'dark' });
+    try {
+      const box = zh.page.getByRole('textbox', { name: 'Message' });
+      await box.waitFor();
+      expect(await box.getAttribute('placeholder')).toContain('发消息');
+      expect(await zh.page.getByRole('button', { name: 'New chat' }).textContent()).toContain('新对话');
+      await zh.page.locator('.chat-link').first().click();
+      await zh.page.locator('.msg.assistant').first().waitFor();
+      await screenshot(zh.page, 'desktop-dark-zh');
+      expect(zh.errors).toEqual([]);
+    } finally {
+      await zh.context.close();
+    }
+  });
+
+  it('logged no console errors', () => {
     expect(w.errors).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import type { Chat, ImageInput } from '../../src/protocol/chat.js';
 import type { ServiceInfo } from '../../src/protocol/rest.js';
-import type { ClientFrame, ServerEvent } from '../../src/protocol/ws.js';
+import type { ClientCapability, ClientFrame, ServerEvent } from '../../src/protocol/ws.js';
 import { Api, AuthError } from './api.js';
 import { applyEvent, emptyView, prependOlder, type ChatView, type ImageRef } from './chat-view.js';
 import { Connection, type ConnectionState } from './connection.js';
@@ -25,6 +25,9 @@ export interface AppState {
 }
 
 /** Events after which the chat list may have changed order or content. */
+/** This page answers permission prompts: told on every subscribe and chat (docs/protocol.md, capabilities). */
+const CAPABILITIES: ClientCapability[] = ['permission_prompts'];
+
 const LIST_EVENTS = new Set(['user_message', 'result', 'cancelled', 'error', 'history_cleared', 'chat_updated']);
 
 /**
@@ -221,7 +224,7 @@ export class AppStore {
     }
     if (id && !this.state.views.has(id)) {
       this.putView(emptyView(id));
-      this.connection?.send({ type: 'subscribe', chat_id: id });
+      this.connection?.send({ type: 'subscribe', chat_id: id, capabilities: CAPABILITIES });
     }
   }
 
@@ -234,8 +237,8 @@ export class AppStore {
   private resubscribeFrames(): ClientFrame[] {
     return [...this.state.views.values()].map((v) =>
       v.lastSeq !== null && v.loaded
-        ? { type: 'subscribe', chat_id: v.chatId, last_seq: v.lastSeq }
-        : { type: 'subscribe', chat_id: v.chatId },
+        ? { type: 'subscribe', chat_id: v.chatId, last_seq: v.lastSeq, capabilities: CAPABILITIES }
+        : { type: 'subscribe', chat_id: v.chatId, capabilities: CAPABILITIES },
     );
   }
 
@@ -272,7 +275,13 @@ export class AppStore {
 
   /** Sends a message (interrupting a running answer, as the protocol does). False when not connected. */
   send(chatId: string, content: string, images: ImageInput[]): boolean {
-    const frame: ClientFrame = images.length > 0 ? { type: 'chat', chat_id: chatId, content, images } : { type: 'chat', chat_id: chatId, content };
+    const frame: ClientFrame = {
+      type: 'chat',
+      chat_id: chatId,
+      content,
+      capabilities: CAPABILITIES,
+      ...(images.length > 0 ? { images } : {}),
+    };
     if (!this.state.views.has(chatId)) this.putView(emptyView(chatId));
     const ok = this.connection?.send(frame) ?? false;
     if (ok && images.length > 0) {
