@@ -68,6 +68,8 @@ async function main(): Promise<void> {
     dataDir: path.join(dir, 'service'),
     fakeUrl: fake.url,
     env,
+    // A loaded machine can take a while to start it.
+    startTimeoutMs: 120_000,
     nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=200'],
   });
   try {
