@@ -2,15 +2,11 @@
  * The baseline: the bare Claude Agent SDK, no service around it. Forked by the benchmark (IPC) so that its Node
  * process and its CLI children can be measured like the service's. Each session is one `query()` in
  * streaming-input mode with `includePartialMessages`, built with the same agent options and the SAME CLI
- * environment as the service's adapter (src/agent/sdk-connection.ts, src/agent/agent-env.ts): the difference left is
- * the service itself.
+ * environment as the service's adapter (lib/agent-options.ts): the difference left is the service itself.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { query, type Options, type Query, type SDKUserMessage } from '@anthropic-ai/claude-agent-sdk';
-import { buildAgentEnv } from '../src/agent/agent-env.js';
 import { AsyncQueue } from '../src/agent/async-queue.js';
-import { loadConfig, type Config } from '../src/config/config.js';
+import { BaselineAgents } from './lib/agent-options.js';
 import type { BareAnswer, BareRequest, BareTurn } from './lib/bare-protocol.js';
 import { clockOffsetMs, parseStamps, wallNow, type DeltaArrival } from './lib/clock.js';
 
@@ -79,50 +75,19 @@ class BareSession {
   }
 }
 
-let config: Config | undefined;
-let dataDir = '';
+let agents: BaselineAgents | undefined;
 const sessions = new Map<string, BareSession>();
 
 function optionsFor(sid: string): Options {
-  if (!config) throw new Error('init first');
-  const cwd = path.join(dataDir, 'workspaces', sid);
-  fs.mkdirSync(cwd, { recursive: true });
-  // The agent configuration src/agent/sdk-connection.ts passes (no resume: these sessions are new). Not copied:
-  // the service's own process spawner (process groups, so tools die with their agent) and its canUseTool hook
-  // (never called in bypassPermissions mode): they belong to the service, so their cost counts as the service's.
-  return {
-    cwd,
-    env: buildAgentEnv(config, process.getuid?.() === 0),
-    systemPrompt: config.SYSTEM_PROMPT,
-    maxTurns: config.MAX_TURNS,
-    allowedTools: [...config.ALLOWED_TOOLS],
-    permissionMode: config.PERMISSION_MODE,
-    allowDangerouslySkipPermissions: config.PERMISSION_MODE === 'bypassPermissions',
-    settingSources: [],
-    includePartialMessages: true,
-  };
+  if (!agents) throw new Error('init first');
+  return agents.optionsFor(sid);
 }
 
 async function handle(req: BareRequest): Promise<unknown> {
   switch (req.op) {
-    case 'init': {
-      dataDir = req.dataDir;
-      config = loadConfig({
-        DATABASE_URL: 'sqlite::memory:',
-        WORKSPACE_DIR: path.join(dataDir, 'workspaces'),
-        AGENT_HOME_DIR: path.join(dataDir, 'agent-home'),
-        ANTHROPIC_BASE_URL: req.fakeUrl,
-        ANTHROPIC_API_KEY: 'bench-key-for-the-fake-model',
-        PERMISSION_MODE: 'bypassPermissions',
-        AGENT_MAX_RETRIES: '0',
-        PATH: process.env.PATH,
-      });
-      // The service creates these at start-up (app.ts); the CLI needs its TMPDIR to exist.
-      for (const dir of [config.WORKSPACE_DIR, config.AGENT_HOME_DIR, path.join(config.AGENT_HOME_DIR, 'tmp')]) {
-        fs.mkdirSync(dir, { recursive: true });
-      }
+    case 'init':
+      agents = new BaselineAgents(req.fakeUrl, req.dataDir);
       return null;
-    }
     case 'clock':
       return clockOffsetMs();
     case 'turn': {

@@ -6,7 +6,9 @@
  * Phases (every process a phase started is stopped, and checked, before the next):
  *   5.   start-up of the service, measured first, alone
  *   1-3. per-delta latency, time to first delta, N chats at once: the service and the bare SDK (same fake, same
- *        agent options and CLI environment) both up, taking turns so that other load falls on both alike
+ *        agent options and CLI environment) both up, taking turns so that other load falls on both alike; a
+ *        minimal relay (bench/relay-server.ts) as a third side in 1 and 3, so the hop is told apart from the service
+ *   3b.  the saturated case, 50 chats × 20 deltas/s, all three sides, clients at raised and at normal priority
  *   4.   REST: autocannon against a seeded database (10,000 chats, one with 1,000 messages)
  *
  * Env: BENCH_QUICK=1 a smoke run with few samples (figures not comparable); BENCH_LEVELS=1,10 other concurrency
@@ -27,7 +29,7 @@ import { machineInfo } from './lib/machine.js';
 import { allAgentProcesses, machineBusyPct, ourAgentProcesses, QUIET_MACHINE_PCT } from './lib/proc.js';
 import { renderTables, type BenchResults } from './lib/report.js';
 import { loadTest, seedDatabase } from './lib/rest.js';
-import { concurrencyLevel, deltaLatency, timeToFirstDelta, type ConcurrencyLevel } from './lib/scenarios.js';
+import { concurrencyLevel, deltaLatency, timeToFirstDelta, type ConcurrencyLevel, type SaturatedRun } from './lib/scenarios.js';
 import { ServiceProcess } from './lib/service.js';
 import { measureStartup } from './lib/startup.js';
 import { bareTarget, serviceTarget } from './lib/targets.js';
@@ -39,6 +41,8 @@ const PLAN = {
     ? { startupRuns: 2, latencyRuns: 2, firstDeltaSamples: 2, levels: [1, 5], restS: 3 }
     : // 7 first-delta samples: a cold CLI start varies by ±100 ms from one start to the next.
       { startupRuns: 5, latencyRuns: 5, firstDeltaSamples: 7, levels: [1, 10, 25, 50], restS: 10 }),
+  /** 3b. The saturated case at a chat-like pace: 50 chats × 20 deltas/s (40 deltas 50 ms apart). */
+  saturated: QUICK ? { chats: 5, n: 10, ms: 50 } : { chats: 50, n: 40, ms: 50 },
   ...(process.env.BENCH_LEVELS ? { levels: process.env.BENCH_LEVELS.split(',').map(Number).sort((a, b) => a - b) } : {}),
 };
 if (PLAN.levels.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`BENCH_LEVELS must be positive integers: ${process.env.BENCH_LEVELS}`);
@@ -106,6 +110,8 @@ async function streamingPhase(
   const serviceEnv = { ...env, ...(prewarm ? { [prewarm.variable]: prewarm.off } : {}) };
   const service = await ServiceProcess.start({ dataDir: path.join(tempRoot, 'service'), fakeUrl: fake.url, env: serviceEnv });
   log(`service pid ${service.pid} on ${service.url} (${Object.entries(serviceEnv).map(([k, v]) => `${k}=${v}`).join(' ') || 'defaults'})`);
+  const relay = await ServiceProcess.start({ dataDir: path.join(tempRoot, 'relay'), fakeUrl: fake.url, script: 'bench/relay-server.ts' });
+  log(`minimal relay pid ${relay.pid} on ${relay.url}`);
   let worker: BareWorker | undefined;
   let shutdownMs = 0;
   let stopped = false;
@@ -123,11 +129,12 @@ async function streamingPhase(
       const bareOffsetMs = await worker.clockOffsetMs();
       const ours = serviceTarget(service, benchSkewMs);
       const bare = bareTarget(worker, fake.clockOffsetMs - bareOffsetMs);
+      const minimal = serviceTarget(relay, benchSkewMs, { name: 'relay' });
       log(`bare SDK worker pid ${worker.pid}`);
 
       log('1. per-delta latency');
-      const [latencyService, latencyBare] = await deltaLatency([ours, bare], { runs: PLAN.latencyRuns, n: 200, ms: 5 });
-      log(`   service p50 ${latencyService!.summary.p50} p99 ${latencyService!.summary.p99} ms; bare p50 ${latencyBare!.summary.p50} p99 ${latencyBare!.summary.p99} ms`);
+      const [latencyService, latencyBare, latencyRelay] = await deltaLatency([ours, bare, minimal], { runs: PLAN.latencyRuns, n: 200, ms: 5 });
+      log(`   service p50 ${latencyService!.summary.p50} p99 ${latencyService!.summary.p99} ms; bare p50 ${latencyBare!.summary.p50} p99 ${latencyBare!.summary.p99} ms; relay p50 ${latencyRelay!.summary.p50} p99 ${latencyRelay!.summary.p99} ms`);
 
       log(`2. time to first delta${prewarm ? ` (and a service with ${prewarm.variable}=${prewarm.on})` : ''}`);
       const prewarmService = prewarm
@@ -157,31 +164,44 @@ async function streamingPhase(
       log('3. concurrency');
       const concService: ConcurrencyLevel[] = [];
       const concBare: ConcurrencyLevel[] = [];
+      const concRelay: ConcurrencyLevel[] = [];
+      const sides = { service: ours, bare, relay: minimal } as const;
+      const results = { service: concService, bare: concBare, relay: concRelay } as const;
       for (const [i, chats] of PLAN.levels.entries()) {
-        const last = i === PLAN.levels.length - 1;
-        // Alternating order; on the last level the service goes last and keeps its agents for the shutdown figure.
-        const serviceFirst = !last && i % 2 === 0;
-        for (const side of serviceFirst ? (['service', 'bare'] as const) : (['bare', 'service'] as const)) {
-          const level = await concurrencyLevel(side === 'service' ? ours : bare, chats, {
-            n: 100,
-            ms: 20,
-            leaveOpen: side === 'service' && last,
-          });
-          (side === 'service' ? concService : concBare).push(level);
+        // Alternating order, so that other work on the machine falls on every side alike.
+        const order = i % 2 === 0 ? (['service', 'bare', 'relay'] as const) : (['relay', 'bare', 'service'] as const);
+        for (const side of order) {
+          const level = await concurrencyLevel(sides[side], chats, { n: 100, ms: 20 });
+          results[side].push(level);
           log(`   ${side}: ${chats} chats p50 ${level.summary.p50} p99 ${level.summary.p99} ms, ${level.failures.length} failed`);
+        }
+      }
+
+      const sat = PLAN.saturated;
+      log(`3b. saturated: ${sat.chats} chats × /stamp ${sat.n} ${sat.ms}, the clients at raised and at normal priority`);
+      const saturated: SaturatedRun[] = [];
+      for (const raisePriority of [true, false]) {
+        for (const side of raisePriority ? (['service', 'bare', 'relay'] as const) : (['relay', 'bare', 'service'] as const)) {
+          // The service's very last level keeps its agents alive for the shutdown figure.
+          const leaveOpen = side === 'service' && !raisePriority;
+          const level = await concurrencyLevel(sides[side], sat.chats, { n: sat.n, ms: sat.ms, raisePriority, leaveOpen });
+          saturated.push({ side, raisedPriority: raisePriority, level });
+          log(`   ${side} (client nice ${level.clientNice}): p50 ${level.summary.p50} p99 ${level.summary.p99} ms, ${level.failures.length} failed`);
         }
       }
       await stopService();
       return {
         bareOffsetMs,
-        latency: { service: latencyService!, bare: latencyBare! },
+        latency: { service: latencyService!, bare: latencyBare!, relay: latencyRelay! },
         firstDelta: { service: firstDelta[0]!, bare: firstDelta[1]!, prewarm: firstDelta[2] },
-        concurrency: { service: concService, bare: concBare },
+        concurrency: { service: concService, bare: concBare, relay: concRelay },
+        saturated,
       };
     },
     async () => {
       await stopService();
       await worker?.stop();
+      await relay.stop();
       await assertNoAgents(tempRoot, 'after the service and the bare SDK worker stopped');
     },
   );
@@ -264,6 +284,7 @@ async function main(): Promise<void> {
       latency: streaming.latency,
       firstDelta: { service: streaming.firstDelta.service, bare: streaming.firstDelta.bare, servicePrewarm, prewarmNote },
       concurrency: { ...streaming.concurrency, serviceShutdownMs: streaming.shutdownMs },
+      saturated: streaming.saturated,
       rest,
       cleanup: { ourAgentProcessesLeft: left, otherAgentProcesses: allAgentProcesses().filter((p) => !left.includes(p)) },
     };

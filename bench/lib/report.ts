@@ -1,7 +1,7 @@
 import type { MachineInfo } from './machine.js';
 import { QUIET_MACHINE_PCT } from './proc.js';
 import type { RestResult, SeedResult } from './rest.js';
-import type { ConcurrencyLevel, FirstDeltaResult, LatencyResult } from './scenarios.js';
+import type { ConcurrencyLevel, FirstDeltaResult, LatencyResult, SaturatedRun } from './scenarios.js';
 import { median } from './stats.js';
 import type { StartupResult } from './startup.js';
 
@@ -26,7 +26,8 @@ export interface BenchResults {
     bareSkewMs: number;
   };
   startup: StartupResult;
-  latency: { service: LatencyResult; bare: LatencyResult };
+  /** relay: the minimal relay (bench/relay-server.ts); absent in results written before it existed. */
+  latency: { service: LatencyResult; bare: LatencyResult; relay?: LatencyResult };
   firstDelta: {
     service: FirstDeltaResult;
     bare: FirstDeltaResult;
@@ -34,7 +35,9 @@ export interface BenchResults {
     servicePrewarm: (FirstDeltaResult & { variable: string; value: string; thinkMs: number }) | null;
     prewarmNote: string;
   };
-  concurrency: { service: ConcurrencyLevel[]; bare: ConcurrencyLevel[]; serviceShutdownMs: number };
+  concurrency: { service: ConcurrencyLevel[]; bare: ConcurrencyLevel[]; relay?: ConcurrencyLevel[]; serviceShutdownMs: number };
+  /** 3b: the saturated case, each side with the clients at raised and at normal priority. */
+  saturated?: SaturatedRun[];
   rest: { seed: SeedResult; history: RestResult; list: RestResult };
   cleanup: { ourAgentProcessesLeft: number[]; otherAgentProcesses: number[] };
 }
@@ -67,12 +70,14 @@ export function renderTables(r: BenchResults): string {
 
   const ls = r.latency.service.summary;
   const lb = r.latency.bare.summary;
+  const lr = r.latency.relay?.summary;
   out.push(
     `\n### 1. Added latency per text delta (warm chat, ${r.latency.service.runs} × \`${r.latency.service.command}\`)\n`,
     table(
       ['path', 'deltas', 'p50 ms', 'p99 ms'],
       [
         ['bare SDK: fake model → CLI → SDK, received in-process', String(lb.n), ms(lb.p50, 2), ms(lb.p99, 2)],
+        ...(lr ? [['minimal relay: fake model → CLI → SDK → relay → WebSocket client', String(lr.n), ms(lr.p50, 2), ms(lr.p99, 2)]] : []),
         ['service: fake model → CLI → SDK → service → WebSocket client', String(ls.n), ms(ls.p50, 2), ms(ls.p99, 2)],
         [
           '**added by the service** (service − bare, service ÷ bare)',
@@ -80,6 +85,9 @@ export function renderTables(r: BenchResults): string {
           `${signed(ls.p50 - lb.p50, 2)} (${ratio(ls.p50, lb.p50)})`,
           `${signed(ls.p99 - lb.p99, 2)} (${ratio(ls.p99, lb.p99)})`,
         ],
+        ...(lr
+          ? [['added by the service over the relay (service − relay)', '', signed(ls.p50 - lr.p50, 2), signed(ls.p99 - lr.p99, 2)]]
+          : []),
       ],
     ),
   );
@@ -115,7 +123,8 @@ export function renderTables(r: BenchResults): string {
   for (const n of levels) {
     const s = r.concurrency.service.find((l) => l.chats === n);
     const b = r.concurrency.bare.find((l) => l.chats === n);
-    for (const [side, l] of [['bare SDK', b], ['service', s]] as const) {
+    const rl = r.concurrency.relay?.find((l) => l.chats === n);
+    for (const [side, l] of [['bare SDK', b], ['relay', rl], ['service', s]] as const) {
       if (!l) continue;
       const u = l.usage;
       const nodeCpu = `${u.rootCpuS.toFixed(2)} (${((u.rootCpuS / u.wallS) * 100).toFixed(0)}%)`;
@@ -160,6 +169,33 @@ export function renderTables(r: BenchResults): string {
       perLevel(r, (l) => l.usage.benchRunQueueWaitS.toFixed(2)) +
       ` The clients' thread ran at nice ${r.concurrency.service[0]?.clientNice ?? 0} during the windows (the service, the bare worker and the agents at 0).`,
   );
+
+  if (r.saturated?.length) {
+    const sat = r.saturated;
+    const bareOf = (raised: boolean) => sat.find((x) => x.side === 'bare' && x.raisedPriority === raised)?.level;
+    out.push(
+      `\n### 3b. Saturated: ${sat[0]!.level.chats} chats × \`${sat[0]!.level.command}\` (20 deltas/s each) at once\n`,
+      table(
+        ['client priority', 'side', 'delta p50 ms', 'delta p99 ms', 'p50 − bare', 'p99 ÷ bare', 'Node process CPU s', 'µs CPU per delta', 'failed'],
+        sat.map(({ side, raisedPriority, level: l }) => {
+          const b = bareOf(raisedPriority);
+          const deltas = l.summary.n;
+          return [
+            raisedPriority ? `nice ${l.clientNice}` : `normal (nice ${l.clientNice})`,
+            side === 'bare' ? 'bare SDK' : side,
+            ms(l.summary.p50, 2),
+            ms(l.summary.p99, 2),
+            b && side !== 'bare' ? signed(l.summary.p50 - b.summary.p50, 2) : '',
+            b && side !== 'bare' ? ratio(l.summary.p99, b.summary.p99) : '',
+            l.usage.rootCpuS.toFixed(2),
+            deltas > 0 ? ((l.usage.rootCpuS * 1e6) / deltas).toFixed(0) : 'n/a',
+            String(l.failures.length),
+          ];
+        }),
+      ),
+      `\nµs CPU per delta: the Node process's CPU in the window over the deltas it delivered (start of the answers and their ends included).`,
+    );
+  }
 
   const rest = [r.rest.history, r.rest.list];
   out.push(

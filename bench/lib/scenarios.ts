@@ -198,6 +198,14 @@ export interface ConcurrencyLevel {
   failures: string[];
 }
 
+/** One side of the saturated scenario (3b) with its client's priority. */
+export interface SaturatedRun {
+  side: 'service' | 'bare' | 'relay';
+  /** Whether the benchmark's clients ran at raised priority (see raiseOwnPriority). */
+  raisedPriority: boolean;
+  level: ConcurrencyLevel;
+}
+
 /**
  * One level: `chats` new chats are warmed up (their agents started, at most `warmupParallel` at a time), then all
  * get `/stamp n ms` at the same moment. CPU and memory are sampled only while those answers stream. Afterwards the
@@ -207,7 +215,13 @@ export interface ConcurrencyLevel {
 export async function concurrencyLevel(
   target: Target,
   chats: number,
-  { n, ms, warmupParallel = 10, leaveOpen = false }: { n: number; ms: number; warmupParallel?: number; leaveOpen?: boolean },
+  {
+    n,
+    ms,
+    warmupParallel = 10,
+    leaveOpen = false,
+    raisePriority = true,
+  }: { n: number; ms: number; warmupParallel?: number; leaveOpen?: boolean; raisePriority?: boolean },
 ): Promise<ConcurrencyLevel> {
   const pool: BenchChat[] = [];
   const command = stamp(n, ms);
@@ -222,7 +236,8 @@ export async function concurrencyLevel(
     // Let the agents' start-up work (side requests, file writes) finish so it is not charged to streaming.
     await sleep(1_500);
 
-    const clientPriority = raiseOwnPriority();
+    // raisePriority false: the client competes like any other process (a browser on the same busy machine).
+    const clientPriority = raisePriority ? raiseOwnPriority() : { nice: os.getPriority(), restore: () => {} };
     const sampler = new TreeSampler(target.pid, 200);
     const streamStart = performance.now();
     const settled = await Promise.allSettled(pool.map((c) => c.turn(command, WARM_TURN_TIMEOUT_MS)));

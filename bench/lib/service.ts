@@ -12,6 +12,8 @@ export interface ServiceOptions {
   /** Extra variables (e.g. AGENT_PREWARM) on top of the benchmark's fixed configuration. */
   env?: Record<string, string>;
   startTimeoutMs?: number;
+  /** Another server to run in the service's place, configured the same way (bench/relay-server.ts). */
+  script?: string;
   /** Extra Node flags before the script (e.g. `--cpu-prof`, used by bench/profile.ts). */
   nodeArgs?: string[];
 }
@@ -59,6 +61,9 @@ export class ServiceProcess {
       // The service's default level: what an operator runs. Logs go to a file, never through the benchmark.
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
       ANTHROPIC_BASE_URL: opts.fakeUrl,
+      // The relay's names for the same (it has no config module of its own).
+      FAKE_URL: opts.fakeUrl,
+      DATA_DIR: opts.dataDir,
       ANTHROPIC_API_KEY: 'bench-key-for-the-fake-model',
       // As in test/helpers/agent-server.ts: no permission prompts (nobody answers them), no retries on the fake.
       PERMISSION_MODE: 'bypassPermissions',
@@ -67,7 +72,7 @@ export class ServiceProcess {
     };
     const spawnedAt = performance.now();
     const child = track(
-      spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', TSX_IMPORT, path.join(REPO_ROOT, 'src/server.ts')], {
+      spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', TSX_IMPORT, path.join(REPO_ROOT, opts.script ?? 'src/server.ts')], {
         cwd: opts.dataDir,
         env,
         stdio: ['ignore', log, log],

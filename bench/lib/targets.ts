@@ -15,7 +15,7 @@ export interface BenchChat {
 }
 
 export interface Target {
-  name: 'service' | 'bare SDK';
+  name: 'service' | 'bare SDK' | 'relay';
   /** Root of the process tree to sample: the service's Node process or the bare worker. */
   pid: number;
   /** offset_of_fake − offset_of_receiver (lib/clock.ts), added to every latency. */
@@ -30,10 +30,10 @@ export interface Target {
 export function serviceTarget(
   service: ServiceProcess,
   skewMs: number,
-  { subscribeFirstMs }: { subscribeFirstMs?: number } = {},
+  { subscribeFirstMs, name = 'service' }: { subscribeFirstMs?: number; name?: 'service' | 'relay' } = {},
 ): Target {
   return {
-    name: 'service',
+    name,
     pid: service.pid,
     skewMs,
     newChat: async () => {

@@ -1,0 +1,50 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Options } from '@anthropic-ai/claude-agent-sdk';
+import { buildAgentEnv } from '../../src/agent/agent-env.js';
+import { loadConfig, type Config } from '../../src/config/config.js';
+
+/**
+ * The agent configuration of the benchmark's baselines (the bare SDK worker and the minimal relay): the options
+ * src/agent/sdk-connection.ts passes and the SAME CLI environment (src/agent/agent-env.ts), so the difference left
+ * between a baseline and the service is the service itself. Not copied: the service's own process spawner
+ * (process groups, so tools die with their agent) and its canUseTool hook (never called in bypassPermissions mode):
+ * they belong to the service, so their cost counts as the service's.
+ */
+export class BaselineAgents {
+  readonly config: Config;
+
+  constructor(fakeUrl: string, private readonly dataDir: string) {
+    this.config = loadConfig({
+      DATABASE_URL: 'sqlite::memory:',
+      WORKSPACE_DIR: path.join(dataDir, 'workspaces'),
+      AGENT_HOME_DIR: path.join(dataDir, 'agent-home'),
+      ANTHROPIC_BASE_URL: fakeUrl,
+      ANTHROPIC_API_KEY: 'bench-key-for-the-fake-model',
+      PERMISSION_MODE: 'bypassPermissions',
+      AGENT_MAX_RETRIES: '0',
+      PATH: process.env.PATH,
+    });
+    // The service creates these at start-up (app.ts); the CLI needs its TMPDIR to exist.
+    for (const dir of [this.config.WORKSPACE_DIR, this.config.AGENT_HOME_DIR, path.join(this.config.AGENT_HOME_DIR, 'tmp')]) {
+      fs.mkdirSync(dir, { recursive: true });
+    }
+  }
+
+  optionsFor(sid: string): Options {
+    const cwd = path.join(this.dataDir, 'workspaces', sid);
+    fs.mkdirSync(cwd, { recursive: true });
+    const config = this.config;
+    return {
+      cwd,
+      env: buildAgentEnv(config, process.getuid?.() === 0),
+      systemPrompt: config.SYSTEM_PROMPT,
+      maxTurns: config.MAX_TURNS,
+      allowedTools: [...config.ALLOWED_TOOLS],
+      permissionMode: config.PERMISSION_MODE,
+      allowDangerouslySkipPermissions: config.PERMISSION_MODE === 'bypassPermissions',
+      settingSources: [],
+      includePartialMessages: true,
+    };
+  }
+}
