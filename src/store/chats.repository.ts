@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type ExpressionBuilder } from 'kysely';
 import type { Db } from '../db/database.js';
 import { lockUntilCommit } from '../db/locks.js';
+import { chatHasMessageContaining } from '../db/message-search.js';
 import type { ChatRow, Database } from '../db/schema.js';
 import type { Chat } from '../protocol/chat.js';
 
@@ -172,22 +173,11 @@ export class ChatsRepository {
   async search(text: string, owner?: OwnerScope): Promise<Chat[]> {
     const pattern = likePattern(text);
     // lower() + LIKE with an explicit ESCAPE behaves the same on SQLite and Postgres.
-    const contains = (column: string) => sql<boolean>`lower(${sql.ref(column)}) like ${pattern} escape '\\'`;
+    const titleContains = sql<boolean>`lower(${sql.ref('chats.title')}) like ${pattern} escape '\\'`;
     const rows = await this.db
       .selectFrom('chats')
       .selectAll()
-      .where((eb) =>
-        eb.or([
-          contains('chats.title'),
-          eb.exists(
-            eb
-              .selectFrom('messages')
-              .select('messages.id')
-              .whereRef('messages.chat_id', '=', 'chats.id')
-              .where(contains('messages.content')),
-          ),
-        ]),
-      )
+      .where((eb) => eb.or([titleContains, chatHasMessageContaining(this.db, 'chats.id', text, pattern)]))
       .$if(owner !== undefined, (qb) => qb.where(ownedBy(owner!)))
       .orderBy('updated_at', 'desc')
       .orderBy('id')

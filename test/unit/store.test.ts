@@ -256,6 +256,28 @@ describe('the same behaviour on every store', () => {
     expect(byTitle.id).toBeDefined();
   });
 
+  it('finds message text through the search index: CJK, an answer once it ended, nothing of a deleted chat', async () => {
+    const chinese = await store.chats.create('中文');
+    await store.messages.add({ chatId: chinese.id, role: 'user', content: '请帮我检查集成测试为什么失败' });
+    const streaming = await store.chats.create('streaming');
+    const answer = await store.messages.add({ chatId: streaming.id, role: 'assistant', content: 'partial', status: 'streaming' });
+    const gone = await store.chats.create('gone');
+    await store.messages.add({ chatId: gone.id, role: 'user', content: 'a needle in the haystack' });
+    const titles = async (q: string) => (await store.chats.search(q)).map((c) => c.title).sort();
+
+    expect(await titles('集成测试')).toEqual(['中文']);
+    expect(await titles('测试')).toEqual(['中文']);
+    expect(await titles('needle in')).toEqual(['gone']);
+    await store.messages.update(answer!.id, 'the finished answer mentions kubernetes', 'complete');
+    expect(await titles('kubernetes')).toEqual(['streaming']);
+    await store.messages.update(answer!.id, 'rewritten without it', 'complete');
+    expect(await titles('kubernetes')).toEqual([]);
+    expect(await store.chats.delete(gone.id)).toBe(true);
+    expect(await titles('needle in')).toEqual([]);
+    await store.messages.clear(chinese.id);
+    expect(await titles('集成测试')).toEqual([]);
+  });
+
   it('orders chats with the same activity time by id, in lists and across pages', async () => {
     const chats = await Promise.all(Array.from({ length: 7 }, (_, i) => store.chats.create(`c${i}`)));
     const expected = chats.map((c) => c.id).sort();
