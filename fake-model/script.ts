@@ -117,6 +117,25 @@ function directivePlan(name: string, rest: string, request: MessagesRequest): Pl
         return text([`Bad /tool directive: ${(err as Error).message}`]);
       }
     }
+    case 'tools': {
+      // Several tool calls in one message: the CLI runs them all and answers with one tool_result each.
+      const usage = 'Bad /tools directive: usage is /tools [{"name":"NAME","input":{...}}, ...]';
+      try {
+        const calls: unknown = JSON.parse(rest);
+        const valid = (c: unknown): c is { name: string; input: Record<string, unknown> } =>
+          typeof c === 'object' && c !== null && typeof (c as { name?: unknown }).name === 'string' &&
+          typeof (c as { input?: unknown }).input === 'object' && (c as { input?: unknown }).input !== null;
+        if (!Array.isArray(calls) || calls.length === 0 || !calls.every(valid)) return text([usage]);
+        return {
+          kind: 'message',
+          blocks: calls.map((c) => ({ type: 'tool_use' as const, name: c.name, input: c.input })),
+          stopReason: 'tool_use',
+          deltaDelayMs: DEFAULT_DELTA_MS,
+        };
+      } catch {
+        return text([usage]);
+      }
+    }
     case 'error': {
       const parsed = intArg(args[0], 500);
       const status = parsed >= 400 && parsed <= 599 ? parsed : 500;

@@ -4,7 +4,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOpt
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { AgentRegistry } from './agent/agent-registry.js';
 import type { AgentConnectionFactory } from './agent/agent-events.js';
-import { agentConfigDir, buildAgentEnv, missingCredentials } from './agent/agent-env.js';
+import { buildAgentEnv, missingCredentials } from './agent/agent-env.js';
+import { enforceConfinementPolicy, resolveConfinement, type AgentConfinement } from './agent/confinement.js';
 import { loadMcpServers } from './agent/mcp-servers.js';
 import { recoverFromCrash } from './agent/crash-recovery.js';
 import { Metrics } from './observability/metrics.js';
@@ -12,6 +13,7 @@ import { sdkConnectionFactory } from './agent/sdk-connection.js';
 import { installAuth } from './auth/auth.plugin.js';
 import { AuthService } from './auth/auth.service.js';
 import { checkExposure } from './auth/exposure.js';
+import { isLoopbackHost } from './auth/loopback.js';
 import { ChatService } from './chats/chat.service.js';
 import type { Config } from './config/config.js';
 import { openDatabase } from './db/database.js';
@@ -66,23 +68,41 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   installErrorHandler(app);
   installJsonBodyParser(app);
 
-  for (const dir of [config.WORKSPACE_DIR, config.AGENT_HOME_DIR, path.join(config.AGENT_HOME_DIR, 'tmp')]) {
-    fs.mkdirSync(dir, { recursive: true });
-  }
+  for (const dir of [config.WORKSPACE_DIR, config.AGENT_HOME_DIR]) fs.mkdirSync(dir, { recursive: true });
   const mcpServers = config.MCP_SERVERS_FILE ? loadMcpServers(config.MCP_SERVERS_FILE) : undefined;
   const db = await openDatabase(config.DATABASE_URL, {
     onConnectionError: (err) => app.log.warn({ err }, 'an idle database connection broke; the next query reconnects'),
   });
   const store = new Store(db, options.now);
   const auth = new AuthService({ store, disabled: config.AUTH_DISABLED });
+  let confinement: AgentConfinement;
   try {
     // Before anything else runs: a service that must not start touches nothing (no crash recovery, no agents).
     await checkExposure({ host: config.HOST, authDisabled: config.AUTH_DISABLED }, auth, app.log);
+    confinement = await resolveConfinement(config.AGENT_CONFINEMENT, {
+      agentHomeDir: config.AGENT_HOME_DIR,
+      extraReadOnly: config.AGENT_READONLY_PATHS,
+    });
+    const multiUser = config.AUTH_DISABLED || !isLoopbackHost(config.HOST) || (await auth.mode()) === 'enabled';
+    enforceConfinementPolicy(
+      confinement,
+      { setting: config.AGENT_CONFINEMENT, multiUser, allowUnconfined: config.ALLOW_UNCONFINED_AGENTS },
+      app.log,
+    );
   } catch (err) {
     await db.destroy();
     throw err;
   }
   await recoverFromCrash(config, store, app.log);
+  if (config.AGENT_SANDBOX && confinement.kind === 'bwrap') {
+    // The CLI's sandbox is a bubblewrap of its own, and namespaces cannot be nested inside ours (it drops the
+    // privileges that needs). Ours already confines Bash's files; what is lost is the CLI's network filter.
+    app.log.warn(
+      "AGENT_SANDBOX=true is not applied: the agents' own confinement (AGENT_CONFINEMENT) already keeps Bash " +
+        "inside the chat's workspace, and the CLI's sandbox cannot run inside it. For the CLI's sandbox (and its " +
+        'network filter) instead, set AGENT_CONFINEMENT=off.',
+    );
+  }
 
   const connect =
     options.connect ??
@@ -95,7 +115,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         ...(config.MODEL ? { model: config.MODEL } : {}),
         ...(mcpServers ? { mcpServers } : {}),
         env: buildAgentEnv(config, process.getuid?.() === 0),
-        sandbox: config.AGENT_SANDBOX,
+        agentHomeDir: config.AGENT_HOME_DIR,
+        ...(confinement.kind === 'bwrap' ? { confinement: confinement.sandbox } : {}),
+        sandbox: config.AGENT_SANDBOX && confinement.kind !== 'bwrap',
         ...(config.AGENT_CLI_PATH ? { cliPath: config.AGENT_CLI_PATH } : {}),
       },
       app.log,
@@ -109,7 +131,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     store,
     connect,
     workspaceDir: config.WORKSPACE_DIR,
-    agentConfigDir: agentConfigDir(config),
+    agentHomeDir: config.AGENT_HOME_DIR,
     interruptTimeoutMs: config.AGENT_INTERRUPT_TIMEOUT_MS,
     checkpointMs: config.STREAM_CHECKPOINT_MS,
     replay: { maxEvents: config.REPLAY_BUFFER_EVENTS, maxBytes: config.REPLAY_BUFFER_BYTES },

@@ -13,7 +13,7 @@ import { openDatabase } from './db/database.js';
 import { Store } from './store/store.js';
 
 /**
- * Operator commands on the service's database: users and API tokens. Reads DATABASE_URL (and WORKSPACE_DIR) like
+ * Operator commands on the service's database: users and API tokens. Reads DATABASE_URL (and WORKSPACE_DIR, AGENT_HOME_DIR) like
  * server.ts, brings the schema up to date, and never touches the network. A running service sees a change within
  * seconds (it re-reads whether authentication is on every 2 s and checks tokens on every request).
  */
@@ -110,7 +110,7 @@ async function run(store: Store, config: Config, argv: string[]): Promise<void> 
     }
     case 'users remove': {
       expectWords(rest, 1, 'users remove NAME');
-      const { user, chats } = await removeUser(store, rest[0]!, config.WORKSPACE_DIR);
+      const { user, chats } = await removeUser(store, rest[0]!, config.WORKSPACE_DIR, config.AGENT_HOME_DIR);
       console.log(`Removed user ${user.name}, their tokens and ${chats} chat${chats === 1 ? '' : 's'}.`);
       return;
     }

@@ -1,20 +1,16 @@
-import path from 'node:path';
 import type { Config } from '../config/config.js';
+import type { ChatAgentHome } from './agent-home.js';
 
 /**
  * The complete environment of the agent CLI. The SDK passes it as the child's whole environment, and whatever is
  * in it a Bash tool can read, so it is built from an allowlist: never the service's own secrets (database URL,
- * auth material, anything else the operator exported).
+ * auth material, anything else the operator exported). What differs per chat (its home) is added by `chatAgentEnv`.
  */
 export function buildAgentEnv(config: Config, isRoot: boolean): Record<string, string> {
   const env: Record<string, string> = {
     PATH: config.PATH,
-    HOME: config.AGENT_HOME_DIR,
-    // Transcripts and CLI state live under the service's data directory, not the operator's ~/.claude.
-    CLAUDE_CONFIG_DIR: agentConfigDir(config),
     SHELL: '/bin/bash',
     LANG: config.LANG,
-    TMPDIR: path.join(config.AGENT_HOME_DIR, 'tmp'),
     // No telemetry, update checks or other calls the service did not ask for.
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
     DISABLE_AUTOUPDATER: '1',
@@ -30,8 +26,15 @@ export function buildAgentEnv(config: Config, isRoot: boolean): Record<string, s
   return env;
 }
 
-export function agentConfigDir(config: Config): string {
-  return path.join(config.AGENT_HOME_DIR, '.claude');
+/** The environment of one chat's agent: the shared one plus the chat's own home and config dir, and its temp folder. */
+export function chatAgentEnv(base: Record<string, string>, home: ChatAgentHome, tmpDir: string): Record<string, string> {
+  return {
+    ...base,
+    HOME: home.home,
+    // Transcripts and CLI state live under the service's data directory, not the operator's ~/.claude.
+    CLAUDE_CONFIG_DIR: home.configDir,
+    TMPDIR: tmpDir,
+  };
 }
 
 /** Why the agent cannot answer at all, before any CLI is started; undefined when it can. */

@@ -15,7 +15,13 @@ export const AGENT_EXIT_GRACE_MS = 1_500;
  * (a Bash command, a server it launched) can be ended together: the CLI gets a process group of its own and an
  * environment tag that its tools inherit (the CLI puts tools in process groups of their own, so the group alone
  * would miss them). A Ctrl-C in the operator's terminal reaches only the service, which shuts agents down in order.
+ *
+ * With `confine`, the CLI is started through it (a bubblewrap command line, see confinement.ts). bwrap then is the
+ * process the service holds, and bwrap ends the whole namespace when it dies: so the polite SIGTERM, which lets the
+ * CLI finish its writes, goes to the CLI itself (found by its tag), and only the final SIGKILL goes to the group.
  */
+export type Confine = (command: string, args: string[]) => { command: string; args: string[] };
+
 export class AgentProcess {
   private child: ChildProcess | undefined;
   private readonly tag = randomUUID();
@@ -28,14 +34,20 @@ export class AgentProcess {
   /** Why the CLI could not be started at all (no such file, no permission), if so. */
   spawnError: Error | undefined;
 
-  constructor(private readonly log: FastifyBaseLogger) {}
+  constructor(
+    private readonly log: FastifyBaseLogger,
+    private readonly confine?: Confine,
+  ) {}
 
   get pid(): number | undefined {
     return this.child?.pid;
   }
 
   spawn = (options: SpawnOptions): SpawnedProcess => {
-    const child = spawn(options.command, options.args, {
+    const { command, args } = this.confine
+      ? this.confine(options.command, options.args)
+      : { command: options.command, args: options.args };
+    const child = spawn(command, args, {
       cwd: options.cwd,
       env: { ...options.env, [TAG_VARIABLE]: this.tag },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -51,7 +63,7 @@ export class AgentProcess {
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (chunk: string) => this.log.debug({ stderr: chunk.trimEnd() }, 'agent CLI stderr'));
     // The SDK aborts this signal only after its own graceful close; the group kill then ends stragglers too.
-    options.signal?.addEventListener('abort', () => this.killGroup('SIGTERM'), { once: true });
+    options.signal?.addEventListener('abort', () => void this.askToExit(), { once: true });
     return child as unknown as SpawnedProcess;
   };
 
@@ -60,7 +72,7 @@ export class AgentProcess {
     if (!this.child) return;
     this.terminating ??= (async () => {
       // The CLI does not exit promptly on stdin EOF alone; SIGTERM lets it finish its writes and exit at once.
-      this.killGroup('SIGTERM');
+      await this.askToExit();
       const timer = setTimeout(() => this.killGroup('SIGKILL'), graceMs);
       timer.unref();
       await this.exited;
@@ -73,6 +85,12 @@ export class AgentProcess {
   }
 
   private terminating: Promise<void> | undefined;
+
+  /** SIGTERM to the CLI and its tools: the process group, or inside a confinement the tagged processes. */
+  private async askToExit(): Promise<void> {
+    if (!this.confine) return this.killGroup('SIGTERM');
+    killAll(await findProcessesWithEnv(`${TAG_VARIABLE}=${this.tag}`), 'SIGTERM');
+  }
 
   private killGroup(signal: NodeJS.Signals): void {
     const pid = this.child?.pid;

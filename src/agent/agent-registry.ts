@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { ServerEvent } from '../protocol/ws.js';
 import type { Store } from '../store/store.js';
 import type { AgentConnection, AgentConnectionFactory } from './agent-events.js';
+import { chatAgentHome, sharedConfigDir } from './agent-home.js';
 import { ChatError } from './chat-error.js';
 import { ChatSession } from './chat-session.js';
 import type { EventLogLimits } from './event-log.js';
@@ -15,7 +16,8 @@ export interface AgentRegistryDeps {
   store: Store;
   connect: AgentConnectionFactory;
   workspaceDir: string;
-  agentConfigDir: string;
+  /** AGENT_HOME_DIR: each chat's agent has its own home below it (agent-home.ts). */
+  agentHomeDir: string;
   interruptTimeoutMs: number;
   checkpointMs: number;
   replay: EventLogLimits;
@@ -70,7 +72,13 @@ export class AgentRegistry {
         permissionTimeoutMs: this.deps.permissionTimeoutMs,
         permissionFallback: this.deps.permissionFallback,
         historyLimit: this.deps.historyLimit,
-        transcriptExists: (sessionId) => transcriptExists(this.deps.agentConfigDir, cwd, sessionId),
+        transcriptExists: (sessionId) =>
+          transcriptExists(
+            chatAgentHome(this.deps.agentHomeDir, chatId).configDir,
+            cwd,
+            sessionId,
+            sharedConfigDir(this.deps.agentHomeDir),
+          ),
         preflight: this.deps.preflight,
         admitAgent: (s, start, options) => this.admit(s, start, options),
         agentStarts: {
@@ -111,10 +119,11 @@ export class AgentRegistry {
     await session.close(options);
   }
 
-  /** The chat is being deleted: stop its agent at once, then remove its working directory. */
+  /** The chat is being deleted: stop its agent at once, then remove its working directory and its agent's home. */
   async discardChat(chatId: string): Promise<void> {
     await this.closeChat(chatId, { fast: true });
     await fs.rm(path.join(this.deps.workspaceDir, chatId), { recursive: true, force: true });
+    await fs.rm(chatAgentHome(this.deps.agentHomeDir, chatId).home, { recursive: true, force: true });
   }
 
   /**

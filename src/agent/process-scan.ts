@@ -5,8 +5,9 @@ import fs from 'node:fs/promises';
  * process they start inherit the environment we give them, so an environment entry identifies them even after
  * they were reparented (their parent died) or moved to a process group of their own (as the CLI does for tools).
  */
-export async function findProcessesWithEnv(entry: string): Promise<number[]> {
-  const marker = `${entry}\0`;
+export async function findProcessesWithEnv(entry: string, { prefix = false } = {}): Promise<number[]> {
+  // With `prefix`, `NAME=VALUE...` matches any value that starts with VALUE.
+  const marker = prefix ? entry : `${entry}\0`;
   const names = await fs.readdir('/proc').catch(() => [] as string[]);
   const found: number[] = [];
   await Promise.all(

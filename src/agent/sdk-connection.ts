@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import {
   query,
   type McpServerConfig,
@@ -8,7 +9,11 @@ import {
 } from '@anthropic-ai/claude-agent-sdk';
 import type { FastifyBaseLogger } from 'fastify';
 import { resolveAgentExecutable } from './agent-executable.js';
+import { chatAgentEnv } from './agent-env.js';
+import { chatAgentHome, ensureChatAgentHome, sharedTmpDir } from './agent-home.js';
 import { AgentProcess } from './agent-process.js';
+import type { BwrapSandbox } from './confinement.js';
+import { GUARDED_TOOLS, outsideWorkspace } from './workspace-guard.js';
 import { AsyncQueue } from './async-queue.js';
 import type { AgentConnection, AgentConnectionFactory, AgentConnectionRequest, AgentEvent, AgentImage } from './agent-events.js';
 
@@ -20,8 +25,15 @@ export interface SdkAgentSettings {
   permissionMode: Options['permissionMode'];
   model?: string;
   mcpServers?: Record<string, McpServerConfig>;
-  /** The CLI's complete environment: the SDK replaces the child's environment with it, no merge. */
+  /**
+   * The CLI's environment shared by all chats (each adds its own home): the SDK replaces the child's environment
+   * with it, no merge.
+   */
   env: Record<string, string>;
+  /** AGENT_HOME_DIR: each chat's agent gets its own home below it (agent-home.ts). */
+  agentHomeDir: string;
+  /** Start each CLI inside this bubblewrap namespace (confinement.ts); unconfined when absent. */
+  confinement?: BwrapSandbox;
   /** Run Bash commands in the CLI's OS sandbox, and never outside it. */
   sandbox?: boolean;
   /** The agent CLI to run instead of the SDK's bundled one. */
@@ -54,13 +66,22 @@ class SdkConnection implements AgentConnection {
     private readonly log: FastifyBaseLogger,
   ) {
     this.reducer = new MessageReducer(request.onEvent);
-    this.process = new AgentProcess(log);
+    const home = chatAgentHome(settings.agentHomeDir, request.chatId);
+    ensureChatAgentHome(home);
+    const confinement = settings.confinement;
+    this.process = new AgentProcess(
+      log,
+      confinement ? (command, args) => confinement.wrap(command, args, { workspace: request.cwd, home }) : undefined,
+    );
+    // Confined, the chat's own temp folder is the agent's /tmp; unconfined, all share one (agent-home.ts says why).
+    const tmpDir = confinement ? '/tmp' : sharedTmpDir(settings.agentHomeDir);
+    if (!confinement) fs.mkdirSync(tmpDir, { recursive: true });
     this.query = query({
       prompt: this.input,
       options: {
         cwd: request.cwd,
         ...(executable ? { pathToClaudeCodeExecutable: executable } : {}),
-        env: settings.env,
+        env: chatAgentEnv(settings.env, home, tmpDir),
         systemPrompt: settings.systemPrompt,
         maxTurns: settings.maxTurns,
         allowedTools: settings.allowedTools,
@@ -74,6 +95,24 @@ class SdkConnection implements AgentConnection {
         settingSources: [],
         includePartialMessages: true,
         spawnClaudeCodeProcess: this.process.spawn,
+        // Path rules of the file tools (workspace-guard.ts): a clear refusal for paths outside the workspace.
+        hooks: {
+          PreToolUse: [
+            {
+              matcher: GUARDED_TOOLS.join('|'),
+              hooks: [
+                async (input) => {
+                  if (input.hook_event_name !== 'PreToolUse') return {};
+                  const why = await outsideWorkspace(input.tool_name, (input.tool_input ?? {}) as Record<string, unknown>, request.cwd);
+                  if (!why) return {};
+                  return {
+                    hookSpecificOutput: { hookEventName: 'PreToolUse', permissionDecision: 'deny', permissionDecisionReason: why },
+                  };
+                },
+              ],
+            },
+          ],
+        },
         // Only where the mode can ask: under bypassPermissions the CLI never calls it (and warns that it is shadowed).
         ...(settings.permissionMode === 'bypassPermissions'
           ? {}

@@ -6,6 +6,7 @@ import { SETTING_AUTH_ENABLED } from '../store/settings.repository.js';
 import type { ApiToken } from '../store/tokens.repository.js';
 import type { User } from '../store/users.repository.js';
 import { displayPrefix, hashToken, newApiToken } from './tokens.js';
+import { chatAgentHome } from '../agent/agent-home.js';
 
 /** A refusal an operator can fix (unknown user, duplicate name...): the CLI prints it and exits non-zero. */
 export class AccountError extends Error {
@@ -83,14 +84,23 @@ export async function createToken(store: Store, userName: string, tokenName = DE
 
 /**
  * Removes a user with their tokens and chats (messages, images, tool uses: the database cascades), then their
- * chats' workspace folders. A running service notices at the user's next request or frame (401 / 4401).
+ * chats' workspace folders and their agents' homes (transcripts, images). A running service notices at the user's
+ * next request or frame (401 / 4401).
  */
-export async function removeUser(store: Store, name: string, workspaceDir: string): Promise<{ user: User; chats: number }> {
+export async function removeUser(
+  store: Store,
+  name: string,
+  workspaceDir: string,
+  agentHomeDir?: string,
+): Promise<{ user: User; chats: number }> {
   const user = await store.users.byName(name);
   if (!user) throw new AccountError(`no user "${name}"`);
   const chatIds = await store.chats.idsOwnedBy(user.id);
   await store.users.remove(user.id);
-  for (const id of chatIds) await fs.rm(path.join(workspaceDir, id), { recursive: true, force: true });
+  for (const id of chatIds) {
+    await fs.rm(path.join(workspaceDir, id), { recursive: true, force: true });
+    if (agentHomeDir) await fs.rm(chatAgentHome(agentHomeDir, id).home, { recursive: true, force: true });
+  }
   return { user, chats: chatIds.length };
 }
 

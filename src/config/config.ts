@@ -137,6 +137,21 @@ export const EnvSchema = z.object({
    */
   AGENT_SANDBOX: boolean.default(false),
   MCP_SERVERS_FILE: z.string().min(1).optional().transform((p) => (p ? path.resolve(p) : undefined)),
+  /**
+   * How each chat's agent CLI is confined to its workspace (agent/confinement.ts): `bwrap` (a bubblewrap namespace
+   * that mounts only the chat's workspace, its own home and temp, and the system's binaries; the service refuses
+   * to start if bubblewrap does not work), `off`, or `auto` (bwrap when it works, else unconfined with a warning).
+   */
+  AGENT_CONFINEMENT: z.enum(['auto', 'bwrap', 'off']).default('auto'),
+  /**
+   * Lets a service whose agents run unconfined serve several users (users exist, AUTH_DISABLED, or a HOST other
+   * than loopback); without it such a service refuses to start. Each user's agent can then read the others' data.
+   */
+  ALLOW_UNCONFINED_AGENTS: boolean.default(false),
+  /** More host paths (comma list of absolute paths) mounted read-only into every confined agent, e.g. /opt/tools. */
+  AGENT_READONLY_PATHS: csv
+    .refine((paths) => paths.every((p) => path.isAbsolute(p)), { message: 'every entry must be an absolute path' })
+    .default([]),
 
   /** Passed to the agent CLI, and nothing else of the service's environment is (see agent/agent-env.ts). */
   ANTHROPIC_API_KEY: z.string().min(1).optional(),

@@ -23,8 +23,10 @@ describe('agent isolation', () => {
     expect(env).not.toContain(secret);
     expect(env).not.toContain('chat.db');
     expect(env).not.toContain('DATABASE_URL');
-    expect(env).toContain(`HOME=${server.config.AGENT_HOME_DIR}`);
-    expect(env).toContain(`CLAUDE_CONFIG_DIR=${path.join(server.config.AGENT_HOME_DIR, '.claude')}`);
+    // Each chat's agent has a home of its own (agent-home.ts).
+    const home = path.join(server.config.AGENT_HOME_DIR, 'chats', chatId);
+    expect(env).toContain(`HOME=${home}`);
+    expect(env).toContain(`CLAUDE_CONFIG_DIR=${path.join(home, '.claude')}`);
   });
 
   it("runs each chat's tools in that chat's own folder", async () => {

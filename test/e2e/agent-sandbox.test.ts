@@ -17,12 +17,15 @@ function sandboxAvailable(): boolean {
   }
 }
 
-/** AGENT_SANDBOX=true: Bash commands run in the CLI's OS sandbox. Runs where bubblewrap works (Debian packages). */
+/**
+ * AGENT_SANDBOX=true: Bash commands run in the CLI's OS sandbox. Runs where bubblewrap works (Debian packages). The
+ * CLI's sandbox cannot nest inside the service's own confinement, so it is the unconfined set-up's option.
+ */
 describe.runIf(sandboxAvailable())('agent OS sandbox', () => {
   let server: AgentTestServer;
   const outside = path.join(os.tmpdir(), `sandbox-escape-${process.pid}`);
   beforeAll(async () => {
-    server = await startAgentServer({ AGENT_SANDBOX: 'true' });
+    server = await startAgentServer({ AGENT_SANDBOX: 'true', AGENT_CONFINEMENT: 'off' });
   });
   afterAll(async () => {
     fs.rmSync(outside, { force: true });

@@ -147,7 +147,7 @@ describe('history and context with the real agent', () => {
     // Stop the service, lose the CLI's transcripts, start again on the same data.
     const dir = server.dir;
     await server.close();
-    fs.rmSync(path.join(server.config.AGENT_HOME_DIR, '.claude', 'projects'), { recursive: true, force: true });
+    fs.rmSync(path.join(server.config.AGENT_HOME_DIR, 'chats', chatId, '.claude', 'projects'), { recursive: true, force: true });
     server = await startAgentServer({}, { fake, dir });
 
     const { client, queryId, end } = await ask(server, chatId, '/recall');

@@ -34,8 +34,11 @@ describe('the service process', () => {
 
   it('after kill -9 mid-answer: nothing stored is lost, the partial answer is kept as interrupted, orphans are reaped, the chat resumes', async () => {
     const dir = makeTempDir();
-    const configDir = path.join(dir, 'agent-home', '.claude');
-    const first = await startServiceProcess(envFor(dir));
+    const configDir = path.join(dir, 'agent-home');
+    // Unconfined agents outlive a killed service and are reaped at the next start (confined ones die with it:
+    // agent-confinement.test.ts).
+    const unconfined = { ...envFor(dir), AGENT_CONFINEMENT: 'off' };
+    const first = await startServiceProcess(unconfined);
     const chatId = await createChat(first.url);
     const client = await TestClient.connect(first.wsUrl);
     await client.waitForEnd(await client.chat(chatId, 'before the crash'));
@@ -48,7 +51,7 @@ describe('the service process', () => {
     // The CLI does not die with its parent: it is still there, reparented.
     expect((await findAgentProcesses(configDir)).length).toBeGreaterThan(0);
 
-    const second = await startServiceProcess(envFor(dir));
+    const second = await startServiceProcess(unconfined);
     expect(await findAgentProcesses(configDir)).toEqual([]);
     const stored = await messagesOf(second.url, chatId);
     expect(stored.slice(0, 3).map((m) => [m.role, m.content, m.status])).toEqual([
@@ -75,7 +78,7 @@ describe('the service process', () => {
 
   it('on SIGTERM mid-answer: the answer ends cancelled, its text is stored, every agent exits, and the process exits 0 within seconds', async () => {
     const dir = makeTempDir();
-    const configDir = path.join(dir, 'agent-home', '.claude');
+    const configDir = path.join(dir, 'agent-home');
     const service = await startServiceProcess(envFor(dir));
     const chatId = await createChat(service.url);
     const client = await TestClient.connect(service.wsUrl);

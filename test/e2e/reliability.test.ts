@@ -6,7 +6,7 @@ import type { ServerEvent } from '../../src/protocol/ws.js';
 import { createChat, startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
 import { TestClient } from '../helpers/ws-client.js';
 
-const agentConfigDir = (server: AgentTestServer) => path.join(server.config.AGENT_HOME_DIR, '.claude');
+const agentHomeDir = (server: AgentTestServer) => server.config.AGENT_HOME_DIR;
 /** Processes whose working directory is `dir` or below it (Linux /proc). */
 const processesIn = async (dir: string): Promise<number[]> => {
   const pids: number[] = [];
@@ -102,7 +102,7 @@ describe('reliability', () => {
     const client = await TestClient.connect(server.wsUrl);
     await client.waitForEnd(await client.chat(chatId, 'remember me'));
     expect(server.app.agents.liveAgents).toBe(1);
-    await until(async () => (await findAgentProcesses(agentConfigDir(server!))).length === 0, 'the idle agent to exit');
+    await until(async () => (await findAgentProcesses(agentHomeDir(server!))).length === 0, 'the idle agent to exit');
     expect(server.app.agents.liveAgents).toBe(0);
     const recall = await client.chat(chatId, '/recall');
     await client.waitForEnd(recall);
@@ -124,7 +124,7 @@ describe('reliability', () => {
 
   it('leaves no agent process behind: not after deleting a chat mid-answer, not after shutdown', async () => {
     server = await startAgentServer();
-    const configDir = agentConfigDir(server);
+    const configDir = agentHomeDir(server);
     const [doomed, other] = [await createChat(server.url), await createChat(server.url)];
     const client = await TestClient.connect(server.wsUrl);
     const slow = await client.chat(doomed, '/bashslow 30');

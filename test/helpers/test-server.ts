@@ -34,6 +34,9 @@ export async function startTestServer(env: Record<string, string> = {}, dir = ma
     WORKSPACE_DIR: path.join(dir, 'workspaces'),
     AGENT_HOME_DIR: path.join(dir, 'agent-home'),
     LOG_LEVEL: 'silent',
+    // Agents are confined wherever bubblewrap works (as in CI); where it does not, tests of other features still
+    // run with users. agent-confinement.test.ts checks the default refusal.
+    ALLOW_UNCONFINED_AGENTS: 'true',
     ...env,
   });
   const app = await buildApp(config);

@@ -236,15 +236,17 @@ const isTerminal = (e: Ev) => TERMINAL.has(e.type) && qid(e) !== undefined;
 
 /** Agent CLI processes (and only those) started by the service whose agent home is `agentHomeDir`. */
 export function agentProcessesOf(agentHomeDir: string): number[] {
-  const marker = `CLAUDE_CONFIG_DIR=${path.join(agentHomeDir, '.claude')}`;
+  // Each chat's agent has its own config dir under the agent home (src/agent/agent-home.ts).
+  const marker = `CLAUDE_CONFIG_DIR=${agentHomeDir}${path.sep}`;
   const pids: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (!cmdline.includes('claude-agent-sdk-linux')) continue;
+      // The CLI itself, not the bubblewrap process that confines it (whose arguments name the CLI too).
+      if (!(cmdline.split('\0')[0] ?? '').includes('claude-agent-sdk-linux')) continue;
       const environ = fs.readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
-      if (environ.includes(marker)) pids.push(Number(entry));
+      if (environ.some((entry) => entry.startsWith(marker))) pids.push(Number(entry));
     } catch {
       // gone meanwhile, or not ours to read
     }
