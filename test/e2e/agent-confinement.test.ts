@@ -27,14 +27,16 @@ if (probe.kind !== 'bwrap') {
   console.warn(`SKIPPED agent-confinement.test.ts: ${probe.reason}. CI (.ci/run) installs bubblewrap and runs it.`);
 }
 
-/** A chat client of one user that answers every permission question with yes. */
-async function yesClient(server: AgentTestServer, user: TestUser): Promise<TestClient> {
+/** A client of one user, following a chat, that shows permission prompts and answers every one with yes. */
+async function yesClient(server: AgentTestServer, user: TestUser, chatId: string): Promise<TestClient> {
   const client = await TestClient.connect(server.wsUrl, { headers: { authorization: `Bearer ${user.token}` } });
   client.socket.on('message', (data) => {
     const event = JSON.parse(data.toString()) as ServerEvent;
     if (event.type !== 'permission_request') return;
     client.send({ type: 'permission_response', chat_id: event.chat_id, request_id: event.request_id, allow: true, remember: false });
   });
+  client.send({ type: 'subscribe', chat_id: chatId, capabilities: ['permission_prompts'] });
+  await client.waitFor((e) => e.type === 'processing_state' && e.chat_id === chatId);
   return client;
 }
 
@@ -105,7 +107,7 @@ describe.runIf(probe.kind === 'bwrap')('agent confinement', () => {
     bobChat = await create(bob);
 
     // Alice's data: a message (database, transcript), an image (her agent's temp folder), a file in her workspace.
-    const a = await yesClient(server, alice);
+    const a = await yesClient(server, alice, aliceChat);
     await turn(a, aliceChat, `remember ${secrets.transcript}`);
     const image = { base64: onePixelPng().toString('base64'), media_type: 'image/png' };
     const queryId = await a.chat(aliceChat, '/images', [image]);
@@ -136,7 +138,7 @@ describe.runIf(probe.kind === 'bwrap')('agent confinement', () => {
   };
 
   const bobTurn = async (text: string) => {
-    const client = await yesClient(server, bob);
+    const client = await yesClient(server, bob, bobChat);
     try {
       const outcome = await turn(client, bobChat, text);
       seen.push(...outcome.results.map((r) => r.content), outcome.text);
@@ -321,5 +323,5 @@ describe.runIf(probe.kind === 'bwrap')('confined agents and the service process'
       await fake.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 180_000);
 });

@@ -42,7 +42,8 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
+  // Loading the TypeScript sources takes most of the start-up: seconds alone, tens of seconds on a loaded machine.
+  const deadline = Date.now() + 90_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`service exited at start-up:\n${output}`);
     const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
