@@ -11,7 +11,7 @@ type StoredMessage = { role: string; content: string; status: string };
 const messagesOf = async (url: string, chatId: string) =>
   (await (await fetch(`${url}/api/chats/${chatId}/messages`)).json()) as StoredMessage[];
 
-/** The service as a real OS process (what `npm start` runs), for signals and kill -9. */
+/** The service as a real OS process (the entry point `npm start` runs), for signals and kill -9. */
 describe('the service process', () => {
   let fake: FakeModel;
   beforeAll(async () => {

@@ -25,7 +25,7 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * The service as its own OS process (`tsx src/server.ts`, what `npm start` runs), for what only a real process
+ * The service as its own OS process (`tsx src/server.ts`: the sources `npm start` compiles and runs), for what only a real process
  * shows: signals, kill -9, start-up recovery.
  */
 export async function startServiceProcess(env: Record<string, string>): Promise<ServiceProcess> {
