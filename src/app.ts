@@ -15,6 +15,9 @@ import { AuthService } from './auth/auth.service.js';
 import { checkExposure } from './auth/exposure.js';
 import { isLoopbackHost } from './auth/loopback.js';
 import { ChatService } from './chats/chat.service.js';
+import { ChatTitles } from './chats/chat-titles.js';
+import { ChatUpdates } from './chats/chat-updates.js';
+import { TitleModel } from './chats/title-model.js';
 import type { Config } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { RateLimiter } from './limits/rate-limiter.js';
@@ -122,6 +125,20 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       },
       app.log,
     );
+  const chatUpdates = new ChatUpdates();
+  const titles = new ChatTitles(
+    store,
+    chatUpdates,
+    config.TITLE_MODEL
+      ? new TitleModel({
+          model: config.TITLE_MODEL,
+          ...(config.ANTHROPIC_API_KEY ? { apiKey: config.ANTHROPIC_API_KEY } : {}),
+          ...(config.ANTHROPIC_AUTH_TOKEN ? { authToken: config.ANTHROPIC_AUTH_TOKEN } : {}),
+          ...(config.ANTHROPIC_BASE_URL ? { baseUrl: config.ANTHROPIC_BASE_URL } : {}),
+        })
+      : undefined,
+    app.log,
+  );
   const openSockets = new Set<unknown>();
   const metrics: Metrics = new Metrics({
     liveAgents: (): number => agents.liveAgents,
@@ -144,8 +161,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     startBackoff: { firstDelayMs: config.AGENT_START_BACKOFF_MS, maxDelayMs: config.AGENT_START_BACKOFF_MAX_MS },
     log: app.log,
     tap: metrics.observe,
+    hooks: titles,
   });
-  const chats = new ChatService(store, agents, { maxChatsPerUser: config.MAX_CHATS_PER_USER });
+  const chats = new ChatService(store, agents, chatUpdates, { maxChatsPerUser: config.MAX_CHATS_PER_USER });
   app.decorate('agents', agents);
 
   // Shutdown order: agents stop first (running answers end `cancelled`, partial text stored) while the WebSocket
@@ -172,6 +190,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     store,
     agents,
     auth,
+    chatUpdates,
     corsOrigins: config.CORS_ORIGINS,
     ...(config.MESSAGES_PER_MINUTE > 0 ? { messageLimiter: new RateLimiter(config.MESSAGES_PER_MINUTE) } : {}),
     images: { maxCount: config.MAX_IMAGES_PER_MESSAGE, maxBytes: config.MAX_IMAGE_BYTES },

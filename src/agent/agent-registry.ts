@@ -6,7 +6,7 @@ import type { Store } from '../store/store.js';
 import type { AgentConnection, AgentConnectionFactory } from './agent-events.js';
 import { chatAgentHome, sharedConfigDir } from './agent-home.js';
 import { ChatError } from './chat-error.js';
-import { ChatSession } from './chat-session.js';
+import { ChatSession, type ChatHooks } from './chat-session.js';
 import type { EventLogLimits } from './event-log.js';
 import { Serial } from './serial.js';
 import { StartBackoff, type StartBackoffSettings } from './start-backoff.js';
@@ -34,6 +34,7 @@ export interface AgentRegistryDeps {
   log: FastifyBaseLogger;
   /** Sees every event of every chat (metrics). */
   tap?: (event: ServerEvent) => void;
+  hooks?: ChatHooks;
 }
 
 /**
@@ -88,6 +89,7 @@ export class AgentRegistry {
         },
         log: this.deps.log.child({ chat_id: chatId }),
         ...(this.deps.tap ? { tap: this.deps.tap } : {}),
+        ...(this.deps.hooks ? { hooks: this.deps.hooks } : {}),
       });
       this.sessions.set(chatId, session);
     }

@@ -53,6 +53,16 @@ export interface ChatSessionDeps {
   now?: () => number;
   /** Sees every event of the chat (metrics). */
   tap?: (event: ServerEvent) => void;
+  /** What the rest of the service learns about a chat's conversation (titles, chat list updates). */
+  hooks?: ChatHooks;
+}
+
+/** Told about a chat's conversation; never awaited by the stream, failures are logged. */
+export interface ChatHooks {
+  /** A user message was stored. */
+  userMessage(chatId: string, content: string): Promise<void>;
+  /** An answer completed successfully, with the text the user saw. */
+  answered(chatId: string, userText: string, answerText: string): void;
 }
 
 /** A chat event before it is numbered; errors of a chat are numbered like every other event. */
@@ -236,6 +246,9 @@ export class ChatSession {
       this.current = run;
       this.lastActivity = this.now();
       this.emit({ type: 'user_message', query_id: run.id, content, message_id: stored.messageId });
+      this.deps.hooks
+        ?.userMessage(this.chatId, content)
+        .catch((err: unknown) => this.deps.log.warn({ err }, 'failed to update the chat after a message'));
       // From here on the query exists for the user: a failure ends it (exactly once), it is not a frame error.
       await this.startTurn(run).catch((err: unknown) => this.failToStart(run, err));
       return run.id;
@@ -429,6 +442,7 @@ export class ChatSession {
         return;
       case 'text_whole':
         this.closeStream(run, 'complete');
+        run.answerText += event.text;
         this.record.assistantText(run.id, event.text);
         this.emit({ type: 'assistant_message', query_id: run.id, content: event.text });
         return;
@@ -471,6 +485,7 @@ export class ChatSession {
       const status = end.success ? 'complete' : 'error';
       this.record.queryEnded(run.id, { status, costUsd: cost, durationMs: end.durationMs, error });
       this.terminate(run, { type: 'result', success: end.success, cost, duration: end.durationMs });
+      if (end.success) this.deps.hooks?.answered(this.chatId, run.content, run.answerText);
     }
     run.endTurn();
   }
@@ -496,6 +511,7 @@ export class ChatSession {
   private closeStream(run: QueryRun, status: 'complete' | 'interrupted'): void {
     if (!run.streamOpen) return;
     run.streamOpen = false;
+    run.answerText += run.answerText && run.streamText ? `\n\n${run.streamText}` : run.streamText;
     this.record.closeBlock(run.streamRow, run.streamText, status);
     run.streamText = '';
     this.emit({ type: 'stream_end', query_id: run.id });

@@ -13,6 +13,8 @@ export class QueryRun {
   streamOpen = false;
   /** Text of the open block so far. */
   streamText = '';
+  /** Every text block of the answer so far (what the user saw). */
+  answerText = '';
   /** The stored row of the open block (written as `streaming`, then checkpointed). */
   streamRow: Promise<string | undefined> = Promise.resolve(undefined);
   checkpointedAt = 0;

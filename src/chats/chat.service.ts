@@ -1,6 +1,8 @@
 import { isUnlimited, ownerScope, type Principal } from '../auth/principal.js';
 import type { Chat, ChatMessage } from '../protocol/chat.js';
+import type { NewChatExtras } from '../store/chats.repository.js';
 import type { Store } from '../store/store.js';
+import type { ChatUpdates } from './chat-updates.js';
 
 /** What the chat service needs from the agent side: to stop a chat's agent before the chat disappears. */
 export interface ChatAgents {
@@ -31,16 +33,20 @@ export class ChatService {
   constructor(
     private readonly store: Store,
     private readonly agents: ChatAgents,
+    private readonly updates: ChatUpdates,
     options: ChatServiceOptions = {},
   ) {
     this.maxChats = options.maxChatsPerUser ?? 0;
   }
 
-  async create(principal: Principal, title?: string): Promise<Chat> {
+  async create(principal: Principal, title?: string, extras: NewChatExtras = {}): Promise<Chat> {
     const owner = ownerScope(principal);
-    if (this.maxChats === 0 || isUnlimited(principal)) return this.store.chats.create(title, owner);
-    const chat = await this.store.chats.createWithinLimit(title, owner, this.maxChats);
+    const chat =
+      this.maxChats === 0 || isUnlimited(principal)
+        ? await this.store.chats.create(title, owner, extras)
+        : await this.store.chats.createWithinLimit(title, owner, this.maxChats, extras);
     if (!chat) throw new ChatLimitError(this.maxChats);
+    this.updates.publish(owner.userId, 'created', chat);
     return chat;
   }
 
@@ -48,8 +54,10 @@ export class ChatService {
     return this.store.chats.get(id, ownerScope(principal));
   }
 
-  rename(principal: Principal, id: string, title: string): Promise<Chat | undefined> {
-    return this.store.chats.rename(id, title, ownerScope(principal));
+  async rename(principal: Principal, id: string, title: string): Promise<Chat | undefined> {
+    const chat = await this.store.chats.rename(id, title, ownerScope(principal));
+    if (chat) this.updates.publish(ownerScope(principal).userId, 'updated', chat);
+    return chat;
   }
 
   search(principal: Principal, text: string): Promise<Chat[]> {
@@ -82,7 +90,9 @@ export class ChatService {
   async delete(principal: Principal, id: string): Promise<boolean> {
     if (!(await this.get(principal, id))) return false;
     await this.agents.discardChat(id);
-    return this.store.chats.delete(id, ownerScope(principal));
+    const deleted = await this.store.chats.delete(id, ownerScope(principal));
+    if (deleted) this.updates.publish(ownerScope(principal).userId, 'deleted', null, id);
+    return deleted;
   }
 }
 

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { PERMISSION_MODES } from '../protocol/chat.js';
 
 /** The seed's eight tools. */
 export const SEED_TOOLS = ['Bash', 'Read', 'Write', 'Edit', 'Glob', 'Grep', 'WebSearch', 'WebFetch'] as const;
@@ -16,7 +17,7 @@ export const DEFAULT_SYSTEM_PROMPT =
 
 export const PERMISSION_FALLBACKS = ['deny', 'wait'] as const;
 
-export const PERMISSION_MODES = ['default', 'acceptEdits', 'bypassPermissions', 'plan', 'dontAsk'] as const;
+export { PERMISSION_MODES };
 
 /** Built-in tools of the agent CLI; ALLOWED_TOOLS entries must name one of these (or an MCP tool). */
 export const KNOWN_TOOLS = [
@@ -123,6 +124,11 @@ export const EnvSchema = z.object({
     .default([...DEFAULT_ALLOWED_TOOLS]),
   PERMISSION_MODE: z.enum(PERMISSION_MODES).default('default'),
   MODEL: z.string().min(1).optional(),
+  /**
+   * A model that proposes a short title after a chat's first answer (one small Messages API call with the agent's
+   * credentials and base URL). Unset: chats keep the title made from their first message.
+   */
+  TITLE_MODEL: z.string().min(1).optional(),
   /** How long a permission question waits for a user's answer before the tool is denied. */
   PERMISSION_TIMEOUT_MS: integer(100, 86_400_000).default(120_000),
   /**

@@ -14,7 +14,17 @@ export interface ChatsTable {
   last_position: ColumnType<number, number | undefined, number>;
   /** The owning user; NULL for chats of local mode (no users) or AUTH_DISABLED. Deleting the user deletes them. */
   user_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Where the title came from: `default` (New Chat), `message` (the first message), `model`, `user` (never replaced). */
+  title_source: ColumnType<TitleSource, TitleSource | undefined, TitleSource>;
+  /** The chat's own agent settings (JSON of ChatSettings), within what the operator allows; NULL: none. */
+  settings: ColumnType<string | null, string | null | undefined, string | null>;
+  /** SDK message uuid to resume `sdk_session_id` at (forking it) on the agent's next start: a fork or a retry. */
+  resume_at: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The chat this one was forked from, if any (it may since have been deleted). */
+  forked_from: ColumnType<string | null, string | null | undefined, string | null>;
 }
+
+export type TitleSource = 'default' | 'message' | 'model' | 'user';
 
 /** `streaming`: an answer block still being written (checkpointed as it streams, so a crash keeps it). */
 export type MessageStatus = 'streaming' | 'complete' | 'interrupted' | 'error';
@@ -28,6 +38,8 @@ export interface MessagesTable {
   status: MessageStatus;
   query_id: string | null;
   created_at: string;
+  /** 1: an answer replaced by a retry; kept, shown on request, never sent to the model again. */
+  superseded: ColumnType<number, number | undefined, number>;
 }
 
 export interface MessageImagesTable {
@@ -64,6 +76,29 @@ export interface QueriesTable {
   error: string | null;
   started_at: string;
   ended_at: string | null;
+  /** The user message this query answers (several queries answer one message after retries). */
+  user_message_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The SDK session the answer was given in, and the uuid of its last entry there: where a fork or retry resumes. */
+  sdk_session_id: ColumnType<string | null, string | null | undefined, string | null>;
+  sdk_tail_uuid: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/**
+ * What each answer cost, per turn (never the SDK's running totals). Not tied to chats by a foreign key: deleting a
+ * chat keeps what it spent, so the daily budget cannot be reset by deleting chats.
+ */
+export interface UsageTable {
+  id: string;
+  query_id: string | null;
+  chat_id: string;
+  user_id: string | null;
+  model: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_input_tokens: number;
+  cache_creation_input_tokens: number;
+  cost_usd: number;
+  created_at: string;
 }
 
 /** Someone who may use the service once authentication is on; `name` is unique. */
@@ -103,6 +138,7 @@ export interface Database {
   users: UsersTable;
   api_tokens: ApiTokensTable;
   settings: SettingsTable;
+  usage: UsageTable;
 }
 
 export type ChatRow = Selectable<ChatsTable>;

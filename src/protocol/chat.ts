@@ -4,6 +4,44 @@ import { z } from 'zod';
 
 export const ChatIdSchema = z.uuid({ message: 'chat_id must be a UUID' });
 
+/** The SDK's permission modes, from the narrowest to the widest as far as asking goes (see chats/chat-settings.ts). */
+export const PERMISSION_MODES = ['default', 'acceptEdits', 'bypassPermissions', 'plan', 'dontAsk'] as const;
+export type PermissionMode = (typeof PERMISSION_MODES)[number];
+
+export const TITLE_SOURCES = ['default', 'message', 'model', 'user'] as const;
+
+/**
+ * A chat's own agent settings, each optional (absent: the service's). They can narrow what the operator allows,
+ * never widen it: see docs/protocol.md, "Per-chat settings".
+ */
+export const ChatSettingsSchema = z
+  .object({
+    model: z
+      .string({ message: 'model must be a string' })
+      .trim()
+      .min(1, 'model must not be empty')
+      .max(200)
+      .optional()
+      .meta({ description: 'Model name; one of ALLOWED_MODELS when the service sets it' }),
+    permission_mode: z
+      .enum(PERMISSION_MODES, { message: `permission_mode must be one of ${PERMISSION_MODES.join(', ')}` })
+      .optional()
+      .meta({ description: 'No wider than the service\'s PERMISSION_MODE' }),
+    system_prompt_append: z
+      .string({ message: 'system_prompt_append must be a string' })
+      .max(20_000, 'system_prompt_append must be at most 20000 characters')
+      .optional()
+      .meta({ description: "Appended to the service's system prompt for this chat" }),
+    allowed_tools: z
+      .array(z.string().min(1).max(200), { message: 'allowed_tools must be a list of tool names' })
+      .max(100)
+      .optional()
+      .meta({ description: "Tools used without asking: a subset of the service's ALLOWED_TOOLS" }),
+  })
+  .strict()
+  .meta({ id: 'ChatSettings' });
+export type ChatSettings = z.infer<typeof ChatSettingsSchema>;
+
 export const ChatSchema = z
   .object({
     id: z.string(),
@@ -11,6 +49,13 @@ export const ChatSchema = z
     created_at: z.string().meta({ description: 'ISO-8601' }),
     updated_at: z.string().meta({ description: 'ISO-8601; the chat list is ordered by it, newest first' }),
     sdk_session_id: z.string().nullable().meta({ description: 'Agent SDK session that holds the model context' }),
+    title_source: z.enum(TITLE_SOURCES).optional().meta({
+      description:
+        'default ("New Chat"), message (from the first message), model (proposed by TITLE_MODEL) or user (set by a ' +
+        'user: never replaced automatically)',
+    }),
+    settings: ChatSettingsSchema.optional().meta({ description: "The chat's own agent settings ({} when none)" }),
+    forked_from: z.string().nullable().optional().meta({ description: 'The chat this one was forked from' }),
   })
   .meta({ id: 'Chat' });
 export type Chat = z.infer<typeof ChatSchema>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ChatMessageSchema, ImageInputSchema, ToolUseRecordSchema } from './chat.js';
+import { ChatMessageSchema, ChatSchema, ImageInputSchema, ToolUseRecordSchema } from './chat.js';
 
 /**
  * The /ws/chat protocol, both directions. Frames are JSON text. The wire names come from the seed client and
@@ -149,6 +149,14 @@ export const ServerEventSchema = z.discriminatedUnion('type', [
     ...chatEvent,
     code: z.enum(['session_restarted']),
     message: z.string(),
+  }),
+  z.object({
+    type: z.literal('chat_updated'),
+    chat_id: z.string(),
+    change: z.enum(['created', 'updated', 'deleted']).meta({
+      description: 'created (POST, fork, import), updated (title, settings, a new message) or deleted',
+    }),
+    chat: ChatSchema.nullable().meta({ description: 'The chat as GET /api/chats/{id} lists it; null when deleted' }),
   }),
   z.object({
     type: z.literal('error'),

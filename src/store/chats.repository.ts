@@ -3,8 +3,8 @@ import { sql, type ExpressionBuilder } from 'kysely';
 import type { Db } from '../db/database.js';
 import { lockUntilCommit } from '../db/locks.js';
 import { chatHasMessageContaining } from '../db/message-search.js';
-import type { ChatRow, Database } from '../db/schema.js';
-import type { Chat } from '../protocol/chat.js';
+import type { ChatRow, Database, TitleSource } from '../db/schema.js';
+import type { Chat, ChatSettings } from '../protocol/chat.js';
 
 export const DEFAULT_CHAT_TITLE = 'New Chat';
 
@@ -14,7 +14,27 @@ const toChat = (row: ChatRow): Chat => ({
   created_at: row.created_at,
   updated_at: row.updated_at,
   sdk_session_id: row.sdk_session_id,
+  title_source: row.title_source,
+  settings: parseSettings(row.settings),
+  forked_from: row.forked_from,
 });
+
+function parseSettings(json: string | null): ChatSettings {
+  if (!json) return {};
+  try {
+    return JSON.parse(json) as ChatSettings;
+  } catch {
+    return {};
+  }
+}
+
+/** What a new chat starts with besides its title and owner (a fork's or an import's origin). */
+export interface NewChatExtras {
+  settings?: ChatSettings;
+  forkedFrom?: string;
+  sdkSessionId?: string | null;
+  resumeAt?: string | null;
+}
 
 /** `%` and `_` in a user's search text are literal, not wildcards. */
 export const likePattern = (text: string) => `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -41,14 +61,29 @@ export class ChatsRepository {
   ) {}
 
   /** A new chat of `owner` (none by default: a chat of local mode). */
-  async create(title: string = DEFAULT_CHAT_TITLE, owner: OwnerScope = { userId: null }): Promise<Chat> {
+  /**
+   * A title given here is the user's (never replaced automatically); without one (or with the default title) the
+   * chat is named from its first message.
+   */
+  async create(title?: string, owner: OwnerScope = { userId: null }, extras: NewChatExtras = {}): Promise<Chat> {
     const at = this.now().toISOString();
-    const row = { id: randomUUID(), title, created_at: at, updated_at: at, sdk_session_id: null };
+    const row = {
+      id: randomUUID(),
+      title: title ?? DEFAULT_CHAT_TITLE,
+      // The seed's client may send the default title itself: that is no title either.
+      title_source: (title === undefined || title === DEFAULT_CHAT_TITLE ? 'default' : 'user') as TitleSource,
+      created_at: at,
+      updated_at: at,
+      sdk_session_id: extras.sdkSessionId ?? null,
+      settings: extras.settings && Object.keys(extras.settings).length > 0 ? JSON.stringify(extras.settings) : null,
+      forked_from: extras.forkedFrom ?? null,
+      resume_at: extras.resumeAt ?? null,
+    };
     await this.db
       .insertInto('chats')
       .values({ ...row, user_id: owner.userId })
       .execute();
-    return row;
+    return toChat({ ...row, last_position: 0, user_id: owner.userId });
   }
 
   /**
@@ -56,13 +91,73 @@ export class ChatsRepository {
    * transaction holding the owner's quota lock, so concurrent creates (from any process on the same database)
    * take turns and cannot overshoot the limit.
    */
-  async createWithinLimit(title: string | undefined, owner: OwnerScope, max: number): Promise<Chat | undefined> {
+  async createWithinLimit(
+    title: string | undefined,
+    owner: OwnerScope,
+    max: number,
+    extras: NewChatExtras = {},
+  ): Promise<Chat | undefined> {
     return this.db.transaction().execute(async (trx) => {
       await lockUntilCommit(trx, `chat-quota:${owner.userId ?? '(no owner)'}`);
       const chats = new ChatsRepository(trx, this.now);
       if ((await chats.count(owner)) >= max) return undefined;
-      return chats.create(title, owner);
+      return chats.create(title, owner, extras);
     });
+  }
+
+  /** The chat and its owner (null: a chat of local mode), for the service's own bookkeeping. */
+  async getWithOwner(id: string): Promise<{ chat: Chat; ownerId: string | null } | undefined> {
+    const row = await this.db.selectFrom('chats').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && { chat: toChat(row), ownerId: row.user_id };
+  }
+
+  /**
+   * Sets an automatic title, only while the current title came from one of `replaceable` (a user's title is never
+   * in it). Returns the chat when the title changed.
+   */
+  async setAutoTitle(id: string, title: string, source: TitleSource, replaceable: TitleSource[]): Promise<Chat | undefined> {
+    const row = await this.db
+      .updateTable('chats')
+      .set({ title, title_source: source })
+      .where('id', '=', id)
+      .where('title_source', 'in', replaceable)
+      .returningAll()
+      .executeTakeFirst();
+    return row && toChat(row);
+  }
+
+  async setSettings(id: string, settings: ChatSettings, owner?: OwnerScope): Promise<Chat | undefined> {
+    const json = Object.keys(settings).length > 0 ? JSON.stringify(settings) : null;
+    const row = await this.db
+      .updateTable('chats')
+      .set({ settings: json, updated_at: this.now().toISOString() })
+      .where('id', '=', id)
+      .$if(owner !== undefined, (qb) => qb.where(ownedBy(owner!)))
+      .returningAll()
+      .executeTakeFirst();
+    return row && toChat(row);
+  }
+
+  /** Where the next agent start resumes (a fork or retry point); see ChatsTable.resume_at. */
+  async getResumePoint(id: string): Promise<{ sessionId: string | null; at: string | null } | undefined> {
+    const row = await this.db.selectFrom('chats').select(['sdk_session_id', 'resume_at']).where('id', '=', id).executeTakeFirst();
+    return row && { sessionId: row.sdk_session_id, at: row.resume_at };
+  }
+
+  async setResumePoint(id: string, sessionId: string | null, at: string | null): Promise<void> {
+    await this.db.updateTable('chats').set({ sdk_session_id: sessionId, resume_at: at }).where('id', '=', id).execute();
+  }
+
+  /** Ownerless chats (made in local mode) or the listed ones are given to `userId`; returns the ids assigned. */
+  async assign(userId: string, ids: string[] | 'all-ownerless'): Promise<string[]> {
+    const rows = await this.db
+      .updateTable('chats')
+      .set({ user_id: userId })
+      .where('user_id', 'is', null)
+      .$if(ids !== 'all-ownerless', (qb) => qb.where('id', 'in', ids as string[]))
+      .returning('id')
+      .execute();
+    return rows.map((r) => r.id);
   }
 
   async count(owner: OwnerScope): Promise<number> {
@@ -142,7 +237,7 @@ export class ChatsRepository {
   async rename(id: string, title: string, owner?: OwnerScope): Promise<Chat | undefined> {
     const row = await this.db
       .updateTable('chats')
-      .set({ title, updated_at: this.now().toISOString() })
+      .set({ title, title_source: 'user', updated_at: this.now().toISOString() })
       .where('id', '=', id)
       .$if(owner !== undefined, (qb) => qb.where(ownedBy(owner!)))
       .returningAll()

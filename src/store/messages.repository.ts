@@ -56,6 +56,7 @@ export class MessagesRepository {
         status: message.status ?? 'complete',
         query_id: message.queryId ?? null,
         created_at: this.now().toISOString(),
+        superseded: 0,
       };
       await trx.insertInto('messages').values(row).execute();
       const images: MessageImageRow[] = (message.images ?? []).map((img, ordinal) => ({

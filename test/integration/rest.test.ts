@@ -97,6 +97,9 @@ describe('POST /api/chats', () => {
       created_at: expect.any(String),
       updated_at: expect.any(String),
       sdk_session_id: null,
+      title_source: 'user',
+      settings: {},
+      forked_from: null,
     });
     expect(new Date(res.body.created_at).toISOString()).toBe(res.body.created_at);
     expect(res.body.updated_at).toBe(res.body.created_at);

@@ -11,6 +11,7 @@ import { decodeImages, type ImageLimits } from '../../chats/images.js';
 import { CLIENT_FRAME_TYPES, ClientFrameSchema, type ClientFrame, type ServerEvent } from '../../protocol/ws.js';
 import type { RateLimiter } from '../../limits/rate-limiter.js';
 import type { Store } from '../../store/store.js';
+import type { ChatListListener, ChatUpdates } from '../../chats/chat-updates.js';
 
 export interface ChatSocketDeps {
   store: Store;
@@ -28,6 +29,8 @@ export interface ChatSocketDeps {
   openSockets?: Set<unknown>;
   /** Re-checks a socket's principal (token revoked, user removed, auth switched on since it connected). */
   auth: AuthService;
+  /** Chat list changes of the socket's owner (`chat_updated`), whatever chat the socket follows. */
+  chatUpdates?: ChatUpdates;
   /** `chat` frames per minute per user, shared by all sockets (none: unlimited). */
   messageLimiter?: RateLimiter;
 }
@@ -47,7 +50,7 @@ export const CLOSE_SLOW_CONSUMER = 4008;
  * relays their events. Frames are handled one at a time in arrival order (a `stop` after a `chat` applies to that
  * chat's new query); a bad frame gets an `error` event and the socket stays open.
  */
-export class ChatSocket implements ChatSubscriber {
+export class ChatSocket implements ChatSubscriber, ChatListListener {
   private readonly frames = new Serial();
   private readonly followed = new Set<string>();
   private alive = true;
@@ -65,6 +68,7 @@ export class ChatSocket implements ChatSubscriber {
 
   start(): void {
     this.deps.openSockets?.add(this);
+    this.deps.chatUpdates?.add(this);
     this.socket.on('message', (data, isBinary) => {
       const text = isBinary ? undefined : data.toString();
       void this.frames.run(() => this.handle(text));
@@ -84,6 +88,10 @@ export class ChatSocket implements ChatSubscriber {
     }, this.deps.heartbeatMs);
     this.heartbeat.unref();
     this.send({ type: 'connected' });
+  }
+
+  get ownerId(): string | null {
+    return ownerScope(this.identity.principal).userId;
   }
 
   get answersPermissions(): boolean {
@@ -108,6 +116,7 @@ export class ChatSocket implements ChatSubscriber {
   private detach(): void {
     this.detached = true;
     this.deps.openSockets?.delete(this);
+    this.deps.chatUpdates?.remove(this);
     clearInterval(this.heartbeat);
     for (const chatId of this.followed) this.deps.agents.peek(chatId)?.unsubscribe(this);
     this.followed.clear();
