@@ -37,7 +37,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('output_tokens', 'integer', (c) => c.notNull())
     .addColumn('cache_read_input_tokens', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('cache_creation_input_tokens', 'integer', (c) => c.notNull().defaultTo(0))
-    .addColumn('cost_usd', 'real', (c) => c.notNull())
+    .addColumn('cost_usd', 'double precision', (c) => c.notNull())
     .addColumn('created_at', 'text', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('usage_user_created').on('usage').columns(['user_id', 'created_at']).execute();
