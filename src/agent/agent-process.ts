@@ -31,8 +31,17 @@ export class AgentProcess {
     this.exitedResolve = resolve;
   });
 
+  private startError: Error | undefined;
+  /** The start of the process's stderr: where bwrap says why it could not run the CLI. */
+  private stderrHead = '';
+
   /** Why the CLI could not be started at all (no such file, no permission), if so. */
-  spawnError: Error | undefined;
+  get spawnError(): Error | undefined {
+    if (this.startError || !this.confine) return this.startError;
+    // Confined, a CLI that cannot be run is reported by bwrap (which did start), as `bwrap: <reason>`.
+    const refusal = /^bwrap: .+$/m.exec(this.stderrHead)?.[0];
+    return refusal ? new Error(refusal) : undefined;
+  }
 
   constructor(
     private readonly log: FastifyBaseLogger,
@@ -56,12 +65,15 @@ export class AgentProcess {
     this.child = child;
     child.once('exit', () => this.exitedResolve());
     child.once('error', (err) => {
-      this.spawnError = err;
+      this.startError = err;
       this.log.error({ err }, 'agent CLI failed to start');
       this.exitedResolve();
     });
     child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => this.log.debug({ stderr: chunk.trimEnd() }, 'agent CLI stderr'));
+    child.stderr?.on('data', (chunk: string) => {
+      if (this.stderrHead.length < 2_000) this.stderrHead += chunk.slice(0, 2_000);
+      this.log.debug({ stderr: chunk.trimEnd() }, 'agent CLI stderr');
+    });
     // The SDK aborts this signal only after its own graceful close; the group kill then ends stragglers too.
     options.signal?.addEventListener('abort', () => void this.askToExit(), { once: true });
     return child as unknown as SpawnedProcess;

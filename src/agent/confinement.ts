@@ -36,12 +36,12 @@ export class BwrapSandbox {
     return {
       command: 'bwrap',
       args: [
+        // Its own temp folder as /tmp (short paths for the CLI's sockets; kept on disk, not in memory). Mounted
+        // first: anything else may lie under /tmp (the CLI, a workspace), and a later mount would hide it (bwrap then
+        // makes those mount points as empty folders inside the chat's temp folder).
+        '--bind', chat.home.tmpDir, '/tmp',
         ...this.base,
         ...[...own].flatMap((dir) => ['--ro-bind', dir, dir]),
-        // Its own temp folder as /tmp (short paths for the CLI's sockets; kept on disk, not in memory). Mounted
-        // before the workspace and home, which may lie under /tmp themselves (then bwrap makes their mount points
-        // as empty folders inside the chat's temp folder).
-        '--bind', chat.home.tmpDir, '/tmp',
         '--bind', chat.workspace, chat.workspace,
         '--bind', chat.home.home, chat.home.home,
         '--chdir', chat.workspace,

@@ -54,7 +54,9 @@ describe('an agent CLI that dies at start', () => {
 
   it('is retried with backoff, the user gets one clear error, messages during the backoff are refused, and it recovers', { timeout: 90_000 }, async () => {
     const flaky = flakyCli();
-    server = await startAgentServer({ ...BACKOFF, AGENT_CLI_PATH: flaky.cli });
+    // Unconfined: the wrapper records its starts in its own folder and then runs the bundled CLI from elsewhere,
+    // neither of which a confined agent may do (its CLI's folder is mounted read-only, and nothing else of the project).
+    server = await startAgentServer({ ...BACKOFF, AGENT_CLI_PATH: flaky.cli, AGENT_CONFINEMENT: 'off' });
     const chatId = await createChat(server.url);
     client = await TestClient.connect(server.wsUrl);
 
