@@ -154,7 +154,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     replay: { maxEvents: config.REPLAY_BUFFER_EVENTS, maxBytes: config.REPLAY_BUFFER_BYTES },
     permissionTimeoutMs: config.PERMISSION_TIMEOUT_MS,
     permissionFallback: config.PERMISSION_FALLBACK,
-    historyLimit: config.PAGE_SIZE,
+    snapshot: {
+      maxMessages: config.PAGE_SIZE,
+      maxBytes: config.HISTORY_MAX_BYTES,
+      toolOutputMaxChars: config.TOOL_OUTPUT_MAX_CHARS,
+    },
     maxLiveAgents: config.MAX_LIVE_AGENTS,
     idleTimeoutMs: config.AGENT_IDLE_TIMEOUT_MS,
     preflight: () => missingCredentials(config),

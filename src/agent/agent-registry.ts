@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js';
 import type { AgentConnection, AgentConnectionFactory } from './agent-events.js';
 import { chatAgentHome, sharedConfigDir } from './agent-home.js';
 import { ChatError } from './chat-error.js';
+import type { SnapshotLimits } from './chat-recorder.js';
 import { ChatSession, type ChatHooks } from './chat-session.js';
 import type { EventLogLimits } from './event-log.js';
 import { Serial } from './serial.js';
@@ -23,7 +24,8 @@ export interface AgentRegistryDeps {
   replay: EventLogLimits;
   permissionTimeoutMs: number;
   permissionFallback: 'deny' | 'wait';
-  historyLimit: number;
+  /** Bounds of the snapshot sent on subscribe. */
+  snapshot: SnapshotLimits;
   /** Most agent processes alive at once; the least recently used idle one is closed to make room. */
   maxLiveAgents: number;
   /** An agent idle this long is closed (its chat resumes on the next message). */
@@ -72,7 +74,7 @@ export class AgentRegistry {
         replay: this.deps.replay,
         permissionTimeoutMs: this.deps.permissionTimeoutMs,
         permissionFallback: this.deps.permissionFallback,
-        historyLimit: this.deps.historyLimit,
+        snapshot: this.deps.snapshot,
         transcriptExists: (sessionId) =>
           transcriptExists(
             chatAgentHome(this.deps.agentHomeDir, chatId).configDir,

@@ -1,9 +1,19 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { ChatMessage, ToolUseRecord } from '../protocol/chat.js';
+import type { HistoryMessage, ToolUseRecord } from '../protocol/chat.js';
 import type { ImageToStore } from '../store/messages.repository.js';
 import type { QueryOutcome } from '../store/queries.repository.js';
 import type { Store } from '../store/store.js';
 import { Serial } from './serial.js';
+
+/** What one `subscribe` snapshot may hold: `history` and `tool_history` each stay within these. */
+export interface SnapshotLimits {
+  /** Most messages (and tool uses): PAGE_SIZE. */
+  maxMessages: number;
+  /** About this many bytes of JSON each, the newest entry always included: HISTORY_MAX_BYTES. */
+  maxBytes: number;
+  /** Longest tool output sent whole: TOOL_OUTPUT_MAX_CHARS. */
+  toolOutputMaxChars: number;
+}
 
 /** The stored row of one text block; resolves to undefined if it could not be stored (chat deleted meanwhile). */
 export type BlockRow = Promise<string | undefined>;
@@ -27,15 +37,22 @@ export class ChatRecorder {
   }
 
   /**
-   * History for a subscriber: the latest `limit` settled messages (the block streaming now is sent as
-   * processing_state) and the tool calls.
+   * History for a subscriber, bounded in messages and bytes (SnapshotLimits): the latest settled messages (the
+   * block streaming now is sent as processing_state) and the latest tool calls, long outputs cut.
    */
-  async snapshot(limit: number): Promise<{ messages: ChatMessage[]; hasMore: boolean; toolUses: ToolUseRecord[] }> {
-    const [page, toolUses] = await Promise.all([
-      this.store.messages.page(this.chatId, { limit, settledOnly: true }),
-      this.store.toolUses.list(this.chatId),
+  async snapshot(
+    limits: SnapshotLimits,
+    { imageRefs }: { imageRefs: boolean },
+  ): Promise<{ messages: HistoryMessage[]; hasMore: boolean; toolUses: ToolUseRecord[]; toolUsesHasMore: boolean }> {
+    const [page, tools] = await Promise.all([
+      this.store.messages.latest(this.chatId, { limit: limits.maxMessages, maxBytes: limits.maxBytes, imageRefs }),
+      this.store.toolUses.latest(this.chatId, {
+        limit: limits.maxMessages,
+        maxBytes: limits.maxBytes,
+        maxResultChars: limits.toolOutputMaxChars,
+      }),
     ]);
-    return { messages: page?.messages ?? [], hasMore: page?.hasMore ?? false, toolUses };
+    return { messages: page.messages, hasMore: page.hasMore, toolUses: tools.toolUses, toolUsesHasMore: tools.hasMore };
   }
 
   /** Stores a user message and opens its query, before the agent sees it; undefined if the chat is gone. */

@@ -8,7 +8,8 @@ import { ChatError } from './chat-error.js';
 import { ChatEventLog, type ChatSubscriber, type EventLogLimits } from './event-log.js';
 import { PermissionBroker, type PermissionRequest } from './permission-broker.js';
 import { QueryRun } from './query-run.js';
-import { ChatRecorder } from './chat-recorder.js';
+import { ChatRecorder, type SnapshotLimits } from './chat-recorder.js';
+import { toolUsePath, truncateToolOutput } from '../chats/tool-output.js';
 import { Serial, withTimeout } from './serial.js';
 
 export type { ChatSubscriber };
@@ -32,8 +33,8 @@ export interface ChatSessionDeps {
   permissionTimeoutMs: number;
   /** With no subscriber that answers permission questions: `deny` at once, or `wait` (ask anyway). */
   permissionFallback: 'deny' | 'wait';
-  /** Most messages in the `history` sent on subscribe (older ones are paged over REST). */
-  historyLimit: number;
+  /** Bounds of the `history` / `tool_history` sent on subscribe (older messages are paged over REST). */
+  snapshot: SnapshotLimits;
   /** Whether the SDK still has the transcript of a session, so resuming it keeps the model's context. */
   transcriptExists(sessionId: string): Promise<boolean>;
   /** A reason the agent cannot run at all (e.g. no credentials), checked before anything is stored. */
@@ -172,25 +173,32 @@ export class ChatSession {
    * snapshot is taken when every queued write is stored and no event went out meanwhile, so it never misses or
    * repeats an event.
    */
-  async subscribe(subscriber: ChatSubscriber, lastSeq?: number): Promise<void> {
+  async subscribe(subscriber: ChatSubscriber, lastSeq?: number, { imageRefs = false } = {}): Promise<void> {
+    // The snapshot (or the replay) is delivered whole before the slow-client rule applies to this subscriber.
+    const snapshot = { snapshot: true };
     if (lastSeq !== undefined) {
       const missed = this.events.since(lastSeq);
       if (missed) {
         this.events.add(subscriber);
-        for (const { event, json } of missed) subscriber.send(event, json);
+        for (const { event, json } of missed) subscriber.send(event, json, snapshot);
         return;
       }
     }
     for (let attempt = 0; ; attempt++) {
       const seqBefore = this.events.lastSeq;
       await this.record.idle();
-      const { messages, hasMore, toolUses } = await this.record.snapshot(this.deps.historyLimit);
+      const state = await this.record.snapshot(this.deps.snapshot, { imageRefs });
       if (seqBefore !== this.events.lastSeq && attempt < 20) continue;
       this.events.add(subscriber);
       const seq = this.events.lastSeq;
       const run = this.isProcessing ? this.current : undefined;
-      subscriber.send({ type: 'history', chat_id: this.chatId, seq, messages, has_more: hasMore });
-      subscriber.send({ type: 'tool_history', chat_id: this.chatId, seq, tool_uses: toolUses });
+      const { chatId } = this;
+      subscriber.send({ type: 'history', chat_id: chatId, seq, messages: state.messages, has_more: state.hasMore }, undefined, snapshot);
+      subscriber.send(
+        { type: 'tool_history', chat_id: chatId, seq, tool_uses: state.toolUses, has_more: state.toolUsesHasMore },
+        undefined,
+        snapshot,
+      );
       subscriber.send({
         type: 'processing_state',
         chat_id: this.chatId,
@@ -198,12 +206,26 @@ export class ChatSession {
         is_processing: run !== undefined,
         query_id: run?.id ?? null,
         streaming_state: run ? { text: run.streamOpen ? run.streamText : '' } : null,
-      });
+      }, undefined, snapshot);
       for (const request of this.permissions.open()) {
-        subscriber.send({ ...permissionRequestBody(request), chat_id: this.chatId, seq } as ServerEvent);
+        subscriber.send({ ...permissionRequestBody(request), chat_id: this.chatId, seq } as ServerEvent, undefined, snapshot);
       }
       return;
     }
+  }
+
+  /** A live tool_result: a long output is cut like in tool_history (the whole is stored and served by REST). */
+  private toolResultBody(queryId: string, toolUseId: string, content: string, isError: boolean): Body {
+    const max = this.deps.snapshot.toolOutputMaxChars;
+    const cut = truncateToolOutput(content, max, toolUsePath(this.chatId, toolUseId));
+    return {
+      type: 'tool_result',
+      query_id: queryId,
+      tool_id: toolUseId,
+      content: cut.text,
+      is_error: isError,
+      ...(cut.truncated ? { truncated: true } : {}),
+    };
   }
 
   unsubscribe(subscriber: ChatSubscriber): void {
@@ -455,7 +477,7 @@ export class ChatSession {
       case 'tool_result':
         run.replyBlocks = [];
         this.record.toolResult(event.toolUseId, event.content, event.isError);
-        this.emit({ type: 'tool_result', query_id: run.id, tool_id: event.toolUseId, content: event.content, is_error: event.isError });
+        this.emit(this.toolResultBody(run.id, event.toolUseId, event.content, event.isError));
         return;
       case 'api_error': {
         this.closeStream(run, 'interrupted');

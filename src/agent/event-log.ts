@@ -1,8 +1,13 @@
 import type { ServerEvent } from '../protocol/ws.js';
 
+/** How an event is delivered: `snapshot` marks the state sent on subscribe, which the slow-client rule never cuts. */
+export interface Delivery {
+  snapshot?: boolean;
+}
+
 export interface ChatSubscriber {
   /** `json` is the event already serialized once for all subscribers. */
-  send(event: ServerEvent, json?: string): void;
+  send(event: ServerEvent, json?: string, delivery?: Delivery): void;
   /** Whether this subscriber shows permission questions and answers them (the `permission_prompts` capability). */
   readonly answersPermissions?: boolean;
 }

@@ -1,5 +1,5 @@
 import { isUnlimited, ownerScope, type Principal } from '../auth/principal.js';
-import type { Chat, ChatMessage } from '../protocol/chat.js';
+import type { Chat, ChatMessage, ToolUseRecord } from '../protocol/chat.js';
 import type { NewChatExtras } from '../store/chats.repository.js';
 import type { Store } from '../store/store.js';
 import type { ChatUpdates } from './chat-updates.js';
@@ -77,6 +77,18 @@ export class ChatService {
     const result = await this.store.messages.page(id, page);
     if (!result) throw new ChatCursorError(`no message ${page.before ?? page.after} in this chat`);
     return result;
+  }
+
+  /** One image of the chat's messages; undefined when the chat (for this principal) or the image does not exist. */
+  async image(principal: Principal, id: string, imageId: string): Promise<{ mediaType: string; data: Buffer } | undefined> {
+    if (!(await this.get(principal, id))) return undefined;
+    return this.store.messages.image(id, imageId);
+  }
+
+  /** One tool use of the chat with its whole output; undefined when the chat or the tool use does not exist. */
+  async toolUse(principal: Principal, id: string, toolUseId: string): Promise<ToolUseRecord | undefined> {
+    if (!(await this.get(principal, id))) return undefined;
+    return this.store.toolUses.get(id, toolUseId);
   }
 
   /** A page of the principal's chats, newest activity first. */

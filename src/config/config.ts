@@ -187,6 +187,14 @@ export const EnvSchema = z.object({
   STREAM_CHECKPOINT_MS: integer(50, 60_000).default(1_000),
   /** Default page size: messages in a subscriber's `history` and in GET .../messages, chats in GET /api/chats. */
   PAGE_SIZE: integer(1, 100_000).default(500),
+  /**
+   * About the most bytes of `history` (and of `tool_history`) sent on subscribe; older messages are paged over REST
+   * (`has_more`). The newest message is always sent. Clients with the `image_urls` capability get images by
+   * reference, so their snapshot is text only.
+   */
+  HISTORY_MAX_BYTES: integer(64 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
+  /** Longest tool output sent whole in `tool_history` and `tool_result`; longer ones are cut with a marker. */
+  TOOL_OUTPUT_MAX_CHARS: integer(1_000, 100_000_000).default(65_536),
   /** Recent events kept per chat for clients that reconnect with their last `seq`. */
   REPLAY_BUFFER_EVENTS: integer(0, 1_000_000).default(2_000),
   REPLAY_BUFFER_BYTES: integer(0, 1024 * 1024 * 1024).default(4 * 1024 * 1024),

@@ -65,6 +65,20 @@ export const StoredImageSchema = z
   .meta({ id: 'StoredImage' });
 export type StoredImage = z.infer<typeof StoredImageSchema>;
 
+/**
+ * An image sent by reference (in `history`, to a client with the `image_urls` capability): fetch its bytes with
+ * `GET url` (same credentials as the API).
+ */
+export const ImageRefSchema = z
+  .object({
+    id: z.string(),
+    mimeType: z.string(),
+    url: z.string().meta({ description: 'Path of GET /api/chats/{id}/images/{image_id}: the image bytes, with its content type' }),
+    size: z.number().int().meta({ description: 'Bytes of the image' }),
+  })
+  .meta({ id: 'ImageRef' });
+export type ImageRef = z.infer<typeof ImageRefSchema>;
+
 export const MessageStatusSchema = z.enum(['streaming', 'complete', 'interrupted', 'error']);
 
 export const ChatMessageSchema = z
@@ -84,6 +98,12 @@ export const ChatMessageSchema = z
   .meta({ id: 'ChatMessage' });
 export type ChatMessage = z.infer<typeof ChatMessageSchema>;
 
+/** A message in `history`: images inline (base64), or by reference for a client with the `image_urls` capability. */
+export const HistoryMessageSchema = ChatMessageSchema.extend({
+  images: z.array(z.union([StoredImageSchema, ImageRefSchema])).nullable(),
+}).meta({ id: 'HistoryMessage' });
+export type HistoryMessage = z.infer<typeof HistoryMessageSchema>;
+
 export const ToolUseRecordSchema = z
   .object({
     id: z.string().meta({ description: 'The tool_use id the model gave the call' }),
@@ -92,6 +112,14 @@ export const ToolUseRecordSchema = z
     result_content: z.string().nullable(),
     is_error: z.boolean(),
     timestamp: z.string(),
+    result_truncated: z
+      .boolean()
+      .optional()
+      .meta({
+        description:
+          'true: result_content is the start of a longer output (TOOL_OUTPUT_MAX_CHARS), ending with a marker; the whole ' +
+          'record is GET /api/chats/{id}/tool-uses/{tool_use_id}',
+      }),
   })
   .meta({ id: 'ToolUse' });
 export type ToolUseRecord = z.infer<typeof ToolUseRecordSchema>;

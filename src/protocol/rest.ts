@@ -19,6 +19,8 @@ export const UpdateChatBodySchema = z.object({ title: TitleSchema });
 export type UpdateChatBody = z.infer<typeof UpdateChatBodySchema>;
 
 export const ChatParamsSchema = z.object({ id: z.string() });
+export const ImageParamsSchema = z.object({ id: z.string(), image_id: z.string() });
+export const ToolUseParamsSchema = z.object({ id: z.string(), tool_use_id: z.string() });
 
 export const SearchQuerySchema = z.object({
   q: z.string().max(500).default('').meta({ description: 'Matched case-insensitively against titles and message text' }),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ChatMessageSchema, ChatSchema, ImageInputSchema, ToolUseRecordSchema } from './chat.js';
+import { ChatMessageSchema, ChatSchema, HistoryMessageSchema, ImageInputSchema, ToolUseRecordSchema } from './chat.js';
 
 /**
  * The /ws/chat protocol, both directions. Frames are JSON text. The wire names come from the seed client and
@@ -9,15 +9,22 @@ import { ChatMessageSchema, ChatSchema, ImageInputSchema, ToolUseRecordSchema } 
 
 // ---------------------------------------------------------------- client → server
 
-const chatId = z.string({ message: 'chat_id is required' }).min(1, 'chat_id is required');
+/** Chat ids are UUIDs; the cap only keeps an absurd value from being carried around (and echoed in errors). */
+export const MAX_CHAT_ID_CHARS = 128;
+const chatId = z
+  .string({ message: 'chat_id is required' })
+  .min(1, 'chat_id is required')
+  .max(MAX_CHAT_ID_CHARS, `chat_id is at most ${MAX_CHAT_ID_CHARS} characters`);
 
 /**
  * What a client can do beyond the seed protocol. Values the server does not know are ignored (a newer client talks
  * to an older server unchanged), so the field is a list of strings, not an enum.
  * - `permission_prompts`: it shows `permission_request` events and answers them; without a socket that can,
  *   the server settles every question at once by PERMISSION_FALLBACK instead of waiting for nobody.
+ * - `image_urls`: `history` may carry images by reference (`{id, mimeType, url, size}`, fetched with GET url)
+ *   instead of inline base64, so a chat full of images opens with a small snapshot.
  */
-export const CLIENT_CAPABILITIES = ['permission_prompts'] as const;
+export const CLIENT_CAPABILITIES = ['permission_prompts', 'image_urls'] as const;
 export type ClientCapability = (typeof CLIENT_CAPABILITIES)[number];
 export const CapabilitiesSchema = z
   .array(z.string().max(64, 'a capability is at most 64 characters'))
@@ -85,13 +92,24 @@ export const ServerEventSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('history'),
     ...chatEvent,
-    messages: z.array(ChatMessageSchema),
+    messages: z.array(HistoryMessageSchema),
     has_more: z
       .boolean()
       .optional()
-      .meta({ description: 'Older messages exist: page back with GET /api/chats/{id}/messages?before=<first id>' }),
+      .meta({
+        description:
+          'Older messages exist (beyond PAGE_SIZE or HISTORY_MAX_BYTES): page back with GET /api/chats/{id}/messages?before=<first id>',
+      }),
   }),
-  z.object({ type: z.literal('tool_history'), ...chatEvent, tool_uses: z.array(ToolUseRecordSchema) }),
+  z.object({
+    type: z.literal('tool_history'),
+    ...chatEvent,
+    tool_uses: z.array(ToolUseRecordSchema),
+    has_more: z
+      .boolean()
+      .optional()
+      .meta({ description: 'Older tool uses exist beyond PAGE_SIZE or HISTORY_MAX_BYTES: they are not sent' }),
+  }),
   z.object({
     type: z.literal('processing_state'),
     ...chatEvent,
@@ -119,6 +137,14 @@ export const ServerEventSchema = z.discriminatedUnion('type', [
     tool_id: z.string(),
     content: z.string(),
     is_error: z.boolean(),
+    truncated: z
+      .boolean()
+      .optional()
+      .meta({
+        description:
+          'true: content is the start of a longer output (TOOL_OUTPUT_MAX_CHARS) ending with a marker; the whole is ' +
+          'GET /api/chats/{id}/tool-uses/{tool_id}',
+      }),
   }),
   z.object({
     type: z.literal('result'),

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import type { MessageImageRow, MessageRow, MessageStatus } from '../db/schema.js';
-import type { ChatMessage, ImageMediaType } from '../protocol/chat.js';
+import { sql } from 'kysely';
+import type { ChatMessage, HistoryMessage, ImageMediaType } from '../protocol/chat.js';
 import { ChatsRepository } from './chats.repository.js';
 
 export interface ImageToStore {
@@ -30,6 +31,18 @@ const toMessage = (row: MessageRow, images: MessageImageRow[] | undefined): Chat
       ? images.map((img) => ({ id: img.id, base64: img.data.toString('base64'), mimeType: img.media_type }))
       : null,
 });
+
+export const imagePath = (chatId: string, imageId: string): string => `/api/chats/${chatId}/images/${imageId}`;
+
+const imageRef = (chatId: string, id: string, mimeType: string, size: number) => ({
+  id,
+  mimeType,
+  url: imagePath(chatId, id),
+  size,
+});
+
+/** Characters of `bytes` bytes in base64. */
+const base64Length = (bytes: number): number => Math.ceil(bytes / 3) * 4;
 
 /** Messages and their images. */
 export class MessagesRepository {
@@ -133,6 +146,85 @@ export class MessagesRepository {
     const pageRows = rows.slice(0, limit);
     if (!forward) pageRows.reverse();
     return { messages: await this.withImages(pageRows), hasMore };
+  }
+
+  /**
+   * The newest settled messages for a subscriber's `history`, oldest first: at most `limit`, and about `maxBytes`
+   * of JSON at most, counted from the newest (which is always sent, so a chat never looks empty). Images are
+   * inline base64, or with `imageRefs` references to GET /api/chats/{id}/images/{image_id}; either way only the
+   * images actually sent are read. `hasMore`: older messages were left out (by `limit` or by bytes).
+   */
+  async latest(
+    chatId: string,
+    { limit, maxBytes, imageRefs }: { limit: number; maxBytes: number; imageRefs: boolean },
+  ): Promise<{ messages: HistoryMessage[]; hasMore: boolean }> {
+    const rows = await this.db
+      .selectFrom('messages')
+      .selectAll()
+      .where('chat_id', '=', chatId)
+      .where('status', '!=', 'streaming')
+      .orderBy('position', 'desc')
+      .limit(limit + 1)
+      .execute();
+    let hasMore = rows.length > limit;
+    const candidates = rows.slice(0, limit);
+    if (candidates.length === 0) return { messages: [], hasMore };
+    const imageInfo = await this.db
+      .selectFrom('message_images')
+      .innerJoin('messages', 'messages.id', 'message_images.message_id')
+      .select([
+        'message_images.id as id',
+        'message_images.message_id as message_id',
+        'message_images.media_type as media_type',
+        // length() of a BLOB (SQLite) or bytea (PostgreSQL) is its size in bytes.
+        sql<number>`length(message_images.data)`.as('size'),
+      ])
+      .where('messages.chat_id', '=', chatId)
+      .where('messages.position', '>=', candidates.at(-1)!.position)
+      .orderBy('message_images.ordinal')
+      .execute();
+    const infoByMessage = new Map<string, typeof imageInfo>();
+    for (const img of imageInfo) infoByMessage.set(img.message_id, [...(infoByMessage.get(img.message_id) ?? []), img]);
+
+    const chosen: { row: MessageRow; images: typeof imageInfo }[] = [];
+    let bytes = 0;
+    for (const row of candidates) {
+      const images = infoByMessage.get(row.id) ?? [];
+      const refs = images.map((img) => imageRef(chatId, img.id, img.media_type, Number(img.size)));
+      const size =
+        Buffer.byteLength(JSON.stringify(toMessage(row, undefined))) +
+        (imageRefs
+          ? Buffer.byteLength(JSON.stringify(refs))
+          : images.reduce((sum, img) => sum + base64Length(Number(img.size)) + 96, 0));
+      if (chosen.length > 0 && bytes + size > maxBytes) {
+        hasMore = true;
+        break;
+      }
+      bytes += size;
+      chosen.push({ row, images });
+    }
+    chosen.reverse();
+
+    if (imageRefs) {
+      const messages = chosen.map(({ row, images }) => ({
+        ...toMessage(row, undefined),
+        images: images.length > 0 ? images.map((img) => imageRef(chatId, img.id, img.media_type, Number(img.size))) : null,
+      }));
+      return { messages, hasMore };
+    }
+    return { messages: await this.withImages(chosen.map((c) => c.row)), hasMore };
+  }
+
+  /** One stored image of a chat (for GET /api/chats/{id}/images/{image_id}); undefined if the chat has none such. */
+  async image(chatId: string, imageId: string): Promise<{ mediaType: string; data: Buffer } | undefined> {
+    const row = await this.db
+      .selectFrom('message_images')
+      .innerJoin('messages', 'messages.id', 'message_images.message_id')
+      .select(['message_images.media_type', 'message_images.data'])
+      .where('messages.chat_id', '=', chatId)
+      .where('message_images.id', '=', imageId)
+      .executeTakeFirst();
+    return row && { mediaType: row.media_type, data: row.data };
   }
 
   /** The chat's messages in conversation order, images included. */

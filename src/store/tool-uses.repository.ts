@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import type { ToolUseRow } from '../db/schema.js';
 import type { ToolUseRecord } from '../protocol/chat.js';
+import { sql } from 'kysely';
+import { toolUsePath, truncationMarker } from '../chats/tool-output.js';
 import { ChatsRepository } from './chats.repository.js';
 
 const parseInput = (json: string): Record<string, unknown> => {
@@ -72,6 +74,68 @@ export class ToolUsesRepository {
       .orderBy('position')
       .execute();
     return rows.map(toRecord);
+  }
+
+  /** One tool use with its whole result, or undefined when the chat has none with that id. */
+  async get(chatId: string, toolUseId: string): Promise<ToolUseRecord | undefined> {
+    const row = await this.db
+      .selectFrom('tool_uses')
+      .selectAll()
+      .where('chat_id', '=', chatId)
+      .where('tool_use_id', '=', toolUseId)
+      .executeTakeFirst();
+    return row && toRecord(row);
+  }
+
+  /**
+   * The newest tool uses for a subscriber's `tool_history`, oldest first: at most `limit`, about `maxBytes` of JSON
+   * at most (the newest one always), each result cut to `maxResultChars` in SQL so a huge output is never read
+   * whole. `hasMore`: older ones were left out.
+   */
+  async latest(
+    chatId: string,
+    { limit, maxBytes, maxResultChars }: { limit: number; maxBytes: number; maxResultChars: number },
+  ): Promise<{ toolUses: ToolUseRecord[]; hasMore: boolean }> {
+    const rows = await this.db
+      .selectFrom('tool_uses')
+      .select([
+        'id',
+        'chat_id',
+        'query_id',
+        'position',
+        'tool_use_id',
+        'tool_name',
+        'tool_input',
+        'is_error',
+        'created_at',
+        'completed_at',
+        // substr and length count characters on SQLite and PostgreSQL alike.
+        sql<string | null>`substr(result_content, 1, ${maxResultChars})`.as('result_content'),
+        sql<number | null>`length(result_content)`.as('result_chars'),
+      ])
+      .where('chat_id', '=', chatId)
+      .orderBy('position', 'desc')
+      .limit(limit + 1)
+      .execute();
+    const toolUses: ToolUseRecord[] = [];
+    let bytes = 0;
+    let hasMore = rows.length > limit;
+    for (const row of rows.slice(0, limit)) {
+      const record = toRecord({ ...row, result_content: row.result_content } as ToolUseRow);
+      const total = Number(row.result_chars ?? 0);
+      if (record.result_content !== null && total > maxResultChars) {
+        record.result_content += truncationMarker(maxResultChars, total, toolUsePath(chatId, record.id));
+        record.result_truncated = true;
+      }
+      const size = Buffer.byteLength(JSON.stringify(record));
+      if (toolUses.length > 0 && bytes + size > maxBytes) {
+        hasMore = true;
+        break;
+      }
+      bytes += size;
+      toolUses.push(record);
+    }
+    return { toolUses: toolUses.reverse(), hasMore };
   }
 
   /**

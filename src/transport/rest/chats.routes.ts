@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { ChatMessageSchema, ChatSchema } from '../../protocol/chat.js';
+import { ChatMessageSchema, ChatSchema, ToolUseRecordSchema } from '../../protocol/chat.js';
 import type { FastifyReply } from 'fastify';
 import {
   ChatListQuerySchema,
@@ -7,7 +7,9 @@ import {
   ChatParamsSchema,
   CreateChatBodySchema,
   ErrorBodySchema,
+  ImageParamsSchema,
   MessagesQuerySchema,
+  ToolUseParamsSchema,
   SearchQuerySchema,
   SuccessSchema,
   UpdateChatBodySchema,
@@ -133,6 +135,42 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
         setPageHeaders(reply, page.hasMore, 'prev', `${base}&before=${encodeURIComponent(page.messages[0]?.id ?? '')}`);
       }
       return page.messages;
+    },
+  });
+
+  // Images by reference (the `image_urls` capability): the bytes, with their content type. Owner-checked like
+  // every chat route; immutable, so a client may cache them.
+  app.get('/api/chats/:id/images/:image_id', {
+    schema: {
+      tags: ['chats'],
+      summary: "One image of a chat's messages: its bytes, with its content type",
+      params: ImageParamsSchema,
+      response: { 200: z.any().meta({ description: 'The image (image/png, image/jpeg, image/gif or image/webp)' }), ...notFound },
+    },
+    handler: async (req, reply) => {
+      const { id, image_id: imageId } = req.params;
+      const image = await chats.image(principalOf(req), id, imageId);
+      if (!image) throw new NotFoundError(`image ${imageId} not found in chat ${id}`);
+      return reply
+        .type(image.mediaType)
+        .header('cache-control', 'private, max-age=31536000, immutable')
+        .header('x-content-type-options', 'nosniff')
+        .send(image.data);
+    },
+  });
+
+  app.get('/api/chats/:id/tool-uses/:tool_use_id', {
+    schema: {
+      tags: ['chats'],
+      summary: 'One tool use of a chat with its whole output (tool_history and tool_result cut long ones)',
+      params: ToolUseParamsSchema,
+      response: { 200: ToolUseRecordSchema, ...notFound },
+    },
+    handler: async (req) => {
+      const { id, tool_use_id: toolUseId } = req.params;
+      const toolUse = await chats.toolUse(principalOf(req), id, toolUseId);
+      if (!toolUse) throw new NotFoundError(`tool use ${toolUseId} not found in chat ${id}`);
+      return toolUse;
     },
   });
 };

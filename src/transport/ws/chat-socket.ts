@@ -3,6 +3,7 @@ import type { WebSocket } from 'ws';
 import type { AgentRegistry } from '../../agent/agent-registry.js';
 import { ChatError } from '../../agent/chat-error.js';
 import type { ChatSession, ChatSubscriber } from '../../agent/chat-session.js';
+import type { Delivery } from '../../agent/event-log.js';
 import { Serial } from '../../agent/serial.js';
 import type { AuthService } from '../../auth/auth.service.js';
 import { ownerScope, type Principal } from '../../auth/principal.js';
@@ -58,6 +59,8 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   private heartbeat: NodeJS.Timeout | undefined;
   /** Capabilities the client declared (the latest `capabilities` it sent); none for the seed's clients. */
   private capabilities: ReadonlySet<string> = new Set();
+  /** Bytes of snapshots handed to the socket and not yet written out: exempt from the slow-client rule. */
+  private snapshotBytesInFlight = 0;
 
   constructor(
     private readonly socket: WebSocket,
@@ -98,19 +101,32 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     return this.capabilities.has('permission_prompts');
   }
 
-  send(event: ServerEvent, json?: string): void {
+  send(event: ServerEvent, json?: string, delivery?: Delivery): void {
     // A chat's own errors (numbered, with seq) are counted from its event stream; these answer a frame.
     if (event.type === 'error' && event.seq === undefined) this.deps.onFrameError?.(event.code);
     if (this.socket.readyState !== this.socket.OPEN) return;
-    // A client that stops reading would make the server buffer its events without bound; past the cap it is
-    // disconnected with a code saying why, and can reconnect and resubscribe with its last seq.
-    if (this.socket.bufferedAmount > this.deps.maxBufferedBytes) {
-      this.log.warn({ buffered: this.socket.bufferedAmount }, 'closing a websocket that does not read its events');
+    const data = json ?? JSON.stringify(event);
+    if (delivery?.snapshot) {
+      // The state sent on subscribe is delivered whole, however slowly the client reads it (it is bounded by
+      // HISTORY_MAX_BYTES): otherwise a big chat could never be opened, the client closed and reconnecting forever.
+      const bytes = Buffer.byteLength(data);
+      this.snapshotBytesInFlight += bytes;
+      this.socket.send(data, () => {
+        this.snapshotBytesInFlight -= bytes;
+      });
+      return;
+    }
+    // A client that stops reading would make the server buffer its events without bound; past the cap (not
+    // counting a snapshot still being written) it is disconnected with a code saying why, and can reconnect and
+    // resubscribe with its last seq.
+    const buffered = this.socket.bufferedAmount - this.snapshotBytesInFlight;
+    if (buffered > this.deps.maxBufferedBytes) {
+      this.log.warn({ buffered }, 'closing a websocket that does not read its events');
       this.socket.close(CLOSE_SLOW_CONSUMER, 'client too slow: too many unread events');
       this.detach();
       return;
     }
-    this.socket.send(json ?? JSON.stringify(event));
+    this.socket.send(data);
   }
 
   private detach(): void {
@@ -214,7 +230,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   /** Subscribes this socket to the chat; undone if the socket closed while the snapshot was being read. */
   private async follow(session: ChatSession, lastSeq?: number): Promise<void> {
     this.followed.add(session.chatId);
-    await session.subscribe(this, lastSeq);
+    await session.subscribe(this, lastSeq, { imageRefs: this.capabilities.has('image_urls') });
     if (this.detached) session.unsubscribe(this);
   }
 
