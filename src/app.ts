@@ -14,6 +14,7 @@ import { installAuth } from './auth/auth.plugin.js';
 import { AuthService } from './auth/auth.service.js';
 import { checkExposure } from './auth/exposure.js';
 import { isLoopbackHost } from './auth/loopback.js';
+import { metricsAccess } from './auth/metrics-access.js';
 import { ChatService } from './chats/chat.service.js';
 import { ChatTitles } from './chats/chat-titles.js';
 import { ChatUpdates } from './chats/chat-updates.js';
@@ -186,7 +187,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   installAuth(app, { auth, ...(limit ? { limit } : {}) });
 
   await registerOpenApi(app, APP_VERSION);
-  await app.register(healthRoutes, { db, metrics });
+  await app.register(healthRoutes, {
+    db,
+    metrics,
+    metricsAccess: metricsAccess({ metricsToken: config.METRICS_TOKEN, auth, ...(limit ? { limit } : {}) }),
+  });
   await app.register(chatsRoutes, { chats, pageSize: config.PAGE_SIZE });
   await app.register(authRoutes, { auth });
   await app.register(infoRoutes, { info: serviceInfo(APP_VERSION, config) });
@@ -196,6 +201,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     auth,
     chatUpdates,
     corsOrigins: config.CORS_ORIGINS,
+    ...(limit ? { authFailureLimit: limit } : {}),
     ...(config.MESSAGES_PER_MINUTE > 0 ? { messageLimiter: new RateLimiter(config.MESSAGES_PER_MINUTE) } : {}),
     images: { maxCount: config.MAX_IMAGES_PER_MESSAGE, maxBytes: config.MAX_IMAGE_BYTES },
     maxMessageChars: config.MAX_MESSAGE_CHARS,

@@ -1,7 +1,7 @@
 import 'dotenv/config';
 import { buildApp } from './app.js';
 import { StartupRefusedError } from './auth/exposure.js';
-import { requestLogSerializer } from './auth/redact.js';
+import { loggerOptions } from './observability/logger.js';
 import { loadConfigOrReport } from './config/config.js';
 
 /**
@@ -16,12 +16,7 @@ async function main(): Promise<void> {
   let app: Awaited<ReturnType<typeof buildApp>>;
   try {
     app = await buildApp(config, {
-      logger: {
-        level: config.LOG_LEVEL,
-        redact: ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]', 'req.headers.cookie'],
-        // WebSocket tickets travel in the URL (?ticket=): never logged.
-        serializers: { req: requestLogSerializer },
-      },
+      logger: loggerOptions(config),
     });
   } catch (err) {
     if (err instanceof StartupRefusedError) {

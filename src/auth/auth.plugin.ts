@@ -25,6 +25,8 @@ export function isPublicRoute(routeUrl: string | undefined): boolean {
   return (
     routeUrl === '/healthz' ||
     routeUrl === '/readyz' ||
+    // Its own credential (METRICS_TOKEN), checked by the route: see metrics-access.ts.
+    routeUrl === '/metrics' ||
     routeUrl === '/openapi.json' ||
     routeUrl === '/ws/chat' ||
     routeUrl === '/docs' ||

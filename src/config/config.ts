@@ -226,6 +226,11 @@ export const EnvSchema = z.object({
   RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(300),
   /** `chat` frames per minute, per user, over all their sockets; 0: no limit. */
   MESSAGES_PER_MINUTE: integer(0, 1_000_000).default(30),
+  /**
+   * The credential of GET /metrics (`Authorization: Bearer <METRICS_TOKEN>`): its figures are every user's, so a
+   * user's token does not open it. Unset: /metrics answers only without authentication in force (local mode).
+   */
+  METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
   /** Chats one user may own; creating more answers 403. 0: no limit. */
   MAX_CHATS_PER_USER: integer(0, 100_000_000).default(1_000),
 

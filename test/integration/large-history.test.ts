@@ -148,7 +148,7 @@ describe('a chat with a 28 MB history and a 30 MB tool output', () => {
       const [user] = (await older.json()) as { images: { base64: string }[] }[];
       expect(user!.images.map((i) => i.base64.length)).toEqual(Array(4).fill(Math.ceil(IMAGE_BYTES / 3) * 4));
       await client.close();
-    });
+    }, 90_000);
 
     it('a client with image_urls gets every message in a small snapshot, and fetches the images by URL', async () => {
       const client = await TestClient.connect(server.wsUrl);
@@ -170,7 +170,7 @@ describe('a chat with a 28 MB history and a 30 MB tool output', () => {
         expect(Buffer.from(await res.arrayBuffer()).equals(images[n]!)).toBe(true);
       }
       await client.close();
-    });
+    }, 90_000);
 
     it('REST serves the whole tool output, and 404 {detail} for unknown images and tool uses', async () => {
       const res = await fetch(`${server.url}/api/chats/${chatId}/tool-uses/toolu_big`);
@@ -183,6 +183,6 @@ describe('a chat with a 28 MB history and a 30 MB tool output', () => {
         expect(missing.status).toBe(404);
         expect(await missing.json()).toEqual({ detail: expect.any(String) });
       }
-    });
+    }, 90_000);
   });
 });

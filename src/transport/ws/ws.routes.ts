@@ -1,12 +1,19 @@
 import websocket from '@fastify/websocket';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { limitKey } from '../../auth/principal.js';
-import { admitSocket, selectSubprotocol, type SocketAdmission } from '../../auth/socket-admission.js';
+import type { RequestLimiter } from '../../auth/auth.plugin.js';
+import { admitSocket, CLOSE_UNAUTHORIZED, selectSubprotocol, type SocketAdmission } from '../../auth/socket-admission.js';
 import { ChatSocket, type ChatSocketDeps } from './chat-socket.js';
 
 export interface WsRoutesOptions extends ChatSocketDeps {
   /** CORS_ORIGINS: browser origins besides the service's own that may open the socket. */
   corsOrigins: readonly string[];
+  /**
+   * The REST rate limit (per IP without a valid token): every refused authentication of a socket counts against
+   * it, so guessing tokens over WebSocket upgrades is throttled exactly like over REST. Past it, the upgrade itself
+   * is answered 429 `{detail}`.
+   */
+  authFailureLimit?: RequestLimiter;
 }
 
 /** Largest inbound frame: a message with its images (base64 is 4/3 of the bytes) and some room for JSON. */
@@ -18,7 +25,7 @@ export const maxFrameBytes = (deps: ChatSocketDeps) =>
  * the upgrade (admitSocket); a refused socket is still upgraded, then closed at once with 4401 or 4403, because a
  * browser sees the close code but never the HTTP status of a refused upgrade.
  */
-export const wsRoutes: FastifyPluginAsync<WsRoutesOptions> = async (app, { corsOrigins, ...deps }) => {
+export const wsRoutes: FastifyPluginAsync<WsRoutesOptions> = async (app, { corsOrigins, authFailureLimit, ...deps }) => {
   await app.register(websocket, {
     options: { maxPayload: maxFrameBytes(deps), handleProtocols: (protocols) => selectSubprotocol(protocols) },
   });
@@ -28,10 +35,12 @@ export const wsRoutes: FastifyPluginAsync<WsRoutesOptions> = async (app, { corsO
     {
       websocket: true,
       schema: { hide: true },
-      preValidation: async (req) => {
+      preValidation: async (req, reply) => {
         // A plain GET (no upgrade) gets a 404 from @fastify/websocket; it must not use up a ticket.
         if (!req.ws) return;
-        admissions.set(req, await admitSocket(req, { auth: deps.auth, corsOrigins }));
+        const admission = await admitSocket(req, { auth: deps.auth, corsOrigins });
+        if (!admission.ok && admission.code === CLOSE_UNAUTHORIZED && authFailureLimit) await authFailureLimit(req, reply);
+        admissions.set(req, admission);
       },
     },
     (socket, req) => {
