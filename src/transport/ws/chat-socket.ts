@@ -82,8 +82,14 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     this.socket.on('pong', () => {
       this.alive = true;
     });
+    let bufferedBefore = 0;
     this.heartbeat = setInterval(() => {
-      if (!this.alive) return void this.socket.terminate();
+      // A ping waits behind what is already queued: a client still reading a big snapshot cannot answer it in
+      // time, so while a snapshot is being written, progress in writing it counts as being alive.
+      const buffered = this.socket.bufferedAmount;
+      const draining = this.snapshotBytesInFlight > 0 && buffered < bufferedBefore;
+      bufferedBefore = buffered;
+      if (!this.alive && !draining) return void this.socket.terminate();
       this.alive = false;
       this.socket.ping();
       // A socket that only listens also loses its events once its token is revoked.
