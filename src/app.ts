@@ -167,6 +167,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     log: app.log,
     tap: metrics.observe,
     hooks: titles,
+    budgets: {
+      ...(config.MAX_COST_PER_MESSAGE_USD !== undefined ? { perMessageUsd: config.MAX_COST_PER_MESSAGE_USD } : {}),
+      ...(config.MAX_COST_PER_USER_PER_DAY_USD !== undefined ? { perUserPerDayUsd: config.MAX_COST_PER_USER_PER_DAY_USD } : {}),
+    },
   });
   const chats = new ChatService(store, agents, chatUpdates, { maxChatsPerUser: config.MAX_CHATS_PER_USER });
   app.decorate('agents', agents);

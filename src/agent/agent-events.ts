@@ -18,9 +18,10 @@ export type AgentEvent =
   /** The model's API failed for this turn (after the CLI's retries). */
   | { kind: 'api_error'; code: string; message: string }
   | { kind: 'api_retry'; attempt: number; maxRetries: number; status: number | null; delayMs: number }
-  /** The turn for one user message ended. `totalCostUsd` is cumulative over the connection's life. */
+  /** The turn for one user message ended. `totalCostUsd` is cumulative over the connection's life; `usage` is this turn's. */
   | {
       kind: 'turn_end';
+      usage: TurnUsage;
       sessionId: string;
       success: boolean;
       subtype: string;
@@ -29,6 +30,15 @@ export type AgentEvent =
       errors: string[];
       terminalReason: string | null;
     };
+
+/** Tokens of one turn (the SDK result's per-turn `usage`, never its cumulative totals) and the model that answered. */
+export interface TurnUsage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadInputTokens: number;
+  cacheCreationInputTokens: number;
+  model: string | null;
+}
 
 export interface AgentImage {
   mediaType: string;
@@ -53,6 +63,8 @@ export interface AgentConnectionRequest {
   cwd: string;
   /** SDK session to continue, so the model sees the chat's earlier turns. */
   resume?: string;
+  /** The SDK's maxBudgetUsd: what this process may spend in all (it counts from its start); the turn then ends. */
+  maxBudgetUsd?: number;
   onEvent(event: AgentEvent): void;
   /** Asked before a tool that is not pre-allowed runs (permission modes that ask). */
   canUseTool(

@@ -11,7 +11,9 @@ export interface AgentLinkDeps {
   /** Starts a process through `start` within the live-agent limit (see AgentRegistry.admit). */
   admit(start: () => AgentConnection, options: { evict: boolean }): Promise<AgentConnection | undefined>;
   /** Makes the connection; only events of the current process are passed on. */
-  connect(request: Pick<AgentConnectionRequest, 'resume' | 'onEvent' | 'canUseTool'>): AgentConnection;
+  connect(request: Pick<AgentConnectionRequest, 'resume' | 'onEvent' | 'canUseTool' | 'maxBudgetUsd'>): AgentConnection;
+  /** What a new process may spend in all (the SDK's maxBudgetUsd), if a budget applies. */
+  budgetUsd?(): Promise<number | undefined>;
   /** The stored session cannot be resumed: the next process starts a new one. */
   sessionLost(sessionId: string, why: string): void;
   /** A process of this chat reported its first `init`: the agent CLI starts fine. */
@@ -39,6 +41,8 @@ export class AgentLink {
   private generation = 0;
   /** The SDK's cost total is cumulative per process: a turn's cost is the difference. */
   private costBase = 0;
+  /** Turns the current process has finished (its spend counts against its maxBudgetUsd). */
+  turnsServed = 0;
 
   constructor(
     private readonly deps: AgentLinkDeps,
@@ -62,6 +66,7 @@ export class AgentLink {
       this.deps.sessionLost(resume, 'its transcript is gone');
       resume = undefined;
     }
+    const maxBudgetUsd = await this.deps.budgetUsd?.();
     const generation = this.generation + 1;
     const current = () => generation === this.generation;
     let initialized = false;
@@ -69,6 +74,7 @@ export class AgentLink {
       () =>
         this.deps.connect({
           ...(resume ? { resume } : {}),
+          ...(maxBudgetUsd !== undefined ? { maxBudgetUsd } : {}),
           onEvent: (event) => {
             if (!current()) return;
             if (event.kind === 'init' && !initialized) {
@@ -87,6 +93,7 @@ export class AgentLink {
     if (!connection) return undefined;
     this.generation = generation;
     this.costBase = 0;
+    this.turnsServed = 0;
     this.connection = connection;
     void connection.ended.then(({ error }) => {
       if (!current()) return;
@@ -123,6 +130,7 @@ export class AgentLink {
   turnCost(totalCostUsd: number): number {
     const cost = Math.max(0, totalCostUsd - this.costBase);
     this.costBase = totalCostUsd;
+    this.turnsServed++;
     return cost;
   }
 }

@@ -7,7 +7,7 @@ import type { AgentConnection, AgentConnectionFactory } from './agent-events.js'
 import { chatAgentHome, sharedConfigDir } from './agent-home.js';
 import { ChatError } from './chat-error.js';
 import type { SnapshotLimits } from './chat-recorder.js';
-import { ChatSession, type ChatHooks } from './chat-session.js';
+import { ChatSession, type Budgets, type ChatHooks } from './chat-session.js';
 import type { EventLogLimits } from './event-log.js';
 import { Serial } from './serial.js';
 import { StartBackoff, type StartBackoffSettings } from './start-backoff.js';
@@ -37,6 +37,7 @@ export interface AgentRegistryDeps {
   /** Sees every event of every chat (metrics). */
   tap?: (event: ServerEvent) => void;
   hooks?: ChatHooks;
+  budgets?: Budgets;
 }
 
 /**
@@ -92,6 +93,7 @@ export class AgentRegistry {
         log: this.deps.log.child({ chat_id: chatId }),
         ...(this.deps.tap ? { tap: this.deps.tap } : {}),
         ...(this.deps.hooks ? { hooks: this.deps.hooks } : {}),
+        ...(this.deps.budgets ? { budgets: this.deps.budgets } : {}),
       });
       this.sessions.set(chatId, session);
     }

@@ -1,7 +1,7 @@
 /** A failure a client can act on, reported as an `error` event with this code; never a crash. */
 export class ChatError extends Error {
   constructor(
-    readonly code: 'not_found' | 'agent_unavailable' | 'agent_busy' | 'invalid_image' | 'invalid_message',
+    readonly code: 'not_found' | 'agent_unavailable' | 'agent_busy' | 'invalid_image' | 'invalid_message' | 'budget_exceeded',
     message: string,
   ) {
     super(message);

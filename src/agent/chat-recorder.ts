@@ -3,6 +3,7 @@ import type { HistoryMessage, ToolUseRecord } from '../protocol/chat.js';
 import type { ImageToStore } from '../store/messages.repository.js';
 import type { QueryOutcome } from '../store/queries.repository.js';
 import type { Store } from '../store/store.js';
+import type { TurnUsage } from './agent-events.js';
 import { Serial } from './serial.js';
 
 /** What one `subscribe` snapshot may hold: `history` and `tool_history` each stay within these. */
@@ -130,6 +131,11 @@ export class ChatRecorder {
   /** What a stopped query cost, known once its turn has drained. */
   queryCost(queryId: string, costUsd: number, durationMs: number): void {
     this.queue('query cost', () => this.store.queries.recordCost(queryId, costUsd, durationMs));
+  }
+
+  /** A turn's own tokens and cost, in the usage ledger (stopped and failed turns cost too). */
+  usage(queryId: string, usage: TurnUsage, costUsd: number): void {
+    this.queue('usage', () => this.store.usage.record({ chatId: this.chatId, queryId, costUsd, ...usage }));
   }
 
   sdkSessionId(sessionId: string | null): Promise<void> {

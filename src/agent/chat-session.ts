@@ -56,7 +56,17 @@ export interface ChatSessionDeps {
   tap?: (event: ServerEvent) => void;
   /** What the rest of the service learns about a chat's conversation (titles, chat list updates). */
   hooks?: ChatHooks;
+  /** MAX_COST_PER_MESSAGE_USD and MAX_COST_PER_USER_PER_DAY_USD (USD; absent: no limit). */
+  budgets?: Budgets;
 }
+
+export interface Budgets {
+  perMessageUsd?: number;
+  perUserPerDayUsd?: number;
+}
+
+/** Smallest budget handed to the SDK (it needs a positive number; the day's check refuses before it matters). */
+const MIN_PROCESS_BUDGET_USD = 0.000001;
 
 /** Told about a chat's conversation; never awaited by the stream, failures are logged. */
 export interface ChatHooks {
@@ -107,6 +117,7 @@ export class ChatSession {
         admit: (start, options) => deps.admitAgent(this, start, options),
         connect: (request) => deps.connect({ chatId: deps.chatId, cwd: deps.cwd, ...request }),
         sessionLost: (sessionId, why) => this.sessionRestarted(sessionId, why),
+        budgetUsd: () => this.processBudget(),
         started: () => deps.agentStarts.started(),
         startFailed: (reason) => deps.agentStarts.failed(reason),
       },
@@ -255,6 +266,10 @@ export class ChatSession {
       const unavailable = this.deps.preflight();
       if (unavailable) throw new ChatError('agent_unavailable', unavailable);
       await this.cancelRunning();
+      await this.checkDailyBudget();
+      // The SDK's budget counts from the process's start: with a budget, every message gets a fresh process
+      // (resuming the session), so each message is held to its own limit.
+      if (this.hasBudgets && this.agent.turnsServed > 0) await this.dropAgent();
       // Admission before anything is stored: a chat refused for capacity leaves no half-started query behind.
       if (!(await this.agent.ensure({ evict: true }))) throw new ChatError('agent_busy', 'no agent available');
 
@@ -492,7 +507,16 @@ export class ChatSession {
   private onTurnEnd(run: QueryRun, end: Extract<AgentEvent, { kind: 'turn_end' }>): void {
     const cost = this.agent.turnCost(end.totalCostUsd);
     this.saveSessionId(end.sessionId);
-    if (run.terminated) {
+    this.record.usage(run.id, end.usage, cost);
+    if (!run.terminated && end.subtype === 'error_max_budget_usd') {
+      // The SDK stopped the answer between two model calls: what streamed so far is kept (interrupted).
+      const error = this.budgetMessage();
+      this.closeStream(run, 'interrupted');
+      this.record.markInterrupted(run.replyBlocks);
+      this.record.assistantText(run.id, error, 'error');
+      this.record.queryEnded(run.id, { status: 'error', costUsd: cost, durationMs: end.durationMs, error });
+      this.terminate(run, { type: 'error', code: 'budget_exceeded', error });
+    } else if (run.terminated) {
       // A stopped query's turn finished draining: record what it cost, its status stays.
       this.record.queryCost(run.id, cost, end.durationMs);
     } else if (run.apiError !== undefined || (!end.success && end.subtype === 'error_during_execution')) {
@@ -569,6 +593,47 @@ export class ChatSession {
       this.deps.log.warn({ err, query_id: run.id }, 'interrupt did not complete: replacing the agent process');
       await this.dropAgent();
     }
+  }
+
+  private get hasBudgets(): boolean {
+    const b = this.deps.budgets;
+    return b?.perMessageUsd !== undefined || b?.perUserPerDayUsd !== undefined;
+  }
+
+  /** What the chat's owner has left today (UTC), if MAX_COST_PER_USER_PER_DAY_USD is set. */
+  private async dailyRemaining(): Promise<number | undefined> {
+    const limit = this.deps.budgets?.perUserPerDayUsd;
+    if (limit === undefined) return undefined;
+    const owner = await this.deps.store.chats.getWithOwner(this.chatId);
+    const dayStart = new Date(this.now()).toISOString().slice(0, 10) + 'T00:00:00.000Z';
+    return limit - (await this.deps.store.usage.spentSince(owner?.ownerId ?? null, dayStart));
+  }
+
+  private async checkDailyBudget(): Promise<void> {
+    const remaining = await this.dailyRemaining();
+    if (remaining !== undefined && remaining <= 0) {
+      throw new ChatError(
+        'budget_exceeded',
+        `daily budget reached: at most ${this.deps.budgets!.perUserPerDayUsd} USD per user per day (MAX_COST_PER_USER_PER_DAY_USD); try again tomorrow (UTC)`,
+      );
+    }
+  }
+
+  /** The SDK's maxBudgetUsd for a new process: the message's limit, or what is left of the day if that is less. */
+  private async processBudget(): Promise<number | undefined> {
+    const perMessage = this.deps.budgets?.perMessageUsd;
+    const daily = await this.dailyRemaining();
+    const limits = [perMessage, daily].filter((v): v is number => v !== undefined);
+    return limits.length === 0 ? undefined : Math.max(MIN_PROCESS_BUDGET_USD, Math.min(...limits));
+  }
+
+  private budgetMessage(): string {
+    const { perMessageUsd, perUserPerDayUsd } = this.deps.budgets ?? {};
+    const parts = [
+      ...(perMessageUsd !== undefined ? [`${perMessageUsd} USD per message (MAX_COST_PER_MESSAGE_USD)`] : []),
+      ...(perUserPerDayUsd !== undefined ? [`${perUserPerDayUsd} USD per user per day (MAX_COST_PER_USER_PER_DAY_USD)`] : []),
+    ];
+    return `The answer was stopped: it reached the spending limit (${parts.join(', or what was left of ')}).`;
   }
 
   private saveSessionId(sessionId: string): void {

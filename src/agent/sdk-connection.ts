@@ -90,6 +90,7 @@ class SdkConnection implements AgentConnection {
         ...(settings.model ? { model: settings.model } : {}),
         ...(settings.mcpServers ? { mcpServers: settings.mcpServers } : {}),
         ...(request.resume ? { resume: request.resume } : {}),
+        ...(request.maxBudgetUsd !== undefined ? { maxBudgetUsd: request.maxBudgetUsd } : {}),
         ...(settings.sandbox ? { sandbox: { enabled: true, failIfUnavailable: true, allowUnsandboxedCommands: false } } : {}),
         // Isolation: no user/project settings or hooks from disk; the service's config is the whole config.
         settingSources: [],
@@ -238,6 +239,13 @@ class MessageReducer {
         this.emit({
           kind: 'turn_end',
           sessionId: message.session_id,
+          usage: {
+            inputTokens: message.usage?.input_tokens ?? 0,
+            outputTokens: message.usage?.output_tokens ?? 0,
+            cacheReadInputTokens: message.usage?.cache_read_input_tokens ?? 0,
+            cacheCreationInputTokens: message.usage?.cache_creation_input_tokens ?? 0,
+            model: Object.keys(message.modelUsage ?? {})[0] ?? null,
+          },
           success: message.subtype === 'success' && !message.is_error,
           subtype: message.subtype,
           totalCostUsd: message.total_cost_usd ?? 0,

@@ -1,6 +1,7 @@
 import { isUnlimited, ownerScope, type Principal } from '../auth/principal.js';
 import type { Chat, ChatMessage, ToolUseRecord } from '../protocol/chat.js';
 import type { NewChatExtras } from '../store/chats.repository.js';
+import type { UsageReport } from '../protocol/rest.js';
 import type { Store } from '../store/store.js';
 import type { ChatUpdates } from './chat-updates.js';
 
@@ -52,6 +53,29 @@ export class ChatService {
 
   get(principal: Principal, id: string): Promise<Chat | undefined> {
     return this.store.chats.get(id, ownerScope(principal));
+  }
+
+  /** The chat with what it has cost so far. */
+  async getWithUsage(principal: Principal, id: string): Promise<Chat | undefined> {
+    const chat = await this.get(principal, id);
+    return chat && { ...chat, usage: await this.store.usage.chatTotals(id) };
+  }
+
+  /** The principal's usage in a time range, grouped by chat or UTC day (deleted chats' spending included). */
+  async usage(
+    principal: Principal,
+    range: { from?: string; to?: string },
+    groupBy: 'chat' | 'day',
+  ): Promise<UsageReport> {
+    const groups = await this.store.usage.summary(ownerScope(principal).userId, range, groupBy);
+    const total = { input_tokens: 0, output_tokens: 0, cost_usd: 0, queries: 0 };
+    for (const g of groups) {
+      total.input_tokens += g.input_tokens;
+      total.output_tokens += g.output_tokens;
+      total.cost_usd += g.cost_usd;
+      total.queries += g.queries;
+    }
+    return { group_by: groupBy, from: range.from ?? null, to: range.to ?? null, total, groups };
   }
 
   async rename(principal: Principal, id: string, title: string): Promise<Chat | undefined> {

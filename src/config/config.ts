@@ -129,6 +129,10 @@ export const EnvSchema = z.object({
    * credentials and base URL). Unset: chats keep the title made from their first message.
    */
   TITLE_MODEL: z.string().min(1).optional(),
+  /** Most an answer to one message may cost, in USD (the SDK's maxBudgetUsd); unset: no limit. */
+  MAX_COST_PER_MESSAGE_USD: z.coerce.number().positive().optional(),
+  /** Most one user (local mode: all its chats together) may spend per UTC day, in USD; unset: no limit. */
+  MAX_COST_PER_USER_PER_DAY_USD: z.coerce.number().positive().optional(),
   /** How long a permission question waits for a user's answer before the tool is denied. */
   PERMISSION_TIMEOUT_MS: integer(100, 86_400_000).default(120_000),
   /**

@@ -42,6 +42,15 @@ export const ChatSettingsSchema = z
   .meta({ id: 'ChatSettings' });
 export type ChatSettings = z.infer<typeof ChatSettingsSchema>;
 
+export const UsageTotalsSchema = z
+  .object({
+    input_tokens: z.number().int(),
+    output_tokens: z.number().int(),
+    cost_usd: z.number().meta({ description: 'USD, as the SDK estimates it' }),
+    queries: z.number().int().meta({ description: 'Answers (queries) counted' }),
+  })
+  .meta({ id: 'UsageTotals' });
+
 export const ChatSchema = z
   .object({
     id: z.string(),
@@ -56,6 +65,7 @@ export const ChatSchema = z
     }),
     settings: ChatSettingsSchema.optional().meta({ description: "The chat's own agent settings ({} when none)" }),
     forked_from: z.string().nullable().optional().meta({ description: 'The chat this one was forked from' }),
+    usage: UsageTotalsSchema.optional().meta({ description: 'What the chat has cost so far (GET /api/chats/{id} only)' }),
   })
   .meta({ id: 'Chat' });
 export type Chat = z.infer<typeof ChatSchema>;

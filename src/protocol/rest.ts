@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ChatSchema } from './chat.js';
+import { ChatSchema, UsageTotalsSchema } from './chat.js';
 
 /** Bodies, parameters and answers of the REST API (`/api/...`), also the source of the OpenAPI document. */
 
@@ -44,6 +44,32 @@ export const ChatListQuerySchema = z.object({
   limit: pageLimit.optional().meta({ description: 'Page size (default PAGE_SIZE, 500)' }),
   before: z.string().optional().meta({ description: 'Chat id: the chats listed after it (older activity)' }),
 });
+
+const isoInstant = z
+  .string()
+  .refine((s) => /^\d{4}-\d{2}-\d{2}/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 date or time')
+  .transform((s) => new Date(s).toISOString());
+
+export const UsageQuerySchema = z.object({
+  from: isoInstant.optional().meta({ description: 'ISO-8601 date or time, inclusive (e.g. 2026-11-01)' }),
+  to: isoInstant.optional().meta({ description: 'ISO-8601 date or time, exclusive' }),
+  group_by: z.enum(['chat', 'day'], { message: 'group_by must be chat or day' }).default('day'),
+});
+
+export const UsageReportSchema = z
+  .object({
+    group_by: z.enum(['chat', 'day']),
+    from: z.string().nullable(),
+    to: z.string().nullable(),
+    total: UsageTotalsSchema,
+    groups: z.array(
+      UsageTotalsSchema.extend({
+        key: z.string().meta({ description: 'The chat id, or the UTC day (YYYY-MM-DD)' }),
+      }),
+    ),
+  })
+  .meta({ id: 'UsageReport' });
+export type UsageReport = z.infer<typeof UsageReportSchema>;
 
 export const ErrorBodySchema = z.object({ detail: z.string() }).meta({ id: 'Error' });
 export type ErrorBody = z.infer<typeof ErrorBodySchema>;

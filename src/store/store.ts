@@ -7,6 +7,7 @@ import { SettingsRepository } from './settings.repository.js';
 import { TokensRepository } from './tokens.repository.js';
 import { ToolUsesRepository } from './tool-uses.repository.js';
 import { UsersRepository } from './users.repository.js';
+import { UsageRepository } from './usage.repository.js';
 
 /** The repositories over one database handle; built once in buildApp and passed down. */
 export class Store {
@@ -17,6 +18,7 @@ export class Store {
   readonly users: UsersRepository;
   readonly tokens: TokensRepository;
   readonly settings: SettingsRepository;
+  readonly usage: UsageRepository;
 
   constructor(
     readonly db: Db,
@@ -29,6 +31,7 @@ export class Store {
     this.users = new UsersRepository(db, now);
     this.tokens = new TokensRepository(db, now);
     this.settings = new SettingsRepository(db);
+    this.usage = new UsageRepository(db, now);
   }
 
   /** Runs `work` in one transaction, with repositories bound to it. */

@@ -13,6 +13,8 @@ import {
   SearchQuerySchema,
   SuccessSchema,
   UpdateChatBodySchema,
+  UsageQuerySchema,
+  UsageReportSchema,
 } from '../../protocol/rest.js';
 import { z } from 'zod';
 import type { ChatService } from '../../chats/chat.service.js';
@@ -81,7 +83,20 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
 
   app.get('/api/chats/:id', {
     schema: { tags: ['chats'], summary: 'One chat', params: ChatParamsSchema, response: { 200: ChatSchema, ...notFound } },
-    handler: async (req) => found(await chats.get(principalOf(req), req.params.id), req.params.id),
+    handler: async (req) => found(await chats.getWithUsage(principalOf(req), req.params.id), req.params.id),
+  });
+
+  app.get('/api/usage', {
+    schema: {
+      tags: ['usage'],
+      summary: "The caller's tokens and cost per chat or per UTC day (chats deleted since included)",
+      querystring: UsageQuerySchema,
+      response: { 200: UsageReportSchema },
+    },
+    handler: async (req) => {
+      const { from, to, group_by } = req.query;
+      return chats.usage(principalOf(req), { ...(from ? { from } : {}), ...(to ? { to } : {}) }, group_by);
+    },
   });
 
   for (const method of ['PUT', 'PATCH'] as const) {

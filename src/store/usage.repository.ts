@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Db } from '../db/database.js';
+
+export interface UsageToRecord {
+  chatId: string;
+  queryId: string | null;
+  model: string | null;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadInputTokens: number;
+  cacheCreationInputTokens: number;
+  costUsd: number;
+}
+
+export interface UsageTotals {
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  queries: number;
+}
+
+const totals = (row: { input?: unknown; output?: unknown; cost?: unknown; n?: unknown } | undefined): UsageTotals => ({
+  input_tokens: Number(row?.input ?? 0),
+  output_tokens: Number(row?.output ?? 0),
+  cost_usd: Number(row?.cost ?? 0),
+  queries: Number(row?.n ?? 0),
+});
+
+/**
+ * The usage ledger: one row per answered turn, with its own tokens and cost. The owner is copied from the chat
+ * when the row is written, so the ledger (and budgets) outlive deleted chats.
+ */
+export class UsageRepository {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => Date,
+  ) {}
+
+  async record(usage: UsageToRecord): Promise<void> {
+    const chat = await this.db.selectFrom('chats').select('user_id').where('id', '=', usage.chatId).executeTakeFirst();
+    await this.db
+      .insertInto('usage')
+      .values({
+        id: randomUUID(),
+        query_id: usage.queryId,
+        chat_id: usage.chatId,
+        user_id: chat?.user_id ?? null,
+        model: usage.model,
+        input_tokens: usage.inputTokens,
+        output_tokens: usage.outputTokens,
+        cache_read_input_tokens: usage.cacheReadInputTokens,
+        cache_creation_input_tokens: usage.cacheCreationInputTokens,
+        cost_usd: usage.costUsd,
+        created_at: this.now().toISOString(),
+      })
+      .execute();
+  }
+
+  /** What `userId` (null: local mode) spent since `from` (ISO-8601), in USD. */
+  async spentSince(userId: string | null, from: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('usage')
+      .select((eb) => eb.fn.sum<number | string | null>('cost_usd').as('cost'))
+      .where((eb) => (userId === null ? eb('user_id', 'is', null) : eb('user_id', '=', userId)))
+      .where('created_at', '>=', from)
+      .executeTakeFirst();
+    return Number(row?.cost ?? 0);
+  }
+
+  async chatTotals(chatId: string): Promise<UsageTotals> {
+    const row = await this.db
+      .selectFrom('usage')
+      .select((eb) => [
+        eb.fn.sum<number>('input_tokens').as('input'),
+        eb.fn.sum<number>('output_tokens').as('output'),
+        eb.fn.sum<number>('cost_usd').as('cost'),
+        eb.fn.count<number>('query_id').distinct().as('n'),
+      ])
+      .where('chat_id', '=', chatId)
+      .executeTakeFirst();
+    return totals(row);
+  }
+
+  /**
+   * The caller's usage between `from` (inclusive) and `to` (exclusive), grouped by chat or by UTC day (the first 10
+   * characters of the ISO timestamp: the same on every store).
+   */
+  async summary(
+    userId: string | null,
+    range: { from?: string; to?: string },
+    groupBy: 'chat' | 'day',
+  ): Promise<({ key: string } & UsageTotals)[]> {
+    const key = groupBy === 'chat' ? sql<string>`chat_id` : sql<string>`substr(created_at, 1, 10)`;
+    const rows = await this.db
+      .selectFrom('usage')
+      .select((eb) => [
+        key.as('key'),
+        eb.fn.sum<number>('input_tokens').as('input'),
+        eb.fn.sum<number>('output_tokens').as('output'),
+        eb.fn.sum<number>('cost_usd').as('cost'),
+        eb.fn.count<number>('query_id').distinct().as('n'),
+      ])
+      .where((eb) => (userId === null ? eb('user_id', 'is', null) : eb('user_id', '=', userId)))
+      .$if(range.from !== undefined, (qb) => qb.where('created_at', '>=', range.from!))
+      .$if(range.to !== undefined, (qb) => qb.where('created_at', '<', range.to!))
+      .groupBy(key)
+      .orderBy(key)
+      .execute();
+    return rows.map((row) => ({ key: String(row.key), ...totals(row) }));
+  }
+}
