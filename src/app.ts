@@ -206,6 +206,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     chatUpdates,
     corsOrigins: config.CORS_ORIGINS,
     ...(limit ? { authFailureLimit: limit } : {}),
+    maxSocketsPerUser: config.MAX_SOCKETS_PER_USER,
     ...(config.MESSAGES_PER_MINUTE > 0 ? { messageLimiter: new RateLimiter(config.MESSAGES_PER_MINUTE) } : {}),
     images: { maxCount: config.MAX_IMAGES_PER_MESSAGE, maxBytes: config.MAX_IMAGE_BYTES },
     maxMessageChars: config.MAX_MESSAGE_CHARS,

@@ -235,6 +235,8 @@ export const EnvSchema = z.object({
    * user's token does not open it. Unset: /metrics answers only without authentication in force (local mode).
    */
   METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
+  /** Open WebSockets per user (per IP with AUTH_DISABLED; local mode is not limited); more are closed with 4429. 0: no limit. */
+  MAX_SOCKETS_PER_USER: integer(0, 1_000_000).default(32),
   /** Chats one user may own; creating more answers 403. 0: no limit. */
   MAX_CHATS_PER_USER: integer(0, 100_000_000).default(1_000),
 

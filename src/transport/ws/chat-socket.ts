@@ -9,7 +9,7 @@ import type { AuthService } from '../../auth/auth.service.js';
 import { ownerScope, type Principal } from '../../auth/principal.js';
 import { CLOSE_UNAUTHORIZED } from '../../auth/socket-admission.js';
 import { decodeImages, type ImageLimits } from '../../chats/images.js';
-import { CLIENT_FRAME_TYPES, ClientFrameSchema, type ClientFrame, type ServerEvent } from '../../protocol/ws.js';
+import { CLIENT_FRAME_TYPES, ClientFrameSchema, MAX_CHAT_ID_CHARS, type ClientFrame, type ServerEvent } from '../../protocol/ws.js';
 import type { RateLimiter } from '../../limits/rate-limiter.js';
 import type { Store } from '../../store/store.js';
 import type { ChatListListener, ChatUpdates } from '../../chats/chat-updates.js';
@@ -43,6 +43,10 @@ export interface SocketIdentity {
   limitKey: string | undefined;
 }
 
+/** Longest error text answered to a frame: errors describe the frame, they never carry it back. */
+const MAX_ERROR_CHARS = 1000;
+const clip = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max)}…` : s);
+
 /** Close codes this handler uses (4000-4999 is the application range). */
 export const CLOSE_SLOW_CONSUMER = 4008;
 
@@ -59,6 +63,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   private heartbeat: NodeJS.Timeout | undefined;
   /** Capabilities the client declared (the latest `capabilities` it sent); none for the seed's clients. */
   private capabilities: ReadonlySet<string> = new Set();
+  private loggedInvalidFrame = false;
   /** Bytes of snapshots handed to the socket and not yet written out: exempt from the slow-client rule. */
   private snapshotBytesInFlight = 0;
 
@@ -73,11 +78,18 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     this.deps.openSockets?.add(this);
     this.deps.chatUpdates?.add(this);
     this.socket.on('message', (data, isBinary) => {
-      const text = isBinary ? undefined : data.toString();
-      void this.frames.run(() => this.handle(text));
+      // One frame in hand at a time: reading from the client stops until it is handled, so a client that sends
+      // faster than frames are handled leaves them in its own TCP buffers, not in this process's memory.
+      this.socket.pause();
+      void this.frames
+        .run(() => this.handle(isBinary ? undefined : data.toString()))
+        .finally(() => {
+          if (!this.detached) this.socket.resume();
+        });
     });
     this.socket.on('close', () => this.detach());
-    this.socket.on('error', (err) => this.log.debug({ err }, 'websocket error'));
+    // Protocol errors are logged once, at warn, by the route (ws.routes.ts); no stack for a client's mistake.
+    this.socket.on('error', (err) => this.log.debug({ reason: err.message, code: (err as { code?: unknown }).code }, 'websocket error'));
     // A peer that vanished without closing (laptop lid, dead NAT) answers no ping: drop it after one interval.
     this.socket.on('pong', () => {
       this.alive = true;
@@ -162,7 +174,10 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
 
   private parse(text: string | undefined): ClientFrame | undefined {
     const fail = (error: string, code = 'bad_frame', chatId?: unknown) => {
-      this.send({ type: 'error', code, error, ...(typeof chatId === 'string' ? { chat_id: chatId } : {}) });
+      this.invalidFrame(code, error);
+      // Never echo unbounded input: a chat_id is echoed only when it can be one.
+      const echo = typeof chatId === 'string' && chatId.length <= MAX_CHAT_ID_CHARS ? { chat_id: chatId } : {};
+      this.send({ type: 'error', code, error: clip(error, MAX_ERROR_CHARS), ...echo });
       return undefined;
     };
     if (text === undefined) return fail('binary frames are not supported: send JSON text');
@@ -176,14 +191,26 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     const chatId = (json as { chat_id?: unknown } | null)?.chat_id;
     if (typeof type !== 'string') return fail('frame needs a string "type"');
     if (!(CLIENT_FRAME_TYPES as string[]).includes(type)) {
-      return fail(`unknown message type "${type}" (expected one of ${CLIENT_FRAME_TYPES.join(', ')})`, 'unknown_type', chatId);
+      return fail(`unknown message type "${clip(type, 64)}" (expected one of ${CLIENT_FRAME_TYPES.join(', ')})`, 'unknown_type', chatId);
     }
     const parsed = ClientFrameSchema.safeParse(json);
     if (!parsed.success) {
-      const why = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
+      const issues = parsed.error.issues;
+      const why = issues.slice(0, 5).map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
+      if (issues.length > 5) why.push(`and ${issues.length - 5} more`);
       return fail(`invalid ${type} frame: ${why.join('; ')}`, 'bad_frame', chatId);
     }
     return parsed.data;
+  }
+
+  /**
+   * A client that sends invalid frames is logged once per socket, at warn, with the kind and no stack or input: a
+   * flood of bad frames cannot flood the log. Later ones are counted (metrics) and answered, not logged.
+   */
+  private invalidFrame(code: string, error: string): void {
+    if (this.loggedInvalidFrame) return;
+    this.loggedInvalidFrame = true;
+    this.log.warn({ code, reason: clip(error, 200) }, 'invalid websocket frame (further ones on this socket are not logged)');
   }
 
   private async dispatch(frame: ClientFrame): Promise<void> {
