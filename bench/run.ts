@@ -34,6 +34,7 @@ import { ServiceProcess } from './lib/service.js';
 import { measureStartup } from './lib/startup.js';
 import { bareTarget, serviceTarget } from './lib/targets.js';
 import { round, sleep, waitUntil, withCleanup } from './lib/util.js';
+import { chromiumPresent, measureWebClient } from './lib/web-client.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const PLAN = {
@@ -264,6 +265,13 @@ async function main(): Promise<void> {
 
     const rest = await restPhase(tempRoot, fake, settings);
 
+    let webClient: BenchResults['webClient'] = null;
+    if (chromiumPresent()) {
+      log('6. web client in headless Chromium: first-load size, a 1,000-message chat, streaming');
+      webClient = await measureWebClient(path.join(tempRoot, 'web'), fake.url, QUICK ? { renderRuns: 2, deltas: 200 } : {});
+      log(`   ${webClient.firstLoad.totalGzipBytes} B gzip; 1,000 messages in ${webClient.render1000.medianMs} ms`);
+    } else log('6. web client: SKIPPED, no Chromium at /usr/bin/chromium (CHROMIUM_PATH)');
+
     await fake.stop();
     const left = ourAgentProcesses(tempRoot);
     const results: BenchResults = {
@@ -286,6 +294,7 @@ async function main(): Promise<void> {
       concurrency: { ...streaming.concurrency, serviceShutdownMs: streaming.shutdownMs },
       saturated: streaming.saturated,
       rest,
+      webClient,
       cleanup: { ourAgentProcessesLeft: left, otherAgentProcesses: allAgentProcesses().filter((p) => !left.includes(p)) },
     };
     const file = path.join(REPO_ROOT, 'bench/results', `${results.date}${QUICK ? '-quick' : ''}.json`);

@@ -19,7 +19,8 @@ console.log(`
 *  (not Claude). The agent SDK, its CLI and the tools are real: Bash really runs.  *
 *  Try messages: "hello", "/slow 30 100" (then stop), "/bash ls -la", "/recall",    *
 *  "/images" with an image. Full list: fake-model/README.md                        *
-*  Data: ./data/demo   Service: http://127.0.0.1:${port.padEnd(5)} (ws path /ws/chat)            *
+*  Open http://127.0.0.1:${port.padEnd(5)}/ in a browser: the page says it is the demo.        *
+*  Data: ./data/demo   API: http://127.0.0.1:${port.padEnd(5)}/api, ws path /ws/chat           *
 ************************************************************************************
 `);
 

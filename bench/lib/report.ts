@@ -4,6 +4,7 @@ import type { RestResult, SeedResult } from './rest.js';
 import type { ConcurrencyLevel, FirstDeltaResult, LatencyResult, SaturatedRun } from './scenarios.js';
 import { median } from './stats.js';
 import type { StartupResult } from './startup.js';
+import { renderWebClientTable, type WebClientResult } from './web-client.js';
 
 /** Everything one run measured: written as bench/results/<date>.json and printed as the tables below. */
 export interface BenchResults {
@@ -39,6 +40,8 @@ export interface BenchResults {
   /** 3b: the saturated case, each side with the clients at raised and at normal priority. */
   saturated?: SaturatedRun[];
   rest: { seed: SeedResult; history: RestResult; list: RestResult };
+  /** The web client in headless Chromium; null when Chromium is missing. */
+  webClient: WebClientResult | null;
   cleanup: { ourAgentProcessesLeft: number[]; otherAgentProcesses: number[] };
 }
 
@@ -221,5 +224,6 @@ export function renderTables(r: BenchResults): string {
       [[`${ms(st.medianStartupMs, 0)} ms`, `${mb(st.medianRestRssBytes)} MB`, `${median(st.shutdownMs).toFixed(0)} ms`]],
     ),
   );
+  if (r.webClient) out.push(renderWebClientTable(r.webClient));
   return out.join('\n');
 }

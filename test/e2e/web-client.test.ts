@@ -239,6 +239,36 @@ describe.runIf(chromiumAvailable())('web client in a browser', { timeout: 180_00
     }
   });
 
+  it('renames a chat inline, finds it by title and by message text, and deletes it after confirming', async () => {
+    const rows = page.locator('.chat-row');
+    const first = rows.first();
+    await first.hover();
+    await first.getByRole('button', { name: /^Rename/ }).click();
+    const title = page.getByRole('textbox', { name: 'Chat title' });
+    await title.fill('Renamed in the page');
+    await title.press('Enter');
+    await expect.poll(() => page.locator('.chat-title').first().textContent()).toBe('Renamed in the page');
+    await expect.poll(() => page.locator('.topbar-title').textContent()).toBe('Renamed in the page');
+    const chats = (await (await fetch(`${server.url}/api/chats`)).json()) as { title: string }[];
+    expect(chats.map((c) => c.title)).toContain('Renamed in the page');
+
+    const search = page.getByRole('searchbox', { name: 'Search chats' });
+    await search.fill('renamed in');
+    await expect.poll(() => page.locator('.chat-title').allTextContents()).toEqual(['Renamed in the page']);
+    await search.fill('approved-$((40+2))');
+    await expect.poll(() => page.locator('.chat-link').count()).toBe(1);
+    await search.fill('');
+    await expect.poll(() => page.locator('.chat-link').count()).toBe(2);
+
+    await rows.first().hover();
+    await rows.first().getByRole('button', { name: /^Delete/ }).click();
+    await screenshot(page, 'desktop-delete-confirm');
+    await page.getByRole('group', { name: 'Delete this chat?' }).getByRole('button', { name: 'Delete' }).click();
+    await expect.poll(() => page.locator('.chat-link').count()).toBe(1);
+    const left = (await (await fetch(`${server.url}/api/chats`)).json()) as { title: string }[];
+    expect(left.map((c) => c.title)).not.toContain('Renamed in the page');
+  });
+
   it('logged no console errors', () => {
     expect(w.errors).toEqual([]);
   });

@@ -12,6 +12,7 @@ import rust from 'highlight.js/lib/languages/rust';
 import sql from 'highlight.js/lib/languages/sql';
 import typescript from 'highlight.js/lib/languages/typescript';
 import xml from 'highlight.js/lib/languages/xml';
+import { t } from './i18n.js';
 import yaml from 'highlight.js/lib/languages/yaml';
 
 /**
@@ -46,7 +47,7 @@ const marked = new Marked({
       const body = known ? hljs.highlight(token.text, { language: lang, ignoreIllegals: true }).value : escapeHtml(token.text);
       return (
         `<div class="code-block"><div class="code-head"><span>${escapeHtml(lang || 'text')}</span>` +
-        `<button type="button" class="copy-code" data-copy-code>Copy</button></div>` +
+        `<button type="button" class="copy-code" data-copy-code>${escapeHtml(t.copy)}</button></div>` +
         `<pre><code class="hljs">${body}</code></pre></div>`
       );
     },

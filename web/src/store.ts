@@ -28,6 +28,8 @@ export interface AppState {
 /** This page answers permission prompts: told on every subscribe and chat (docs/protocol.md, capabilities). */
 const CAPABILITIES: ClientCapability[] = ['permission_prompts'];
 
+const LIST_POLL_MS = 20_000;
+
 const LIST_EVENTS = new Set(['user_message', 'result', 'cancelled', 'error', 'history_cleared', 'chat_updated']);
 
 /**
@@ -52,6 +54,8 @@ export class AppStore {
   private frame = 0;
   private listTimer: ReturnType<typeof setTimeout> | null = null;
   private searchSeq = 0;
+  /** Window listeners and timers are installed once, not again after a sign-in. */
+  private started = false;
   /** Images this page sent, by message text, until the service echoes the message (user_message has no images). */
   private sentImages = new Map<string, ImageRef[][]>();
 
@@ -93,11 +97,20 @@ export class AppStore {
     await this.refreshChats();
     const fromUrl = /^\/c\/([0-9a-f-]{36})$/i.exec(location.pathname)?.[1];
     if (fromUrl) this.select(fromUrl, { replace: true });
+    if (this.started) return;
     window.addEventListener('popstate', () => {
       const id = /^\/c\/([0-9a-f-]{36})$/i.exec(location.pathname)?.[1] ?? null;
       this.select(id, { fromHistory: true });
     });
+    if (this.started) return;
+    this.started = true;
     window.addEventListener('focus', () => this.scheduleListRefresh(0));
+    // Chats created, renamed or deleted in another tab or device: the list is refreshed on the events of the chats
+    // this page follows (and on `chat_updated`, which covers every chat of the user), and also every
+    // LIST_POLL_MS while the page is visible, for changes to chats it does not follow.
+    setInterval(() => {
+      if (document.visibilityState === 'visible' && this.state.auth.kind === 'signed-in') this.scheduleListRefresh(0);
+    }, LIST_POLL_MS);
   }
 
   async signIn(token: string, remember: boolean): Promise<string | null> {

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useState } from 'preact/hooks';
 import { t } from '../i18n.js';
 import type { AppStore } from '../store.js';
 import { Conversation } from './Conversation.js';
@@ -15,6 +15,8 @@ export function useStore(store: AppStore) {
 export function App({ store }: { store: AppStore }) {
   const state = useStore(store);
   const [drawerOpen, setDrawerOpen] = useState(false);
+  const closeDrawer = useCallback(() => setDrawerOpen(false), []);
+  const openDrawer = useCallback(() => setDrawerOpen(true), []);
   const chat = state.chats.find((c) => c.id === state.selectedId) ?? null;
 
   useEffect(() => {
@@ -33,14 +35,14 @@ export function App({ store }: { store: AppStore }) {
         </div>
       )}
       <div class="layout">
-        <Sidebar store={store} state={state} onNavigate={() => setDrawerOpen(false)} />
+        <Sidebar store={store} state={state} onNavigate={closeDrawer} />
         {drawerOpen && <button class="scrim" aria-label={t.closeMenu} onClick={() => setDrawerOpen(false)} />}
         <Conversation
           store={store}
           state={state}
           chat={chat}
           view={view}
-          onOpenMenu={() => setDrawerOpen(true)}
+          onOpenMenu={openDrawer}
         />
       </div>
       {state.toast && (

@@ -10,8 +10,14 @@ import { PermissionCard } from './PermissionCard.js';
 
 /** Within this distance of the bottom the view follows new text; scrolled further up, it stays put. */
 const STICK_PX = 80;
-/** Closer than this to the top, older messages are paged in. */
+/** Closer than this to the top, older messages are shown (or paged in over REST). */
 const LOAD_OLDER_PX = 400;
+/**
+ * Items mounted at first, and added each time the reader nears the top. A long chat opens by rendering only its
+ * newest part (what is on screen), so a 1,000-message history costs about as much as a short one; the rest is
+ * already in memory and appears as the reader scrolls up, before older pages come over REST.
+ */
+const WINDOW_STEP = 60;
 
 export function Conversation({
   store,
@@ -37,8 +43,27 @@ export function Conversation({
     top: 0,
     chatId: null,
   });
-  const items = view?.items ?? [];
+  const allItems = view?.items ?? [];
   const chatId = view?.chatId ?? null;
+  // The first mounted item, by key: appended items never move it, so the reader's place stays put.
+  const windowStart = useRef<{ chatId: string | null; key: string | undefined }>({ chatId: null, key: undefined });
+  const [, setRevealTick] = useState(0);
+  let start = allItems.findIndex((i) => i.key === windowStart.current.key);
+  if (windowStart.current.chatId !== chatId || start < 0) {
+    start = Math.max(0, allItems.length - WINDOW_STEP);
+    windowStart.current = { chatId, key: allItems[start]?.key };
+  }
+  const items = start > 0 ? allItems.slice(start) : allItems;
+  const hiddenAbove = start;
+
+  /** Near the top: mount the next older items, or page older messages in over REST. */
+  const showOlder = () => {
+    if (hiddenAbove > 0) {
+      const next = Math.max(0, hiddenAbove - WINDOW_STEP);
+      windowStart.current = { chatId, key: allItems[next]?.key };
+      setRevealTick((n) => n + 1);
+    } else if (view?.hasMore && chatId) void store.loadOlder(chatId);
+  };
   const processing = view?.processing ?? false;
 
   // Keep the reader's place: follow the bottom when stuck to it, keep the visible text still when older
@@ -57,6 +82,8 @@ export function Conversation({
       el.scrollTop = el.scrollHeight;
     }
     prev.current = { firstKey, height: el.scrollHeight, top: el.scrollTop, chatId };
+    // Still near the top after this render (short content, or the reader is there): show more.
+    if (!stick.current && el.scrollTop < LOAD_OLDER_PX && (hiddenAbove > 0 || view?.hasMore)) showOlder();
   });
 
   useEffect(() => {
@@ -71,7 +98,7 @@ export function Conversation({
     prev.current.top = el.scrollTop;
     prev.current.height = el.scrollHeight;
     if (showJump === atBottom) setShowJump(!atBottom);
-    if (el.scrollTop < LOAD_OLDER_PX && view?.hasMore && chatId) void store.loadOlder(chatId);
+    if (el.scrollTop < LOAD_OLDER_PX) showOlder();
   };
 
   const jump = () => {
@@ -82,11 +109,11 @@ export function Conversation({
     setShowJump(false);
   };
 
-  // A page reload or a short chat may leave older messages above with nothing to scroll: fetch them at once.
+  // A short page may leave older messages above with nothing to scroll: show them at once.
   useEffect(() => {
     const el = scroller.current;
-    if (el && view?.hasMore && chatId && el.scrollHeight <= el.clientHeight + LOAD_OLDER_PX) void store.loadOlder(chatId);
-  }, [view?.hasMore, view?.oldestMessageId, chatId]);
+    if (el && (hiddenAbove > 0 || view?.hasMore) && el.scrollHeight <= el.clientHeight + LOAD_OLDER_PX) showOlder();
+  }, [hiddenAbove, view?.hasMore, view?.oldestMessageId, chatId]);
 
   // Esc stops the running answer from anywhere in the conversation (inputs elsewhere keep their own Esc).
   useEffect(() => {
@@ -121,7 +148,7 @@ export function Conversation({
     });
   };
 
-  const empty = !view || (view.loaded && items.length === 0);
+  const empty = !view || (view.loaded && allItems.length === 0);
   return (
     <main
       class={`conversation${dragging ? ' dragging' : ''}`}
@@ -149,7 +176,7 @@ export function Conversation({
       </header>
       <div class="scroller" ref={scroller} onScroll={onScroll} onClick={onCopy}>
         <div class="thread" aria-live="off">
-          {view?.hasMore && <div class="older">{t.loadingOlder}</div>}
+          {(view?.hasMore || hiddenAbove > 0) && <div class="older">{t.loadingOlder}</div>}
           {view && !view.loaded && <div class="loading-dots" aria-label="Loading" />}
           {empty ? (
             <Welcome demo={state.info?.demo ?? false} />

@@ -1,3 +1,4 @@
+import { memo } from 'preact/compat';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Chat } from '../../../src/protocol/chat.js';
 import { names, t } from '../i18n.js';
@@ -64,7 +65,8 @@ export function Sidebar({ store, state, onNavigate }: { store: AppStore; state: 
   );
 }
 
-function ChatRow({
+/** Memoized: a streaming answer re-renders the page every frame, the chat list only when a row changed. */
+const ChatRow = memo(function ChatRow({
   chat,
   selected,
   answering,
@@ -159,7 +161,7 @@ function ChatRow({
       </div>
     </li>
   );
-}
+});
 
 function ConnectionBadge({ state }: { state: AppState }) {
   const [, tick] = useState(0);

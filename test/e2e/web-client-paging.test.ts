@@ -1,0 +1,62 @@
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../helpers/auth.js';
+import { chromiumAvailable, launchBrowser, openPage, screenshot } from '../helpers/browser.js';
+import { makeTempDir, startTestServer, type TestServer } from '../helpers/test-server.js';
+
+/** A chat longer than one page: the web client shows the latest page and loads older ones as the user scrolls up. */
+describe.runIf(chromiumAvailable())('web client paging', { timeout: 120_000 }, () => {
+  const MESSAGES = 75;
+  let server: TestServer;
+  let browser: Browser;
+  let chatId: string;
+
+  beforeAll(async () => {
+    const dir = makeTempDir();
+    const { store, close } = await openStore(dir);
+    try {
+      const chat = await store.chats.create('long chat');
+      chatId = chat.id;
+      for (let i = 0; i < MESSAGES; i++) {
+        await store.messages.add({ chatId, role: i % 2 === 0 ? 'user' : 'assistant', content: `message number ${i}` });
+      }
+    } finally {
+      await close();
+    }
+    // No model is needed to read history; no agent is started for it.
+    [server, browser] = await Promise.all([startTestServer({ PAGE_SIZE: '20', AGENT_PREWARM: 'false' }, dir), launchBrowser()]);
+  }, 180_000);
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('shows the latest page first, pages back on scrolling up, and offers a jump to the latest', async () => {
+    const w = await openPage(browser, `${server.url}/c/${chatId}`);
+    const page = w.page;
+    try {
+      const messages = page.locator('.msg');
+      await expect.poll(() => messages.last().textContent()).toBe(`message number ${MESSAGES - 1}`);
+      // Scrolling to the top pages back until the first message is there, in order.
+      await expect
+        .poll(
+          async () => {
+            await page.locator('.scroller').evaluate('(el) => { el.scrollTop = 0; el.dispatchEvent(new Event("scroll")); }');
+            return messages.count();
+          },
+          { timeout: 60_000 },
+        )
+        .toBe(MESSAGES);
+      const texts = await messages.allTextContents();
+      expect(texts).toEqual(Array.from({ length: MESSAGES }, (_, i) => `message number ${i}`));
+      const jump = page.getByRole('button', { name: 'Jump to latest' });
+      await jump.waitFor();
+      await screenshot(page, 'desktop-paged-back');
+      await jump.click();
+      await jump.waitFor({ state: 'detached' });
+      expect(w.errors).toEqual([]);
+    } finally {
+      await w.context.close();
+    }
+  });
+});

@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import type { ServerEvent } from '../../src/protocol/ws.js';
+import { applyEvent, emptyView, type ChatView } from '../../web/src/chat-view.js';
+
+/** The web client's per-chat state machine: what each server event does to what the page shows. */
+const CHAT = '0b8f1c2e-4d7a-4c51-9f0e-2a6b3c4d5e6f';
+const Q = 'q1';
+
+function run(events: ServerEvent[], view: ChatView = emptyView(CHAT)): ChatView {
+  return events.reduce((v, e) => applyEvent(v, e), view);
+}
+
+const snapshot = (seq: number): ServerEvent[] => [
+  {
+    type: 'history',
+    chat_id: CHAT,
+    seq,
+    has_more: false,
+    messages: [
+      { id: 'm1', chat_id: CHAT, role: 'user', content: 'hi', timestamp: '2026-01-01T00:00:00.000Z', images: null, status: 'complete' },
+    ],
+  },
+  { type: 'tool_history', chat_id: CHAT, seq, tool_uses: [] },
+  { type: 'processing_state', chat_id: CHAT, seq, is_processing: true, query_id: Q, streaming_state: { text: 'Hel' } },
+];
+
+describe('web client chat view', () => {
+  it('continues the streamed block after a snapshot and ignores replayed events it already applied', () => {
+    let v = run(snapshot(10));
+    v = run(
+      [
+        { type: 'text_delta', chat_id: CHAT, seq: 11, query_id: Q, delta: 'lo' },
+        // A replay that overlaps what the page saw: dropped by seq.
+        { type: 'text_delta', chat_id: CHAT, seq: 11, query_id: Q, delta: 'lo' },
+        { type: 'text_delta', chat_id: CHAT, seq: 12, query_id: Q, delta: '!' },
+        { type: 'stream_end', chat_id: CHAT, seq: 13, query_id: Q },
+        { type: 'result', chat_id: CHAT, seq: 14, query_id: Q, success: true, cost: 0.01, duration: 1200 },
+      ],
+      v,
+    );
+    const assistant = v.items.filter((i) => i.kind === 'assistant');
+    expect(assistant).toHaveLength(1);
+    expect(assistant[0]).toMatchObject({ content: 'Hello!', status: 'complete' });
+    expect(v.items.at(-1)).toMatchObject({ kind: 'end', outcome: 'result', cost: 0.01, duration: 1200 });
+    expect(v).toMatchObject({ processing: false, lastSeq: 14 });
+  });
+
+  it('marks a stopped answer interrupted and closes its open prompts and running tools', () => {
+    let v = run(snapshot(1));
+    v = run(
+      [
+        { type: 'tool_use', chat_id: CHAT, seq: 2, query_id: Q, tool_name: 'Bash', tool_id: 't1', tool_input: { command: 'ls' } },
+        {
+          type: 'permission_request',
+          chat_id: CHAT,
+          seq: 3,
+          query_id: Q,
+          request_id: 'r1',
+          tool_name: 'Bash',
+          tool_input: { command: 'ls' },
+          tool_use_id: 't1',
+          expires_at: '2026-01-01T00:02:00.000Z',
+        },
+      ],
+      v,
+    );
+    expect(v.prompts).toHaveLength(1);
+    v = run([{ type: 'cancelled', chat_id: CHAT, seq: 4, query_id: Q }], v);
+    expect(v.prompts).toEqual([]);
+    expect(v.items.find((i) => i.kind === 'tool')).toMatchObject({ running: false });
+    expect(v.items.find((i) => i.kind === 'assistant')).toMatchObject({ status: 'interrupted' });
+    expect(v.items.at(-1)).toMatchObject({ kind: 'end', outcome: 'cancelled' });
+  });
+
+  it('drops a prompt another tab answered', () => {
+    let v = run(snapshot(1));
+    const request: ServerEvent = {
+      type: 'permission_request',
+      chat_id: CHAT,
+      seq: 2,
+      query_id: Q,
+      request_id: 'r1',
+      tool_name: 'Write',
+      tool_input: { file_path: 'a.txt', content: 'x' },
+      tool_use_id: 't1',
+      expires_at: '2026-01-01T00:02:00.000Z',
+    };
+    v = run([request, { type: 'permission_resolved', chat_id: CHAT, seq: 3, query_id: Q, request_id: 'r1', outcome: 'allowed' }], v);
+    expect(v.prompts).toEqual([]);
+  });
+});
