@@ -264,7 +264,9 @@ describe.runIf(chromiumAvailable())('web client in a browser', { timeout: 180_00
     await rows.first().getByRole('button', { name: /^Delete/ }).click();
     await screenshot(page, 'desktop-delete-confirm');
     await page.getByRole('group', { name: 'Delete this chat?' }).getByRole('button', { name: 'Delete' }).click();
-    await expect.poll(() => page.locator('.chat-link').count()).toBe(1);
+    // Gone from the page (the confirmation row too) and from the service.
+    await expect.poll(() => page.locator('.chat-row').count(), { timeout: 30_000 }).toBe(1);
+    expect(await page.locator('.chat-title').allTextContents()).not.toContain('Renamed in the page');
     const left = (await (await fetch(`${server.url}/api/chats`)).json()) as { title: string }[];
     expect(left.map((c) => c.title)).not.toContain('Renamed in the page');
   });

@@ -449,7 +449,9 @@ describe('unknown chats and routes', () => {
       ['GET', '/api/nope'],
       ['GET', '/api/chats/a/b/c'],
       ['POST', '/api/chats/search'],
-      ['GET', '/'],
+      // `/` is the web client's page; other paths outside /api are still unknown routes.
+      ['GET', '/no-such-page'],
+      ['POST', '/'],
     ] as const) {
       const res = await request<{ detail: string }>(method, path);
       expect(res.status, `${method} ${path}`).toBe(404);
