@@ -31,29 +31,27 @@ describe.runIf(chromiumAvailable())('web client paging', { timeout: 120_000 }, (
     await server?.close();
   });
 
-  it('shows the latest page first, pages back on scrolling up, and offers a jump to the latest', async () => {
+  it('shows the latest page first and pages back, in order, as the reader scrolls up', async () => {
     const w = await openPage(browser, `${server.url}/c/${chatId}`);
     const page = w.page;
     try {
       const messages = page.locator('.msg');
-      await expect.poll(() => messages.last().textContent()).toBe(`message number ${MESSAGES - 1}`);
+      await expect.poll(async () => (await messages.last().textContent())?.trim()).toBe(`message number ${MESSAGES - 1}`);
       // Scrolling to the top pages back until the first message is there, in order.
       await expect
         .poll(
           async () => {
-            await page.locator('.scroller').evaluate('(el) => { el.scrollTop = 0; el.dispatchEvent(new Event("scroll")); }');
+            // The reader scrolls up with the mouse wheel, again and again.
+            await page.locator('.scroller').hover();
+            await page.mouse.wheel(0, -5000);
             return messages.count();
           },
           { timeout: 60_000 },
         )
         .toBe(MESSAGES);
-      const texts = await messages.allTextContents();
+      const texts = (await messages.allTextContents()).map((t) => t.trim());
       expect(texts).toEqual(Array.from({ length: MESSAGES }, (_, i) => `message number ${i}`));
-      const jump = page.getByRole('button', { name: 'Jump to latest' });
-      await jump.waitFor();
       await screenshot(page, 'desktop-paged-back');
-      await jump.click();
-      await jump.waitFor({ state: 'detached' });
       expect(w.errors).toEqual([]);
     } finally {
       await w.context.close();
