@@ -1,4 +1,4 @@
-import type { ChatMessage, StoredImage, ToolUseRecord } from '../../src/protocol/chat.js';
+import type { ChatMessage, HistoryMessage, ImageRef as WireImageRef, StoredImage, ToolUseRecord } from '../../src/protocol/chat.js';
 import type { EventOf, ServerEvent } from '../../src/protocol/ws.js';
 
 /**
@@ -77,11 +77,12 @@ export function emptyView(chatId: string): ChatView {
   };
 }
 
-function imageSrc(img: StoredImage): ImageRef {
-  return { src: `data:${img.mimeType};base64,${img.base64}` };
+/** Inline (base64) as this page asks for (it does not declare `image_urls`), or by reference should one come. */
+function imageSrc(img: StoredImage | WireImageRef): ImageRef {
+  return 'url' in img ? { src: img.url } : { src: `data:${img.mimeType};base64,${img.base64}` };
 }
 
-export function messageItem(m: ChatMessage): Item {
+export function messageItem(m: ChatMessage | HistoryMessage): Item {
   return m.role === 'user'
     ? { kind: 'user', key: m.id, content: m.content, images: (m.images ?? []).map(imageSrc), timestamp: m.timestamp }
     : { kind: 'assistant', key: m.id, content: m.content, status: m.status, queryId: null, timestamp: m.timestamp };
