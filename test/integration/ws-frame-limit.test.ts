@@ -141,3 +141,16 @@ describe('invalid frames in the log', () => {
     }
   });
 });
+
+describe('errors before routing', () => {
+  it('answers headers too large with 431 {detail}', async () => {
+    const server = await startTestServer();
+    try {
+      const res = await fetch(`${server.url}/api/chats`, { headers: { 'x-big': 'a'.repeat(20_000) } });
+      expect(res.status).toBe(431);
+      expect(await res.json()).toEqual({ detail: 'request headers too large' });
+    } finally {
+      await server.close();
+    }
+  });
+});
