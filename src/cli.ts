@@ -31,6 +31,10 @@ API tokens:
   tokens list [USER]              prefix, user, name, created, last used, revoked
   tokens revoke PREFIX_OR_ID      revoke a token (by the prefix "tokens list" shows, or its id)
 
+Chats made in local mode (before the first user existed) have no owner, and no user sees them:
+  chats assign USER CHAT_ID...      give those ownerless chats to USER
+  chats assign USER --all-ownerless give USER every ownerless chat
+
 The database is DATABASE_URL (default sqlite:./data/chat.db), from the environment or .env.
 Exit status: 0 done, 1 refused (e.g. unknown user), 2 bad usage or configuration.`;
 
@@ -82,7 +86,9 @@ function printNewToken(token: NewToken): void {
 }
 
 async function run(store: Store, config: Config, argv: string[]): Promise<void> {
-  const { words, options } = parseArgs(argv, ['name']);
+  // A flag without a value; the other options take one.
+  const allOwnerless = argv.includes('--all-ownerless');
+  const { words, options } = parseArgs(argv.filter((a) => a !== '--all-ownerless'), ['name']);
   const [group, command, ...rest] = words;
   const key = `${group ?? ''} ${command ?? ''}`.trim();
   if (options.has('name') && key !== 'tokens create') throw new UsageError('--name only goes with "tokens create"');
@@ -135,6 +141,21 @@ async function run(store: Store, config: Config, argv: string[]): Promise<void> 
       expectWords(rest, 1, 'tokens revoke PREFIX_OR_ID');
       const token = await revokeToken(store, rest[0]!);
       console.log(`Revoked token ${token.prefix} ("${token.name}" of ${token.user_name}, id ${token.id}).`);
+      return;
+    }
+    case 'chats assign': {
+      const [name, ...ids] = rest;
+      if (name === undefined || allOwnerless === ids.length > 0) {
+        throw new UsageError('expected: chats assign USER CHAT_ID... or chats assign USER --all-ownerless');
+      }
+      const user = await store.users.byName(name);
+      if (!user) throw new AccountError(`no user named "${name}"`);
+      const assigned = await store.chats.assign(user.id, allOwnerless ? 'all-ownerless' : ids);
+      console.log(`Assigned ${assigned.length} chat${assigned.length === 1 ? '' : 's'} to ${user.name}.`);
+      for (const id of assigned) console.log(`  ${id}`);
+      const missed = ids.filter((id) => !assigned.includes(id));
+      // A chat another user owns is never taken from them: only ownerless chats can be assigned.
+      if (missed.length > 0) throw new AccountError(`not assigned (no such chat, or it already has an owner): ${missed.join(', ')}`);
       return;
     }
     default:

@@ -52,7 +52,7 @@ describe('chat titles', () => {
       chat: null,
     });
     await Promise.all([client.close(), watcher.close()]);
-  });
+  }, 120_000);
 
   it("never replaces a user's title", async () => {
     const chatId = await createChat(server.url, 'My own title');
@@ -63,7 +63,7 @@ describe('chat titles', () => {
       title_source: 'user',
     });
     await client.close();
-  });
+  }, 120_000);
 });
 
 describe('TITLE_MODEL', () => {
@@ -99,7 +99,7 @@ describe('TITLE_MODEL', () => {
     await client.waitForEnd(await client.chat(chat.id, 'and Osaka?'));
     expect(titleRequests()).toHaveLength(1);
     await client.close();
-  });
+  }, 120_000);
 
   it('never asks for a chat whose title a user set, even after the first message named it', async () => {
     const chat = await createUntitled(server.url);
@@ -119,5 +119,5 @@ describe('TITLE_MODEL', () => {
       title_source: 'user',
     });
     await client.close();
-  });
+  }, 120_000);
 });

@@ -87,7 +87,7 @@ describe('budgets', () => {
     const next = await client.chat(chatId, 'hello again');
     expect(await client.waitForEnd(next)).toMatchObject({ type: expect.stringMatching(/^(result|error)$/) });
     await client.close();
-  });
+  }, 120_000);
 
   it('refuses a message once the day budget is spent, before storing anything', async () => {
     const chatId = await createChat(perDay.url);
@@ -103,5 +103,5 @@ describe('budgets', () => {
     expect(refused.error).toContain('MAX_COST_PER_USER_PER_DAY_USD');
     expect((await getMessages(perDay, chatId)).some((m) => m.content === 'one more')).toBe(false);
     await client.close();
-  });
+  }, 120_000);
 });

@@ -147,6 +147,39 @@ describe('npm run cli', () => {
     }
   }, 120_000);
 
+  it('chats assign: gives ownerless chats of local mode to a user, never a chat another user owns', async () => {
+    tokenOf(await cli('users', 'add', 'dora'));
+    tokenOf(await cli('users', 'add', 'eve'));
+    const { store, close } = await openStore(dir);
+    const eve = (await store.users.byName('eve'))!;
+    const [a, b, c] = [await store.chats.create('a'), await store.chats.create('b'), await store.chats.create('c')];
+    const eves = await store.chats.create('eve chat', { userId: eve.id });
+    await close();
+
+    const one = await cli('chats', 'assign', 'dora', a.id);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toContain(`Assigned 1 chat to dora.`);
+    const refused = await cli('chats', 'assign', 'dora', eves.id);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(eves.id);
+    expect((await cli('chats', 'assign', 'dora')).code).toBe(2);
+    expect((await cli('chats', 'assign', 'nobody', '--all-ownerless')).code).toBe(1);
+    const all = await cli('chats', 'assign', 'dora', '--all-ownerless');
+    expect(all.code).toBe(0);
+    expect(all.stdout).toContain('Assigned 2 chats to dora.');
+
+    const check = await openStore(dir);
+    try {
+      const dora = (await check.store.users.byName('dora'))!;
+      const doras = await check.store.chats.list({ userId: dora.id });
+      expect(doras.map((chat) => chat.id).sort()).toEqual([a.id, b.id, c.id].sort());
+      expect((await check.store.chats.list({ userId: eve.id })).map((chat) => chat.id)).toEqual([eves.id]);
+      expect(await check.store.chats.list({ userId: null })).toEqual([]);
+    } finally {
+      await check.close();
+    }
+  }, 120_000);
+
   it('changes a running service: users add turns auth on within seconds, tokens revoke takes effect at once', async () => {
     server = await startTestServer({}, dir);
     expect((await api(server.url, 'GET', '/api/chats')).status).toBe(200);
