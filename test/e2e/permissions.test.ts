@@ -131,7 +131,9 @@ describe('permission fallback for clients without permission prompts', () => {
     const useAt = Date.now();
     const result = await toolResultOf(client, queryId);
     const settledInMs = Date.now() - useAt;
-    expect(settledInMs, 'the fallback settles the question at once, not after PERMISSION_TIMEOUT_MS').toBeLessThan(1000);
+    // Settled by the service in-process at once; the bound leaves room for the CLI on a loaded machine and is far
+    // below PERMISSION_TIMEOUT_MS (60 s), the wait a client without prompts used to get.
+    expect(settledInMs, 'the fallback settles the question at once, not after PERMISSION_TIMEOUT_MS').toBeLessThan(5000);
     expect(use).toMatchObject({ tool_name: 'Bash' });
     expect(result.is_error).toBe(true);
     expect(result.content).toContain('no client of this chat can show permission prompts');
