@@ -18,7 +18,8 @@ export type BlockPlan =
   | { type: 'tool_use'; name: string; input: Record<string, unknown> };
 
 export type Plan =
-  | { kind: 'http_error'; status: number; errorType: string; message: string }
+  /** `retryAfterS`: the `retry-after` header (seconds); 429 gets `0` unless set. */
+  | { kind: 'http_error'; status: number; errorType: string; message: string; retryAfterS?: number }
   | { kind: 'hang' }
   | {
       kind: 'message';
@@ -26,8 +27,11 @@ export type Plan =
       stopReason: 'end_turn' | 'tool_use';
       /** Delay before each delta, ms. */
       deltaDelayMs: number;
-      /** Cut the stream after this many deltas: an SSE error event, or a dropped socket. */
-      cut?: { afterDeltas: number; how: 'sse_error' | 'disconnect' };
+      /**
+       * Cut the stream after this many deltas: an SSE error event, a dropped socket, silence with the connection
+       * held open (a stall), or an event whose data is not JSON (malformed SSE).
+       */
+      cut?: { afterDeltas: number; how: 'sse_error' | 'disconnect' | 'stall' | 'malformed' };
     };
 
 export type MessagePlan = Extract<Plan, { kind: 'message' }>;
@@ -151,6 +155,20 @@ function directivePlan(name: string, rest: string, request: MessagesRequest): Pl
     }
     case 'hang':
       return { kind: 'hang' };
+    case 'overloaded': {
+      // A storm answer: 529 (or 429) telling the client when to come back.
+      const parsed = intArg(args[0], 529);
+      const status = parsed >= 400 && parsed <= 599 ? parsed : 529;
+      return { kind: 'http_error', status, errorType: errorTypeFor(status), message: 'Overloaded', retryAfterS: intArg(args[1], 1) };
+    }
+    case 'stall': {
+      const n = intArg(args[0], 2);
+      return { ...text(numbered('part', n + 1)), cut: { afterDeltas: n, how: 'stall' } };
+    }
+    case 'malformed': {
+      const n = intArg(args[0], 2);
+      return { ...text(numbered('part', n + 1)), cut: { afterDeltas: n, how: 'malformed' } };
+    }
     case 'images': {
       const images = imagesOf(lastUserMessage(request));
       const list = images.map((i) => `${i.mediaType} ${i.bytes} bytes`).join(', ');

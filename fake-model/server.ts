@@ -25,6 +25,11 @@ export interface FakeModel {
   url: string;
   port: number;
   requests: RecordedRequest[];
+  /**
+   * A storm: for `forMs`, every conversation turn is answered with HTTP `status` (default 529) and a `retry-after`
+   * of `retryAfterS` seconds, whatever its text says. Side requests (title, model probe) are unaffected.
+   */
+  storm(options: { forMs: number; status?: number; retryAfterS?: number }): void;
   close(): Promise<void>;
 }
 
@@ -41,6 +46,8 @@ export async function startFakeModel(opts: FakeModelOptions = {}): Promise<FakeM
   const host = opts.host ?? '127.0.0.1';
   const log = opts.log ?? (() => {});
   const requests: RecordedRequest[] = [];
+  let stormUntil = 0;
+  let stormAnswer: Extract<Plan, { kind: 'http_error' }> | undefined;
 
   const server = createServer((req, res) => {
     // A client that goes away must never crash the fake.
@@ -86,15 +93,20 @@ export async function startFakeModel(opts: FakeModelOptions = {}): Promise<FakeM
   }
 
   function answerMessages(body: MessagesRequest, res: ServerResponse, url: string): void {
-    const plan = planReply(body);
+    const plan = Date.now() < stormUntil && stormAnswer && isConversationTurn(body) ? stormAnswer : planReply(body);
     log(`POST ${url} model=${body.model} stream=${Boolean(body.stream)} turn=${isConversationTurn(body)} -> ${describe(plan)}`);
     if (plan.kind === 'hang') return; // Held open until the client (or close()) drops the socket.
-    if (plan.kind === 'http_error') return sendError(res, plan.status, plan.errorType, plan.message);
+    if (plan.kind === 'http_error') return sendError(res, plan.status, plan.errorType, plan.message, plan.retryAfterS);
 
     const ctx = { model: body.model ?? 'claude-fake', inputTokens: estimateTokens({ system: body.system, messages: body.messages }) };
     if (!body.stream) {
       // Non-streaming has no "middle": a planned cut becomes its equivalent whole-response failure.
       if (plan.cut?.how === 'disconnect') return void res.socket?.destroy();
+      if (plan.cut?.how === 'stall') return; // held open, like a hang
+      if (plan.cut?.how === 'malformed') {
+        res.writeHead(200, { 'content-type': 'application/json', 'request-id': requestId() });
+        return void res.end('{"id":"msg_fake_truncated","type":"message","content":[{"type":"te');
+      }
       if (plan.cut) return sendError(res, 529, errorTypeFor(529), 'Overloaded');
       return sendJson(res, 200, jsonMessage(plan, ctx));
     }
@@ -119,6 +131,11 @@ export async function startFakeModel(opts: FakeModelOptions = {}): Promise<FakeM
     url: `http://${host}:${port}`,
     port,
     requests,
+    storm: ({ forMs, status = 529, retryAfterS = 1 }) => {
+      stormUntil = Date.now() + forMs;
+      stormAnswer = { kind: 'http_error', status, errorType: errorTypeFor(status), message: 'Overloaded (storm)', retryAfterS };
+      log(`storm: HTTP ${status} (retry-after ${retryAfterS} s) for ${forMs} ms`);
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -142,6 +159,11 @@ function play(res: ServerResponse, steps: Step[]): void {
     if (gone) return false;
     if (step.kind === 'disconnect') {
       res.socket?.destroy();
+      return false;
+    }
+    if (step.kind === 'stall') return false; // nothing more; the client gives up (its timeout) or close() ends it
+    if (step.kind === 'raw') {
+      res.end(step.text);
       return false;
     }
     res.write(encodeSse(step.make()));
@@ -187,14 +209,15 @@ function sendJson(res: ServerResponse, status: number, payload: object, headers:
   res.end(JSON.stringify(payload));
 }
 
-function sendError(res: ServerResponse, status: number, errorType: string, message: string): void {
-  // 429 tells clients they may retry at once, so rate-limit tests don't sit in backoff.
-  const headers: Record<string, string> = status === 429 ? { 'retry-after': '0' } : {};
+function sendError(res: ServerResponse, status: number, errorType: string, message: string, retryAfterS?: number): void {
+  // 429 tells clients they may retry at once (unless a plan says when), so rate-limit tests don't sit in backoff.
+  const retryAfter = retryAfterS ?? (status === 429 ? 0 : undefined);
+  const headers: Record<string, string> = retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {};
   sendJson(res, status, errorBody(errorType, message), headers);
 }
 
 function describe(plan: Plan): string {
-  if (plan.kind === 'http_error') return `HTTP ${plan.status} ${plan.errorType}`;
+  if (plan.kind === 'http_error') return `HTTP ${plan.status} ${plan.errorType}${plan.retryAfterS !== undefined ? ` retry-after ${plan.retryAfterS}` : ''}`;
   if (plan.kind === 'hang') return 'hang';
   const blocks = plan.blocks.map((b) => (b.type === 'text' ? `text(${b.chunks.length})` : `tool_use(${b.name})`));
   return `${blocks.join('+')} ${plan.stopReason}${plan.cut ? ` cut:${plan.cut.how}@${plan.cut.afterDeltas}` : ''}`;

@@ -13,7 +13,11 @@ export interface SseEvent {
 /** One timed step of a stream: wait delayMs, then emit an event or cut the connection. */
 export type Step =
   | { delayMs: number; kind: 'event'; make: () => SseEvent }
-  | { delayMs: number; kind: 'disconnect' };
+  | { delayMs: number; kind: 'disconnect' }
+  /** Nothing more, the connection held open until the client gives up. */
+  | { delayMs: number; kind: 'stall' }
+  /** Raw bytes that are not a valid SSE event (data that is not JSON), then the end of the response. */
+  | { delayMs: number; kind: 'raw'; text: string };
 
 export function encodeSse({ event, data }: SseEvent): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
@@ -93,7 +97,10 @@ export function streamSteps(plan: MessagePlan, ctx: Context): Step[] {
 
   if (plan.cut && (cutHit || deltas >= plan.cut.afterDeltas)) {
     if (plan.cut.how === 'disconnect') steps.push({ delayMs: plan.deltaDelayMs, kind: 'disconnect' });
-    else now(() => ({ event: 'error', data: errorBody('overloaded_error', 'Overloaded') }));
+    else if (plan.cut.how === 'stall') steps.push({ delayMs: plan.deltaDelayMs, kind: 'stall' });
+    else if (plan.cut.how === 'malformed') {
+      steps.push({ delayMs: plan.deltaDelayMs, kind: 'raw', text: 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_del\n\n' });
+    } else now(() => ({ event: 'error', data: errorBody('overloaded_error', 'Overloaded') }));
     return steps;
   }
 

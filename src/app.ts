@@ -44,6 +44,9 @@ declare module 'fastify' {
   }
 }
 
+/** How much longer than AGENT_API_TIMEOUT_MS a model stream may stay silent before the service ends the query. */
+const MODEL_STALL_GRACE_MS = 5_000;
+
 export interface AppOptions {
   /** Fastify's logger option; server.ts passes pino settings, tests usually `false`. */
   logger?: FastifyServerOptions['logger'];
@@ -163,6 +166,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     workspaceDir: config.WORKSPACE_DIR,
     agentHomeDir: config.AGENT_HOME_DIR,
     interruptTimeoutMs: config.AGENT_INTERRUPT_TIMEOUT_MS,
+    // Past the CLI's own per-call timeout, so a request that gets no answer at all still ends with the CLI's error.
+    modelSilenceMs: config.AGENT_API_TIMEOUT_MS + MODEL_STALL_GRACE_MS,
     checkpointMs: config.STREAM_CHECKPOINT_MS,
     replay: { maxEvents: config.REPLAY_BUFFER_EVENTS, maxBytes: config.REPLAY_BUFFER_BYTES },
     permissionTimeoutMs: config.PERMISSION_TIMEOUT_MS,

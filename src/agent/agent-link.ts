@@ -57,6 +57,11 @@ export class AgentLink {
     return this.connection?.pid;
   }
 
+  /** When the current process last reported anything (0 without one). */
+  get lastActivityAt(): number {
+    return this.connection?.lastActivityAt ?? 0;
+  }
+
   /** The running process, started if there is none (undefined when the limit refused it and `evict` is false). */
   async ensure({ evict }: { evict: boolean }): Promise<AgentConnection | undefined> {
     if (this.connection) return this.connection;

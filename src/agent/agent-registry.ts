@@ -20,6 +20,7 @@ export interface AgentRegistryDeps {
   /** AGENT_HOME_DIR: each chat's agent has its own home below it (agent-home.ts). */
   agentHomeDir: string;
   interruptTimeoutMs: number;
+  modelSilenceMs: number;
   checkpointMs: number;
   replay: EventLogLimits;
   permissionTimeoutMs: number;
@@ -71,6 +72,7 @@ export class AgentRegistry {
         connect: this.deps.connect,
         cwd,
         interruptTimeoutMs: this.deps.interruptTimeoutMs,
+        modelSilenceMs: this.deps.modelSilenceMs,
         checkpointMs: this.deps.checkpointMs,
         replay: this.deps.replay,
         permissionTimeoutMs: this.deps.permissionTimeoutMs,

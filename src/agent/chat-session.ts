@@ -26,6 +26,11 @@ export interface ChatSessionDeps {
   /** The chat's own working directory (created on first use). */
   cwd: string;
   interruptTimeoutMs: number;
+  /**
+   * How long the model may send nothing while a turn waits on it (no tool running) before the query ends with an
+   * error and the agent process is replaced: a stream that stalls mid-answer never ends on its own.
+   */
+  modelSilenceMs: number;
   /** How often the text of a streaming answer is checkpointed to the store (what a crash can lose at most). */
   checkpointMs: number;
   replay: EventLogLimits;
@@ -364,6 +369,42 @@ export class ChatSession {
 
   private async startTurn(run: QueryRun): Promise<void> {
     if (!(await this.agent.send(run.content, run.images))) throw new ChatError('agent_busy', 'no agent available');
+    run.quietUntil = this.now();
+    this.watchModel(run);
+  }
+
+  /**
+   * The stall watchdog of a turn. The CLI's own API timeout covers a request that gets no answer; a stream that
+   * stops mid-answer (the connection held open, nothing sent) it never ends. While the turn waits on the model (it
+   * started, no tool is running: a tool or a permission question may take as long as it takes), nothing from the
+   * agent for `modelSilenceMs` ends the query with an error and replaces the process.
+   */
+  private watchModel(run: QueryRun): void {
+    const limit = this.deps.modelSilenceMs;
+    const check = () => {
+      if (this.current !== run || !run.turnOpen || run.terminated) return;
+      const last = Math.max(run.quietUntil, this.agent.lastActivityAt);
+      const quietMs = this.now() - last;
+      if (!run.started || run.toolsRunning > 0 || quietMs < limit) {
+        run.silenceTimer = setTimeout(check, Math.max(250, limit - Math.max(0, quietMs)));
+        run.silenceTimer.unref();
+        return;
+      }
+      void this.op(async () => {
+        if (this.current !== run || !run.turnOpen || run.terminated) return;
+        const error = `The model stopped answering (nothing received for ${Math.round(quietMs / 1000)} s); the answer was ended. Try again.`;
+        this.deps.log.warn({ query_id: run.id, quiet_ms: quietMs }, 'the model stream stalled: ending the query and replacing the agent process');
+        this.closeStream(run, 'interrupted');
+        this.record.markInterrupted(run.replyBlocks);
+        this.record.assistantText(run.id, error, 'error');
+        this.record.queryEnded(run.id, { status: 'error', error });
+        this.terminate(run, { type: 'error', code: 'agent_error', error });
+        await this.dropAgent();
+      }).catch((err: unknown) => this.deps.log.error({ err, query_id: run.id }, 'failed to end a stalled query'));
+    };
+    clearTimeout(run.silenceTimer);
+    run.silenceTimer = setTimeout(check, limit);
+    run.silenceTimer.unref();
   }
 
   private sessionRestarted(sessionId: string, why: string): void {
@@ -459,6 +500,8 @@ export class ChatSession {
     }
     if (event.kind === 'api_retry') {
       this.deps.log.warn({ ...event, query_id: run?.id }, 'model API call failed: the agent retries');
+      // Nothing is expected from the model while the CLI waits to retry (a retry-after can be long).
+      if (run) run.quietUntil = Math.max(run.quietUntil, this.now() + event.delayMs);
       return;
     }
     if (!run) return;
@@ -484,12 +527,14 @@ export class ChatSession {
         this.emit({ type: 'assistant_message', query_id: run.id, content: event.text });
         return;
       case 'tool_use':
+        run.toolsRunning++;
         this.closeStream(run, 'complete');
         run.replyBlocks = [];
         this.record.toolCall(run.id, event.toolUseId, event.toolName, event.input);
         this.emit({ type: 'tool_use', query_id: run.id, tool_id: event.toolUseId, tool_name: event.toolName, tool_input: event.input });
         return;
       case 'tool_result':
+        run.toolsRunning = Math.max(0, run.toolsRunning - 1);
         run.replyBlocks = [];
         this.record.toolResult(event.toolUseId, event.content, event.isError);
         this.emit(this.toolResultBody(run.id, event.toolUseId, event.content, event.isError));

@@ -31,6 +31,12 @@ export class QueryRun {
   startAttempts = 1;
   /** The resumed session could not be continued and a new one was started for this query. */
   restartedSession = false;
+  /** Tools started and not finished yet: the agent is not waiting on the model meanwhile. */
+  toolsRunning = 0;
+  /** The model is not expected to send anything before this time (Date.now()): a turn start, a retry's wait. */
+  quietUntil = 0;
+  /** Checks that the model keeps sending while the turn waits on it (see ChatSession.watchModel). */
+  silenceTimer: NodeJS.Timeout | undefined;
   private resolveTurn!: () => void;
   readonly turnEnded = new Promise<void>((resolve) => {
     this.resolveTurn = resolve;
@@ -43,6 +49,7 @@ export class QueryRun {
   ) {}
 
   endTurn(): void {
+    clearTimeout(this.silenceTimer);
     this.turnOpen = false;
     this.resolveTurn();
   }

@@ -57,6 +57,7 @@ class SdkConnection implements AgentConnection {
   private readonly reducer: MessageReducer;
   private readonly process: AgentProcess;
   private closed = false;
+  lastActivityAt = Date.now();
   readonly ended: Promise<{ error?: Error }>;
 
   constructor(
@@ -137,6 +138,7 @@ class SdkConnection implements AgentConnection {
   private async pump(): Promise<{ error?: Error }> {
     try {
       for await (const message of this.query) {
+        this.lastActivityAt = Date.now();
         try {
           this.reducer.reduce(message);
         } catch (err) {

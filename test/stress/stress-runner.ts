@@ -66,19 +66,25 @@ export type Operation =
   /** Only planned with `clearHistory`: forget the conversation (a running answer ends `cancelled`). */
   | { kind: 'clear'; socket: number; chat: number }
   | { kind: 'reconnect'; socket: number; downMs: number; withLastSeq: boolean; abrupt: boolean }
+  /** Only planned with `modelFaults`: every model call fails with `status` (and a retry-after) for `ms`. */
+  | { kind: 'storm'; ms: number; status: 429 | 529 }
   | { kind: 'pause'; ms: number };
 
 const OP_WEIGHTS = { chat: 34, barge: 10, stop: 14, subscribe: 10, reconnect: 8, pause: 24, clear: 0 };
 /** With `clearHistory`, a few `clear_history` frames join the mix. */
 const CLEAR_WEIGHT = 3;
 const CONTENT_WEIGHTS = { echo: 30, slow: 25, bash: 14, bashslow: 5, error: 12, midstream: 14 };
+/** With `modelFaults`, the fake model's fault scripts join the mix, and a few storms. */
+const FAULT_CONTENT_WEIGHTS = { ...CONTENT_WEIGHTS, overloaded: 6, stall: 3, malformed: 4, cut: 5 };
+const STORM_WEIGHT = 1;
 
 /**
  * A message; `tag` makes every content of a run unique (the fake model ignores extra words after a directive's
  * arguments; `/error` makes it the error text, Bash a comment), so a `user_message` names the frame it answers.
  */
-function content(rng: Rng, tag: string): string {
-  switch (rng.weighted(CONTENT_WEIGHTS)) {
+function content(rng: Rng, tag: string, modelFaults = false): string {
+  const kind = modelFaults ? rng.weighted(FAULT_CONTENT_WEIGHTS) : rng.weighted(CONTENT_WEIGHTS);
+  switch (kind) {
     case 'echo':
       return `hello ${rng.chance(0.5) ? 'there' : 'world and more words here'} ${tag}`;
     case 'slow':
@@ -91,6 +97,14 @@ function content(rng: Rng, tag: string): string {
       return `/error 500 ${tag}`;
     case 'midstream':
       return `/midstream-error ${tag}`;
+    case 'overloaded':
+      return `/overloaded ${rng.chance(0.5) ? 529 : 429} ${rng.int(0, 1)} ${tag}`;
+    case 'stall':
+      return `/stall ${rng.int(1, 3)} ${tag}`;
+    case 'malformed':
+      return `/malformed ${rng.int(0, 3)} ${tag}`;
+    case 'cut':
+      return `/disconnect ${rng.int(0, 3)} ${tag}`;
   }
 }
 
@@ -100,17 +114,22 @@ export function planOperations(
   ops: number,
   chats: number,
   sockets: number,
-  { clearHistory = false }: { clearHistory?: boolean } = {},
+  { clearHistory = false, modelFaults = false }: { clearHistory?: boolean; modelFaults?: boolean } = {},
 ): Operation[] {
   const rng = new Rng(seed);
-  const weights = { ...OP_WEIGHTS, clear: clearHistory ? CLEAR_WEIGHT : 0 };
+  // No `storm` key at all without modelFaults, so the plans of existing seeds stay the same.
+  const weights = {
+    ...OP_WEIGHTS,
+    clear: clearHistory ? CLEAR_WEIGHT : 0,
+    ...(modelFaults ? { storm: STORM_WEIGHT } : {}),
+  } as Record<keyof typeof OP_WEIGHTS | 'storm', number>;
   const plan: Operation[] = [];
   for (let i = 0; i < ops; i++) {
     const socket = rng.int(0, sockets - 1);
     const chat = rng.int(0, chats - 1);
     switch (rng.weighted(weights)) {
       case 'chat':
-        plan.push({ kind: 'chat', socket, chat, content: content(rng, `#${i}`) });
+        plan.push({ kind: 'chat', socket, chat, content: content(rng, `#${i}`, modelFaults) });
         break;
       case 'barge':
         plan.push({
@@ -120,7 +139,7 @@ export function planOperations(
           first: `/slow ${rng.int(8, 20)} ${rng.int(20, 50)} #${i}a`,
           delayMs: rng.int(0, 400),
           socket2: rng.int(0, sockets - 1),
-          content: content(rng, `#${i}b`),
+          content: content(rng, `#${i}b`, modelFaults),
         });
         break;
       case 'stop':
@@ -137,6 +156,9 @@ export function planOperations(
         break;
       case 'pause':
         plan.push({ kind: 'pause', ms: rng.int(0, 150) });
+        break;
+      case 'storm':
+        plan.push({ kind: 'storm', ms: rng.int(500, 3000), status: rng.chance(0.5) ? 529 : 429 });
         break;
     }
   }
@@ -168,6 +190,8 @@ export interface StressOptions {
   allowedFrameErrors?: string[];
   /** Also plan `clear_history` frames (off by default: the plan of a seed stays the same). */
   clearHistory?: boolean;
+  /** Also plan the fake model's fault scripts (429/529 with retry-after, stalls, malformed SSE, cuts) and storms. */
+  modelFaults?: boolean;
   /** The service under test. runStress closes it at the end (it must, to check for leftover agent processes). */
   server: AgentTestServer;
   /** Most `chat` frames per chat not yet answered by a `user_message` before the next one waits. */
@@ -403,7 +427,10 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
       const conn = await connect(`s${s}#0`);
       sockets.push({ index: s, conn, chain: Promise.resolve(), lastSeq: new Map(), generation: 0 });
     }
-    const plan = planOperations(seed, ops, chatCount, socketCount, { clearHistory: options.clearHistory ?? false });
+    const plan = planOperations(seed, ops, chatCount, socketCount, {
+      clearHistory: options.clearHistory ?? false,
+      modelFaults: options.modelFaults ?? false,
+    });
     log(`stress: seed=${seed} planned ${plan.length} operations over ${chatCount} chats and ${socketCount} sockets`);
     for (const op of plan) {
       switch (op.kind) {
@@ -435,6 +462,9 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
           break;
         case 'reconnect':
           void reconnect(sockets[op.socket]!, op);
+          break;
+        case 'storm':
+          server.fake.storm({ forMs: op.ms, status: op.status, retryAfterS: 0 });
           break;
         case 'clear':
           void onSocket(sockets[op.socket]!, 'clear', (conn) => {
