@@ -17,7 +17,8 @@ const require = createRequire(import.meta.url);
 /** The SDK's bundled native CLI (what the service runs when AGENT_CLI_PATH is not set). */
 const REAL_CLI = path.join(path.dirname(require.resolve('@anthropic-ai/claude-agent-sdk-linux-x64/package.json')), 'claude');
 
-const BACKOFF = { AGENT_START_BACKOFF_MS: '300', AGENT_START_BACKOFF_MAX_MS: '2000', AGENT_PREWARM: 'false' };
+// Unconfined: the wrapper script and its start counter live in a temp folder that an agent's namespace does not show.
+const BACKOFF = { AGENT_START_BACKOFF_MS: '300', AGENT_START_BACKOFF_MAX_MS: '2000', AGENT_PREWARM: 'false', AGENT_CONFINEMENT: 'off' };
 
 describe('an agent CLI that dies at start', () => {
   let server: AgentTestServer | undefined;
