@@ -31,28 +31,3 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/**
- * One Serial per key (e.g. per chat): tasks of a key run one at a time in order, tasks of different keys do not
- * wait for each other. A key's chain is forgotten once it has nothing queued, so many keys cost nothing at rest.
- */
-export class KeyedSerial<K> {
-  private readonly chains = new Map<K, { serial: Serial; queued: number }>();
-
-  run<T>(key: K, task: () => Promise<T>): Promise<T> {
-    let chain = this.chains.get(key);
-    if (!chain) {
-      chain = { serial: new Serial(), queued: 0 };
-      this.chains.set(key, chain);
-    }
-    const entry = chain;
-    entry.queued++;
-    return entry.serial.run(task).finally(() => {
-      if (--entry.queued === 0 && this.chains.get(key) === entry) this.chains.delete(key);
-    });
-  }
-
-  /** Keys with something queued or running. */
-  get size(): number {
-    return this.chains.size;
-  }
-}

@@ -656,7 +656,8 @@ export function checkRecords({ conns, observer: observerLabel, chatIds, stored, 
         violate(`4: ${where(i)}: unexpected frame error ${e.code} (${e.error})${chatId ? ` on ${chatNo(chatId)}` : ''}`);
         return;
       }
-      if (chatId === undefined) return;
+      // chat_updated tells every socket of the user about its chat list (no seq): not a followed chat's stream.
+      if (chatId === undefined || e.type === 'chat_updated') return;
       const since = conn.follows.get(chatId);
       if (since === undefined || since > i) violate(`4: ${where(i)}: ${e.type} of ${chatNo(chatId)}, which the socket does not follow`);
       if (!chatIds.includes(chatId)) violate(`4: ${where(i)}: event of unknown chat ${chatId}`);

@@ -161,8 +161,16 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     const frame = this.parse(text);
     if (!frame) return;
     try {
-      await this.dispatch(frame);
+      const queued = await this.dispatch(frame);
+      // Queued on the chat in frame order; its outcome arrives while the socket already reads the next frame.
+      queued?.operation.catch((err: unknown) => this.frameFailed(frame, err));
     } catch (err) {
+      this.frameFailed(frame, err);
+    }
+  }
+
+  private frameFailed(frame: ClientFrame, err: unknown): void {
+    {
       if (err instanceof ChatError) {
         this.send({ type: 'error', code: err.code, error: err.message, chat_id: frame.chat_id });
       } else {
@@ -213,7 +221,8 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     this.log.warn({ code, reason: clip(error, 200) }, 'invalid websocket frame (further ones on this socket are not logged)');
   }
 
-  private async dispatch(frame: ClientFrame): Promise<void> {
+  /** Carries out a frame; a chat operation it queued is returned wrapped (not awaited), so the socket reads on. */
+  private async dispatch(frame: ClientFrame): Promise<{ operation: Promise<unknown> } | undefined> {
     const { agents } = this.deps;
     if (frame.type === 'unsubscribe') {
       agents.peek(frame.chat_id)?.unsubscribe(this);
@@ -242,12 +251,10 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
         if (this.rateLimited(frame.chat_id)) return;
         // `chat` on a chat the socket does not follow yet subscribes it first (the seed client relies on it).
         if (!session.isSubscribed(this)) await this.follow(session);
-        await session.send(content, images);
-        return;
+        return { operation: session.send(content, images) };
       }
       case 'stop':
-        await session.stop();
-        return;
+        return { operation: session.stop() };
       case 'permission_response':
         if (!session.answerPermission(frame.request_id, frame.allow, frame.remember)) {
           throw new ChatError('not_found', `no open permission request ${frame.request_id} (answered, expired or cancelled)`);
@@ -255,8 +262,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
         return;
       case 'clear_history':
         if (!session.isSubscribed(this)) await this.follow(session);
-        await session.clear();
-        return;
+        return { operation: session.clear() };
     }
   }
 
