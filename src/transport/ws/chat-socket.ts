@@ -83,9 +83,9 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
       this.socket.pause();
       void this.frames
         .run(() => this.handle(isBinary ? undefined : data.toString()))
-        .finally(() => {
-          if (!this.detached) this.socket.resume();
-        });
+        // Resumed even once detached: a socket closing (4401, 4008, ...) must still read the client's close frame,
+        // or the closing handshake stalls until the client's own timeout (frames after detach are dropped below).
+        .finally(() => this.socket.resume());
     });
     this.socket.on('close', () => this.detach());
     // Protocol errors are logged once, at warn, by the route (ws.routes.ts); no stack for a client's mistake.
@@ -157,6 +157,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   }
 
   private async handle(text: string | undefined): Promise<void> {
+    if (this.detached) return;
     if (!(await this.stillAuthorized())) return;
     const frame = this.parse(text);
     if (!frame) return;
