@@ -83,9 +83,9 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
       this.socket.pause();
       void this.frames
         .run(() => this.handle(isBinary ? undefined : data.toString()))
-        // Resumed even once detached: a socket closing (4401, 4008, ...) must still read the client's close frame,
-        // or the closing handshake stalls until the client's own timeout (frames after detach are dropped below).
-        .finally(() => this.socket.resume());
+        .finally(() => {
+          if (!this.detached) this.socket.resume();
+        });
     });
     this.socket.on('close', () => this.detach());
     // Protocol errors are logged once, at warn, by the route (ws.routes.ts); no stack for a client's mistake.
@@ -157,7 +157,6 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   }
 
   private async handle(text: string | undefined): Promise<void> {
-    if (this.detached) return;
     if (!(await this.stillAuthorized())) return;
     const frame = this.parse(text);
     if (!frame) return;
@@ -319,6 +318,9 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     if (valid) return true;
     if (this.socket.readyState === this.socket.OPEN) this.socket.close(CLOSE_UNAUTHORIZED, 'credentials no longer valid');
     this.detach();
+    // Reading was paused for the frame in hand; the client's close frame must still be read, or the closing
+    // handshake waits out the client's close timeout.
+    this.socket.resume();
     return false;
   }
 }
