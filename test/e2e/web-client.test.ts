@@ -144,9 +144,10 @@ describe.runIf(chromiumAvailable())('web client in a browser', { timeout: 180_00
     const attach = page.getByLabel('Attach image');
     const png = { name: 'pixel.png', mimeType: 'image/png', buffer: onePixelPng() };
     await attach.setInputFiles([png, { ...png, name: 'second.png' }]);
-    expect(await page.locator('.thumb img').count()).toBe(2);
+    // The thumbnails appear once the browser has read the files (FileReader is asynchronous).
+    await expect.poll(() => page.locator('.thumb img').count()).toBe(2);
     await page.getByRole('button', { name: 'Remove image second.png' }).click();
-    expect(await page.locator('.thumb img').count()).toBe(1);
+    await expect.poll(() => page.locator('.thumb img').count()).toBe(1);
     // A file type the service refuses is caught before sending.
     await attach.setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hi') });
     expect(await page.locator('.composer-problem').textContent()).toContain('only PNG, JPEG, GIF and WebP');
@@ -176,7 +177,7 @@ describe.runIf(chromiumAvailable())('web client in a browser', { timeout: 180_00
     await answerEnded();
     await expect.poll(() => lastAssistant().textContent()).toContain('Echo: second chat here');
     const links = page.locator('.chat-link');
-    expect(await links.count()).toBe(2);
+    await expect.poll(() => links.count()).toBe(2);
     // Newest activity first: the second chat is on top.
     await links.nth(1).click();
     await page.waitForURL(firstUrl);
