@@ -189,7 +189,14 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       ...(config.MAX_COST_PER_USER_PER_DAY_USD !== undefined ? { perUserPerDayUsd: config.MAX_COST_PER_USER_PER_DAY_USD } : {}),
     },
   });
-  const chats = new ChatService(store, agents, chatUpdates, { maxChatsPerUser: config.MAX_CHATS_PER_USER });
+  const chats = new ChatService(store, agents, chatUpdates, {
+    maxChatsPerUser: config.MAX_CHATS_PER_USER,
+    settingsPolicy: {
+      allowedTools: config.ALLOWED_TOOLS,
+      permissionMode: config.PERMISSION_MODE,
+      ...(config.ALLOWED_MODELS ? { allowedModels: config.ALLOWED_MODELS } : {}),
+    },
+  });
   app.decorate('agents', agents);
 
   // Shutdown order: agents stop first (running answers end `cancelled`, partial text stored) while the WebSocket

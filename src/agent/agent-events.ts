@@ -1,3 +1,4 @@
+import type { PermissionMode } from '../protocol/chat.js';
 import type { PermissionDecision } from './permission-broker.js';
 
 /**
@@ -45,9 +46,29 @@ export interface AgentImage {
   base64: string;
 }
 
+/**
+ * A chat's own agent settings (already checked against what the operator allows); each absent one is the
+ * service's. The connection is started with them; model and permission mode can change while it runs.
+ */
+export interface ChatAgentSettings {
+  model?: string;
+  permissionMode?: PermissionMode;
+  /** Appended to the service's system prompt. */
+  systemPromptAppend?: string;
+  /** Replaces the service's ALLOWED_TOOLS (a subset of it). */
+  allowedTools?: string[];
+}
+
 export interface AgentConnection {
   /** Sends one user message; its turn ends with exactly one `turn_end` (or the connection closing). */
   send(text: string, images: AgentImage[]): void;
+  /** Switches the model for the next model calls; undefined: the service's model. */
+  setModel(model: string | undefined): Promise<void>;
+  /**
+   * Switches the permission mode for the next tool calls; undefined: the service's mode. False when this process
+   * cannot switch to it (it was started without a way to ask): the chat then replaces the process.
+   */
+  setPermissionMode(mode: PermissionMode | undefined): Promise<boolean>;
   /** Asks the CLI to stop the running turn. May hang on some upstream paths: callers put a timeout on it. */
   interrupt(): Promise<void>;
   /** Ends the CLI process. Idempotent. */
@@ -65,6 +86,8 @@ export interface AgentConnectionRequest {
   cwd: string;
   /** SDK session to continue, so the model sees the chat's earlier turns. */
   resume?: string;
+  /** The chat's own settings (absent ones: the service's). */
+  settings?: ChatAgentSettings;
   /** The SDK's maxBudgetUsd: what this process may spend in all (it counts from its start); the turn then ends. */
   maxBudgetUsd?: number;
   onEvent(event: AgentEvent): void;

@@ -1,17 +1,22 @@
 import fs from 'node:fs/promises';
-import type { AgentConnection, AgentConnectionRequest, AgentImage } from './agent-events.js';
+import type { PermissionMode } from '../protocol/chat.js';
+import type { AgentConnection, AgentConnectionRequest, AgentImage, ChatAgentSettings } from './agent-events.js';
 
 export interface AgentLinkDeps {
   /** The chat's own working directory (created on first use). */
   cwd: string;
   /** The SDK session the chat's model context lives in, if any. */
   storedSessionId(): Promise<string | undefined>;
+  /** The chat's own agent settings, read at each start. */
+  chatSettings(): Promise<ChatAgentSettings>;
   /** Whether the SDK still has that session's transcript, so resuming it keeps the model's context. */
   transcriptExists(sessionId: string): Promise<boolean>;
   /** Starts a process through `start` within the live-agent limit (see AgentRegistry.admit). */
   admit(start: () => AgentConnection, options: { evict: boolean }): Promise<AgentConnection | undefined>;
   /** Makes the connection; only events of the current process are passed on. */
-  connect(request: Pick<AgentConnectionRequest, 'resume' | 'onEvent' | 'canUseTool' | 'maxBudgetUsd'>): AgentConnection;
+  connect(
+    request: Pick<AgentConnectionRequest, 'resume' | 'settings' | 'onEvent' | 'canUseTool' | 'maxBudgetUsd'>,
+  ): AgentConnection;
   /** What a new process may spend in all (the SDK's maxBudgetUsd), if a budget applies. */
   budgetUsd?(): Promise<number | undefined>;
   /** The stored session cannot be resumed: the next process starts a new one. */
@@ -43,6 +48,11 @@ export class AgentLink {
   private costBase = 0;
   /** Turns the current process has finished (its spend counts against its maxBudgetUsd). */
   turnsServed = 0;
+  /**
+   * The current process runs with settings the chat no longer has (ones only a start applies): it is replaced
+   * before the chat's next message.
+   */
+  outdated = false;
 
   constructor(
     private readonly deps: AgentLinkDeps,
@@ -72,6 +82,7 @@ export class AgentLink {
       resume = undefined;
     }
     const maxBudgetUsd = await this.deps.budgetUsd?.();
+    const settings = await this.deps.chatSettings();
     const generation = this.generation + 1;
     const current = () => generation === this.generation;
     let initialized = false;
@@ -79,6 +90,7 @@ export class AgentLink {
       () =>
         this.deps.connect({
           ...(resume ? { resume } : {}),
+          settings,
           ...(maxBudgetUsd !== undefined ? { maxBudgetUsd } : {}),
           onEvent: (event) => {
             if (!current()) return;
@@ -99,6 +111,7 @@ export class AgentLink {
     this.generation = generation;
     this.costBase = 0;
     this.turnsServed = 0;
+    this.outdated = false;
     this.connection = connection;
     void connection.ended.then(({ error }) => {
       if (!current()) return;
@@ -115,6 +128,16 @@ export class AgentLink {
     const connection = await this.ensure({ evict: true });
     connection?.send(text, images);
     return connection !== undefined;
+  }
+
+  /** The model of the running process, if there is one (a start reads the chat's settings anyway). */
+  async setModel(model: string | undefined): Promise<void> {
+    await this.connection?.setModel(model);
+  }
+
+  /** The permission mode of the running process; one it cannot switch to marks it outdated. */
+  async setPermissionMode(mode: PermissionMode | undefined): Promise<void> {
+    if (this.connection && !(await this.connection.setPermissionMode(mode))) this.outdated = true;
   }
 
   interrupt(): Promise<void> {

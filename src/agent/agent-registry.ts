@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
+import type { ChatSettings } from '../protocol/chat.js';
 import type { ServerEvent } from '../protocol/ws.js';
 import type { Store } from '../store/store.js';
 import type { AgentConnection, AgentConnectionFactory } from './agent-events.js';
@@ -125,6 +126,11 @@ export class AgentRegistry {
     if (!session) return;
     this.sessions.delete(chatId);
     await session.close(options);
+  }
+
+  /** The chat's settings changed: its running agent, if any, applies them (ChatSession.settingsChanged). */
+  async settingsChanged(chatId: string, before: ChatSettings, after: ChatSettings): Promise<void> {
+    await this.sessions.get(chatId)?.settingsChanged(before, after);
   }
 
   /** The chat is being deleted: stop its agent at once, then remove its working directory and its agent's home. */

@@ -2,7 +2,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { ChatEventBody, ServerEvent } from '../protocol/ws.js';
 import type { ImageToStore } from '../store/messages.repository.js';
 import type { Store } from '../store/store.js';
-import type { AgentConnection, AgentConnectionFactory, AgentEvent } from './agent-events.js';
+import type { ChatSettings } from '../protocol/chat.js';
+import type { AgentConnection, AgentConnectionFactory, AgentEvent, ChatAgentSettings } from './agent-events.js';
 import { AgentLink } from './agent-link.js';
 import { ChatError } from './chat-error.js';
 import { ChatEventLog, type ChatSubscriber, type EventLogLimits } from './event-log.js';
@@ -118,6 +119,7 @@ export class ChatSession {
       {
         cwd: deps.cwd,
         storedSessionId: async () => (await deps.store.chats.get(deps.chatId))?.sdk_session_id ?? undefined,
+        chatSettings: async () => agentSettings((await deps.store.chats.get(deps.chatId))?.settings ?? {}),
         transcriptExists: deps.transcriptExists,
         admit: (start, options) => deps.admitAgent(this, start, options),
         connect: (request) => deps.connect({ chatId: deps.chatId, cwd: deps.cwd, ...request }),
@@ -273,8 +275,9 @@ export class ChatSession {
       await this.cancelRunning();
       await this.checkDailyBudget();
       // The SDK's budget counts from the process's start: with a budget, every message gets a fresh process
-      // (resuming the session), so each message is held to its own limit.
-      if (this.hasBudgets && this.agent.turnsServed > 0) await this.dropAgent();
+      // (resuming the session), so each message is held to its own limit. A process started with settings the
+      // chat has since changed (tools, system prompt) is replaced the same way.
+      if ((this.hasBudgets && this.agent.turnsServed > 0) || this.agent.outdated) await this.dropAgent();
       // Admission before anything is stored: a chat refused for capacity leaves no half-started query behind.
       if (!(await this.agent.ensure({ evict: true }))) throw new ChatError('agent_busy', 'no agent available');
 
@@ -294,6 +297,27 @@ export class ChatSession {
       // From here on the query exists for the user: a failure ends it (exactly once), it is not a frame error.
       await this.startTurn(run).catch((err: unknown) => this.failToStart(run, err));
       return run.id;
+    });
+  }
+
+  /**
+   * The chat's settings changed (already stored). A live agent switches model and permission mode at once (from
+   * its next model call or tool call, even mid-answer); allowed tools and the system prompt are fixed for a
+   * process, so it is replaced before the chat's next message (resuming the session: the context is kept). A
+   * failed switch is logged and handled the same way.
+   */
+  settingsChanged(before: ChatSettings, after: ChatSettings): Promise<void> {
+    return this.op(async () => {
+      if (!this.agent.live) return;
+      try {
+        if (before.model !== after.model) await this.agent.setModel(after.model);
+        if (before.permission_mode !== after.permission_mode) await this.agent.setPermissionMode(after.permission_mode);
+      } catch (err) {
+        this.deps.log.warn({ err }, 'could not apply new settings to the running agent: it is replaced before the next message');
+        this.agent.outdated = true;
+      }
+      const fixedAtStart = (s: ChatSettings) => JSON.stringify([s.allowed_tools ?? null, s.system_prompt_append ?? null]);
+      if (fixedAtStart(before) !== fixedAtStart(after)) this.agent.outdated = true;
     });
   }
 
@@ -685,6 +709,16 @@ export class ChatSession {
     void this.record.sdkSessionId(sessionId);
   }
 
+}
+
+/** The stored settings (wire names) as the agent connection takes them. */
+function agentSettings(settings: ChatSettings): ChatAgentSettings {
+  return {
+    ...(settings.model !== undefined ? { model: settings.model } : {}),
+    ...(settings.permission_mode !== undefined ? { permissionMode: settings.permission_mode } : {}),
+    ...(settings.system_prompt_append !== undefined ? { systemPromptAppend: settings.system_prompt_append } : {}),
+    ...(settings.allowed_tools !== undefined ? { allowedTools: settings.allowed_tools } : {}),
+  };
 }
 
 function permissionRequestBody(request: PermissionRequest) {

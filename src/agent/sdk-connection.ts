@@ -3,6 +3,7 @@ import {
   query,
   type McpServerConfig,
   type Options,
+  type PermissionMode,
   type Query,
   type SDKMessage,
   type SDKUserMessage,
@@ -57,11 +58,13 @@ class SdkConnection implements AgentConnection {
   private readonly reducer: MessageReducer;
   private readonly process: AgentProcess;
   private closed = false;
+  /** The permission mode the process started in: without a canUseTool (bypass) it can never ask later. */
+  private readonly startMode: PermissionMode;
   lastActivityAt = Date.now();
   readonly ended: Promise<{ error?: Error }>;
 
   constructor(
-    settings: SdkAgentSettings,
+    private readonly settings: SdkAgentSettings,
     executable: string | undefined,
     request: AgentConnectionRequest,
     private readonly log: FastifyBaseLogger,
@@ -74,6 +77,8 @@ class SdkConnection implements AgentConnection {
       log,
       confinement ? (command, args) => confinement.wrap(command, args, { workspace: request.cwd, home }) : undefined,
     );
+    const chat = request.settings ?? {};
+    this.startMode = chat.permissionMode ?? settings.permissionMode ?? 'default';
     // Confined, the chat's own temp folder is the agent's /tmp; unconfined, all share one (agent-home.ts says why).
     const tmpDir = confinement ? '/tmp' : sharedTmpDir(settings.agentHomeDir);
     if (!confinement) fs.mkdirSync(tmpDir, { recursive: true });
@@ -83,12 +88,20 @@ class SdkConnection implements AgentConnection {
         cwd: request.cwd,
         ...(executable ? { pathToClaudeCodeExecutable: executable } : {}),
         env: chatAgentEnv(settings.env, home, tmpDir),
-        systemPrompt: settings.systemPrompt,
+        // Rendered fresh for every request (snapshot: false): by default the CLI records a session's first system
+        // prompt and sends that record on resume, so a chat's changed system_prompt_append would never apply.
+        systemPrompt: {
+          type: 'custom',
+          prompt: chat.systemPromptAppend ? `${settings.systemPrompt}\n\n${chat.systemPromptAppend}` : settings.systemPrompt,
+          snapshot: false,
+        },
         maxTurns: settings.maxTurns,
-        allowedTools: settings.allowedTools,
-        permissionMode: settings.permissionMode,
+        // The chat's own list is a subset of the service's (checked when it was set).
+        allowedTools: chat.allowedTools ?? settings.allowedTools,
+        permissionMode: this.startMode,
+        // Whenever the service allows bypassing, so a chat that narrowed its mode can widen it back while running.
         allowDangerouslySkipPermissions: settings.permissionMode === 'bypassPermissions',
-        ...(settings.model ? { model: settings.model } : {}),
+        ...((chat.model ?? settings.model) ? { model: chat.model ?? settings.model } : {}),
         ...(settings.mcpServers ? { mcpServers: settings.mcpServers } : {}),
         ...(request.resume ? { resume: request.resume } : {}),
         ...(request.maxBudgetUsd !== undefined ? { maxBudgetUsd: request.maxBudgetUsd } : {}),
@@ -116,7 +129,7 @@ class SdkConnection implements AgentConnection {
           ],
         },
         // Only where the mode can ask: under bypassPermissions the CLI never calls it (and warns that it is shadowed).
-        ...(settings.permissionMode === 'bypassPermissions'
+        ...(this.startMode === 'bypassPermissions'
           ? {}
           : {
               canUseTool: (toolName: string, input: Record<string, unknown>, options: { signal: AbortSignal; toolUseID: string }) =>
@@ -172,6 +185,20 @@ class SdkConnection implements AgentConnection {
         ],
       },
     });
+  }
+
+  async setModel(model: string | undefined): Promise<void> {
+    if (this.closed) return;
+    await this.query.setModel(model ?? this.settings.model);
+  }
+
+  async setPermissionMode(mode: PermissionMode | undefined): Promise<boolean> {
+    if (this.closed) return false;
+    const target = mode ?? this.settings.permissionMode ?? 'default';
+    // Started in bypassPermissions, the process has no canUseTool: a mode that asks needs a new process.
+    if (this.startMode === 'bypassPermissions' && target !== 'bypassPermissions') return false;
+    await this.query.setPermissionMode(target);
+    return true;
   }
 
   async interrupt(): Promise<void> {

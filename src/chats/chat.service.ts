@@ -1,13 +1,18 @@
 import { isUnlimited, ownerScope, type Principal } from '../auth/principal.js';
-import type { Chat, ChatMessage, ToolUseRecord } from '../protocol/chat.js';
+import type { Chat, ChatMessage, ChatSettings, ChatSettingsPatch, ToolUseRecord } from '../protocol/chat.js';
+import { checkSettings, mergeSettings, type ChatSettingsPolicy } from './chat-settings.js';
 import type { NewChatExtras } from '../store/chats.repository.js';
 import type { UsageReport } from '../protocol/rest.js';
 import type { Store } from '../store/store.js';
 import type { ChatUpdates } from './chat-updates.js';
 
-/** What the chat service needs from the agent side: to stop a chat's agent before the chat disappears. */
+/**
+ * What the chat service needs from the agent side: to stop a chat's agent before the chat disappears, and to tell
+ * a running agent that its chat's settings changed.
+ */
 export interface ChatAgents {
   discardChat(chatId: string): Promise<void>;
+  settingsChanged(chatId: string, before: ChatSettings, after: ChatSettings): Promise<void>;
 }
 
 /** The principal already has MAX_CHATS_PER_USER chats. */
@@ -22,6 +27,8 @@ export class ChatLimitError extends Error {
 export interface ChatServiceOptions {
   /** Most chats one principal may own (0: no limit); local mode is never limited. */
   maxChatsPerUser?: number;
+  /** What a chat's own settings may choose; without it any settings are accepted (tests of other parts). */
+  settingsPolicy?: ChatSettingsPolicy;
 }
 
 /**
@@ -30,6 +37,7 @@ export interface ChatServiceOptions {
  */
 export class ChatService {
   private readonly maxChats: number;
+  private readonly policy: ChatSettingsPolicy | undefined;
 
   constructor(
     private readonly store: Store,
@@ -38,6 +46,7 @@ export class ChatService {
     options: ChatServiceOptions = {},
   ) {
     this.maxChats = options.maxChatsPerUser ?? 0;
+    this.policy = options.settingsPolicy;
   }
 
   async create(principal: Principal, title?: string, extras: NewChatExtras = {}): Promise<Chat> {
@@ -78,9 +87,32 @@ export class ChatService {
     return { group_by: groupBy, from: range.from ?? null, to: range.to ?? null, total, groups };
   }
 
-  async rename(principal: Principal, id: string, title: string): Promise<Chat | undefined> {
-    const chat = await this.store.chats.rename(id, title, ownerScope(principal));
-    if (chat) this.updates.publish(ownerScope(principal).userId, 'updated', chat);
+  /**
+   * PATCH: the title and/or the chat's own settings (merged, `null` removes one). Settings beyond what the operator
+   * allows are refused (ChatSettingsError) before anything is written. The chat's agent learns of new settings at
+   * once: model and permission mode apply to a live agent, the rest at its next start (see AgentRegistry).
+   */
+  async update(
+    principal: Principal,
+    id: string,
+    changes: { title?: string; settings?: ChatSettingsPatch },
+  ): Promise<Chat | undefined> {
+    const owner = ownerScope(principal);
+    let chat = await this.store.chats.get(id, owner);
+    if (!chat) return undefined;
+    if (changes.settings) {
+      const before = chat.settings ?? {};
+      const after = mergeSettings(before, changes.settings);
+      if (this.policy) checkSettings(after, this.policy);
+      chat = await this.store.chats.setSettings(id, after, owner);
+      if (!chat) return undefined;
+      await this.agents.settingsChanged(id, before, after);
+    }
+    if (changes.title !== undefined) {
+      chat = await this.store.chats.rename(id, changes.title, owner);
+      if (!chat) return undefined;
+    }
+    this.updates.publish(owner.userId, 'updated', chat);
     return chat;
   }
 

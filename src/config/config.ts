@@ -125,6 +125,11 @@ export const EnvSchema = z.object({
   PERMISSION_MODE: z.enum(PERMISSION_MODES).default('default'),
   MODEL: z.string().min(1).optional(),
   /**
+   * The models a chat may pick in its own settings (comma list); unset: any model name. A chat can only narrow
+   * ALLOWED_TOOLS and PERMISSION_MODE (chats/chat-settings.ts), never widen them.
+   */
+  ALLOWED_MODELS: csv.optional(),
+  /**
    * A model that proposes a short title after a chat's first answer (one small Messages API call with the agent's
    * credentials and base URL). Unset: chats keep the title made from their first message.
    */

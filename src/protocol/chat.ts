@@ -4,7 +4,7 @@ import { z } from 'zod';
 
 export const ChatIdSchema = z.uuid({ message: 'chat_id must be a UUID' });
 
-/** The SDK's permission modes, from the narrowest to the widest as far as asking goes (see chats/chat-settings.ts). */
+/** The SDK's permission modes (their order from the narrowest to the widest is PERMISSION_MODE_ORDER in chats/chat-settings.ts). */
 export const PERMISSION_MODES = ['default', 'acceptEdits', 'bypassPermissions', 'plan', 'dontAsk'] as const;
 export type PermissionMode = (typeof PERMISSION_MODES)[number];
 
@@ -41,6 +41,19 @@ export const ChatSettingsSchema = z
   .strict()
   .meta({ id: 'ChatSettings' });
 export type ChatSettings = z.infer<typeof ChatSettingsSchema>;
+
+const shape = ChatSettingsSchema.shape;
+/** Settings in a PATCH: a value sets it, `null` removes it (the service's own applies again), absent keeps it. */
+export const ChatSettingsPatchSchema = z
+  .object({
+    model: shape.model.unwrap().nullable().optional().meta(shape.model.meta() ?? {}),
+    permission_mode: shape.permission_mode.unwrap().nullable().optional().meta(shape.permission_mode.meta() ?? {}),
+    system_prompt_append: shape.system_prompt_append.unwrap().nullable().optional().meta(shape.system_prompt_append.meta() ?? {}),
+    allowed_tools: shape.allowed_tools.unwrap().nullable().optional().meta(shape.allowed_tools.meta() ?? {}),
+  })
+  .strict()
+  .meta({ id: 'ChatSettingsPatch' });
+export type ChatSettingsPatch = z.infer<typeof ChatSettingsPatchSchema>;
 
 export const UsageTotalsSchema = z
   .object({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ChatSchema, UsageTotalsSchema } from './chat.js';
+import { ChatSchema, ChatSettingsPatchSchema, UsageTotalsSchema } from './chat.js';
 
 /** Bodies, parameters and answers of the REST API (`/api/...`), also the source of the OpenAPI document. */
 
@@ -15,7 +15,16 @@ export const CreateChatBodySchema = z
   .meta({ description: 'The body may be absent; the title defaults to "New Chat"' });
 export type CreateChatBody = z.infer<typeof CreateChatBodySchema>;
 
-export const UpdateChatBodySchema = z.object({ title: TitleSchema });
+export const UpdateChatBodySchema = z
+  .object({
+    title: TitleSchema.optional(),
+    settings: ChatSettingsPatchSchema.optional().meta({
+      description:
+        "The chat's own agent settings, merged into its current ones (null removes one). Only narrower than the " +
+        "service's: a wider permission_mode, a tool outside ALLOWED_TOOLS or a model outside ALLOWED_MODELS is a 403",
+    }),
+  })
+  .refine((body) => body.title !== undefined || body.settings !== undefined, { message: 'give a title, settings or both' });
 export type UpdateChatBody = z.infer<typeof UpdateChatBodySchema>;
 
 export const ChatParamsSchema = z.object({ id: z.string() });

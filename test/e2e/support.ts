@@ -4,6 +4,8 @@ import path from 'node:path';
 import { expect } from 'vitest';
 import type { ChatMessage, ToolUseRecord } from '../../src/protocol/chat.js';
 import { TERMINAL_EVENT_TYPES, type EventOf, type ServerEvent } from '../../src/protocol/ws.js';
+import { blocksOf, lastUserMessage, userText, userTurns, type MessagesRequest } from '../../fake-model/conversation.js';
+import { isConversationTurn } from '../../fake-model/script.js';
 import type { AgentTestServer } from '../helpers/agent-server.js';
 import { TestClient } from '../helpers/ws-client.js';
 
@@ -133,4 +135,37 @@ export async function runBash(server: AgentTestServer, chatId: string, command: 
   await client.waitForEnd(queryId);
   await client.close();
   return result;
+}
+
+/**
+ * The conversation a model request carries, as the model reads it: each user message's typed text (CLI reminders
+ * left out; tool results as `[tool_result]`) and each assistant message's text. What a fork or a retry leaves in
+ * the model's context is checked against this.
+ */
+export function conversationOf(body: unknown): { role: string; text: string }[] {
+  const request = body as MessagesRequest;
+  return (request.messages ?? [])
+    .filter((m) => m.role === 'user' || m.role === 'assistant')
+    .map((m) => {
+      if (m.role === 'assistant') {
+        const text = blocksOf(m)
+          .map((b) => (b.type === 'text' ? String(b.text) : `[${b.type}]`))
+          .join('');
+        return { role: 'assistant', text };
+      }
+      const typed = userTurns(m)
+        .map((turn) => turn.map((b) => (b.type === 'text' ? String(b.text) : `[${b.type}]`)).join('\n').trim())
+        .filter((t) => t.length > 0);
+      const results = blocksOf(m).filter((b) => b.type === 'tool_result').map(() => '[tool_result]');
+      return { role: 'user', text: [...results, ...typed].join('\n') };
+    })
+    .filter((m) => m.text.length > 0);
+}
+
+/** The conversation-turn request (not a side request) of a chat that answers the user text `text`. */
+export function modelRequestAnswering(server: AgentTestServer, chatId: string, text: string) {
+  return fakeRequestsFor(server, chatId).find((r) => {
+    const body = r.body as MessagesRequest;
+    return isConversationTurn(body) && userText(lastUserMessage(body)) === text;
+  });
 }

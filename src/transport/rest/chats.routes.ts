@@ -105,12 +105,16 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
       url: '/api/chats/:id',
       schema: {
         tags: ['chats'],
-        summary: 'Rename a chat (PUT and PATCH are the same)',
+        summary: "Rename a chat and/or change its own agent settings, within the service's (PUT and PATCH are the same)",
         params: ChatParamsSchema,
         body: UpdateChatBodySchema,
-        response: { 200: ChatSchema, ...notFound },
+        response: { 200: ChatSchema, 403: ErrorBodySchema, ...notFound },
       },
-      handler: async (req) => found(await chats.rename(principalOf(req), req.params.id, req.body.title), req.params.id),
+      handler: async (req) => {
+        const { title, settings } = req.body;
+        const changes = { ...(title !== undefined ? { title } : {}), ...(settings ? { settings } : {}) };
+        return found(await chats.update(principalOf(req), req.params.id, changes), req.params.id);
+      },
     });
   }
 
