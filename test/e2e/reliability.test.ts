@@ -170,6 +170,24 @@ describe('reliability', () => {
     await reader.close();
   });
 
+  it('reads the next frame while a chat operation waits: a message to one chat is never held behind another chat', async () => {
+    // Clearing chat A ends A's agent process and waits for it to exit. A message to chat B sent right after it on
+    // the same socket must not wait for that: the socket once awaited each chat operation before reading the next
+    // frame, and under the stress test's load (agent replacements taking seconds) such a held frame looked lost.
+    server = await startAgentServer();
+    const [chatA, chatB] = [await createChat(server.url), await createChat(server.url)];
+    const client = await TestClient.connect(server.wsUrl);
+    for (const chatId of [chatA, chatB]) await client.waitForEnd(await client.chat(chatId, `warm up ${chatId}`));
+
+    client.send({ type: 'clear_history', chat_id: chatA });
+    client.send({ type: 'chat', chat_id: chatB, content: 'not held up' });
+    const echoB = await client.waitFor((e) => e.type === 'user_message' && e.chat_id === chatB && e.content === 'not held up');
+    const cleared = await client.waitFor((e) => e.type === 'history_cleared' && e.chat_id === chatA);
+    expect(client.events.indexOf(echoB)).toBeLessThan(client.events.indexOf(cleared));
+    expect(await client.waitForEnd((echoB as { query_id: string }).query_id)).toMatchObject({ type: 'result', success: true });
+    await client.close();
+  });
+
   it('drops a connection that stops answering pings', async () => {
     server = await startAgentServer({ WS_HEARTBEAT_MS: '1000' });
     const silent = await TestClient.connect(server.wsUrl, { autoPong: false });

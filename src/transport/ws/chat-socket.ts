@@ -52,8 +52,10 @@ export const CLOSE_SLOW_CONSUMER = 4008;
 
 /**
  * One WebSocket connection: parses every frame with the protocol's schemas, follows any number of chats, and
- * relays their events. Frames are handled one at a time in arrival order (a `stop` after a `chat` applies to that
- * chat's new query); a bad frame gets an `error` event and the socket stays open.
+ * relays their events. Frames are read one at a time in arrival order; each frame's chat operation is queued on
+ * its chat (so a `stop` after a `chat` applies to that chat's new query) and the next frame is read without
+ * waiting for it, so one chat's slow operation (an agent replacement) never holds up another chat. A bad frame
+ * gets an `error` event and the socket stays open.
  */
 export class ChatSocket implements ChatSubscriber, ChatListListener {
   private readonly frames = new Serial();
@@ -154,10 +156,14 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     clearInterval(this.heartbeat);
     for (const chatId of this.followed) this.deps.agents.peek(chatId)?.unsubscribe(this);
     this.followed.clear();
+    // Reading may be paused for a frame in hand. A socket the service closes (4401, 4008, 1011) must still read the
+    // client's close frame, or the closing handshake waits out the close timeout (30 s) before the client learns
+    // it may reconnect. Frames that arrive meanwhile are dropped (handle).
+    this.socket.resume();
   }
 
   private async handle(text: string | undefined): Promise<void> {
-    if (!(await this.stillAuthorized())) return;
+    if (this.detached || !(await this.stillAuthorized())) return;
     const frame = this.parse(text);
     if (!frame) return;
     try {
@@ -170,13 +176,11 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   }
 
   private frameFailed(frame: ClientFrame, err: unknown): void {
-    {
-      if (err instanceof ChatError) {
-        this.send({ type: 'error', code: err.code, error: err.message, chat_id: frame.chat_id });
-      } else {
-        this.log.error({ err, frame_type: frame.type, chat_id: frame.chat_id }, 'failed to handle a frame');
-        this.send({ type: 'error', code: 'internal', error: 'internal error', chat_id: frame.chat_id });
-      }
+    if (err instanceof ChatError) {
+      this.send({ type: 'error', code: err.code, error: err.message, chat_id: frame.chat_id });
+    } else {
+      this.log.error({ err, frame_type: frame.type, chat_id: frame.chat_id }, 'failed to handle a frame');
+      this.send({ type: 'error', code: 'internal', error: 'internal error', chat_id: frame.chat_id });
     }
   }
 
@@ -318,9 +322,6 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     if (valid) return true;
     if (this.socket.readyState === this.socket.OPEN) this.socket.close(CLOSE_UNAUTHORIZED, 'credentials no longer valid');
     this.detach();
-    // Reading was paused for the frame in hand; the client's close frame must still be read, or the closing
-    // handshake waits out the client's close timeout.
-    this.socket.resume();
     return false;
   }
 }
