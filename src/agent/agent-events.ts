@@ -1,5 +1,5 @@
 import type { PermissionMode } from '../protocol/chat.js';
-import type { PermissionDecision } from './permission-broker.js';
+import type { PermissionAsk, PermissionDecision } from './permission-broker.js';
 
 /**
  * What an agent connection reports, already reduced from the SDK's message zoo to what a chat needs. Only
@@ -92,11 +92,7 @@ export interface AgentConnectionRequest {
   maxBudgetUsd?: number;
   onEvent(event: AgentEvent): void;
   /** Asked before a tool that is not pre-allowed runs (permission modes that ask). */
-  canUseTool(
-    toolName: string,
-    input: Record<string, unknown>,
-    options: { signal: AbortSignal; toolUseId: string },
-  ): Promise<PermissionDecision>;
+  canUseTool(toolName: string, input: Record<string, unknown>, options: PermissionAsk): Promise<PermissionDecision>;
 }
 
 export type AgentConnectionFactory = (request: AgentConnectionRequest) => AgentConnection;

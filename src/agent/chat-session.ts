@@ -140,15 +140,19 @@ export class ChatSession {
       },
     );
     this.lastActivity = this.now();
-    this.permissions = new PermissionBroker(
-      deps.permissionTimeoutMs,
-      {
-        asked: (request) => this.emit(permissionRequestBody(request)),
-        settled: (request, outcome) =>
-          this.emit({ type: 'permission_resolved', query_id: request.queryId, request_id: request.requestId, outcome }),
+    this.permissions = new PermissionBroker({
+      timeoutMs: deps.permissionTimeoutMs,
+      cwd: deps.cwd,
+      rules: {
+        list: () => deps.store.permissionRules.list(deps.chatId),
+        add: (rule) => deps.store.permissionRules.add(deps.chatId, rule),
       },
-      this.now,
-    );
+      asked: (request) => this.emit(permissionRequestBody(request)),
+      settled: (request, outcome) =>
+        this.emit({ type: 'permission_resolved', query_id: request.queryId, request_id: request.requestId, outcome }),
+      failed: (err, what) => this.deps.log.error({ err }, `could not ${what}`),
+      now: this.now,
+    });
   }
 
   get chatId(): string {
@@ -335,8 +339,9 @@ export class ChatSession {
     return this.op(async () => {
       await this.cancelRunning();
       await this.dropAgent();
+      // The chat's remembered permission rules stay: they belong to the chat and its workspace (which a clear keeps
+      // too), not to the conversation; the user lists and revokes them over REST (docs/protocol.md).
       await this.record.clearHistory();
-      this.permissions.forget();
       this.emit({ type: 'history_cleared' });
     });
   }
@@ -730,5 +735,6 @@ function permissionRequestBody(request: PermissionRequest) {
     tool_input: request.toolInput,
     tool_use_id: request.toolUseId,
     expires_at: request.expiresAt,
+    remember_rule: request.rememberRule,
   };
 }

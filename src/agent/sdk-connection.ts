@@ -4,6 +4,7 @@ import {
   type McpServerConfig,
   type Options,
   type PermissionMode,
+  type PermissionUpdate,
   type Query,
   type SDKMessage,
   type SDKUserMessage,
@@ -15,6 +16,7 @@ import { chatAgentHome, ensureChatAgentHome, sharedTmpDir } from './agent-home.j
 import { AgentProcess } from './agent-process.js';
 import type { BwrapSandbox } from './confinement.js';
 import { GUARDED_TOOLS, outsideWorkspace } from './workspace-guard.js';
+import type { SuggestedRule } from './permission-rules.js';
 import { AsyncQueue } from './async-queue.js';
 import type { AgentConnection, AgentConnectionFactory, AgentConnectionRequest, AgentEvent, AgentImage } from './agent-events.js';
 
@@ -132,8 +134,13 @@ class SdkConnection implements AgentConnection {
         ...(this.startMode === 'bypassPermissions'
           ? {}
           : {
-              canUseTool: (toolName: string, input: Record<string, unknown>, options: { signal: AbortSignal; toolUseID: string }) =>
-                request.canUseTool(toolName, input, { signal: options.signal, toolUseId: options.toolUseID }),
+              canUseTool: (toolName, input, options) =>
+                request.canUseTool(toolName, input, {
+                  signal: options.signal,
+                  toolUseId: options.toolUseID,
+                  suggestions: suggestedAllowRules(options.suggestions),
+                  suppressRule: options.suppressAlwaysAllowRule === true,
+                }),
             }),
       },
     });
@@ -213,6 +220,18 @@ class SdkConnection implements AgentConnection {
     this.query.close();
     void this.process.terminate();
   }
+}
+
+/**
+ * The `allow` rules among the SDK's suggestions for remembering an approval. Its other suggestions (add a
+ * directory, switch the session to acceptEdits) would allow far more than the call the user approved: never taken.
+ */
+function suggestedAllowRules(suggestions: PermissionUpdate[] | undefined): SuggestedRule[] {
+  return (suggestions ?? []).flatMap((update) =>
+    update.type === 'addRules' && update.behavior === 'allow'
+      ? update.rules.map((rule) => ({ toolName: rule.toolName, ...(rule.ruleContent !== undefined ? { ruleContent: rule.ruleContent } : {}) }))
+      : [],
+  );
 }
 
 type ContentBlock = { type: string; [key: string]: unknown };

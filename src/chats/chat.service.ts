@@ -1,5 +1,5 @@
 import { isUnlimited, ownerScope, type Principal } from '../auth/principal.js';
-import type { Chat, ChatMessage, ChatSettings, ChatSettingsPatch, ToolUseRecord } from '../protocol/chat.js';
+import type { Chat, ChatMessage, ChatSettings, ChatSettingsPatch, PermissionRule, ToolUseRecord } from '../protocol/chat.js';
 import { checkSettings, mergeSettings, type ChatSettingsPolicy } from './chat-settings.js';
 import type { NewChatExtras } from '../store/chats.repository.js';
 import type { UsageReport } from '../protocol/rest.js';
@@ -145,6 +145,21 @@ export class ChatService {
   async toolUse(principal: Principal, id: string, toolUseId: string): Promise<ToolUseRecord | undefined> {
     if (!(await this.get(principal, id))) return undefined;
     return this.store.toolUses.get(id, toolUseId);
+  }
+
+  /** The chat's remembered permission rules ("Allow for this chat"); undefined when the chat does not exist. */
+  async permissionRules(principal: Principal, id: string): Promise<PermissionRule[] | undefined> {
+    if (!(await this.get(principal, id))) return undefined;
+    return this.store.permissionRules.list(id);
+  }
+
+  /**
+   * Revokes one remembered rule: the next tool call it would have allowed asks again (the rule is read from the
+   * store at each question, by every process). Undefined when the chat does not exist, false when the rule does not.
+   */
+  async revokePermissionRule(principal: Principal, id: string, ruleId: string): Promise<boolean | undefined> {
+    if (!(await this.get(principal, id))) return undefined;
+    return this.store.permissionRules.remove(id, ruleId);
   }
 
   /** A page of the principal's chats, newest activity first. */

@@ -129,6 +129,17 @@ export interface SettingsTable {
   value: string;
 }
 
+/** A chat's remembered approval (agent/permission-rules.ts); `kind` is one of PERMISSION_RULE_KINDS. */
+export interface PermissionRulesTable {
+  id: string;
+  chat_id: string;
+  tool_name: string;
+  kind: string;
+  pattern: string;
+  description: string;
+  created_at: string;
+}
+
 export interface Database {
   chats: ChatsTable;
   messages: MessagesTable;
@@ -139,6 +150,7 @@ export interface Database {
   api_tokens: ApiTokensTable;
   settings: SettingsTable;
   usage: UsageTable;
+  permission_rules: PermissionRulesTable;
 }
 
 export type ChatRow = Selectable<ChatsTable>;

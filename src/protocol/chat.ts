@@ -155,3 +155,33 @@ export const ImageInputSchema = z.object({
   media_type: z.enum(IMAGE_MEDIA_TYPES, { message: `media_type must be one of ${IMAGE_MEDIA_TYPES.join(', ')}` }),
 });
 export type ImageInput = z.infer<typeof ImageInputSchema>;
+
+/**
+ * How a remembered approval ("Allow for this chat") matches later tool calls of the chat:
+ * - `command`: a Bash command exactly equal to `pattern`.
+ * - `command_prefix`: a simple Bash command (no `;`, `&`, `|`, redirection or substitution) matching the SDK's
+ *   rule `pattern`: `npm test *` / `npm test:*` = `npm test` alone or followed by arguments; `*` stands for any text.
+ * - `path_pattern`: a file whose absolute path matches `pattern` (`**` any depth, `*` within one folder).
+ * - `file`: exactly the file `pattern` (absolute path).
+ * - `domain`: a URL whose host is `pattern`.
+ * - `input`: exactly this tool input (`pattern` is its JSON with sorted keys).
+ */
+export const PERMISSION_RULE_KINDS = ['command', 'command_prefix', 'path_pattern', 'file', 'domain', 'input'] as const;
+export type PermissionRuleKind = (typeof PERMISSION_RULE_KINDS)[number];
+
+export const RememberRuleSchema = z
+  .object({
+    tool_name: z.string(),
+    kind: z.enum(PERMISSION_RULE_KINDS),
+    pattern: z.string(),
+    description: z.string().meta({ description: 'What the rule allows, in words (e.g. "Bash: exactly `touch a.txt`")' }),
+  })
+  .meta({ id: 'RememberRule' });
+export type RememberRule = z.infer<typeof RememberRuleSchema>;
+
+export const PermissionRuleSchema = RememberRuleSchema.extend({
+  id: z.string(),
+  chat_id: z.string(),
+  created_at: z.string().meta({ description: 'ISO-8601' }),
+}).meta({ id: 'PermissionRule', description: "A remembered approval of a chat: tool calls it matches run without asking" });
+export type PermissionRule = z.infer<typeof PermissionRuleSchema>;

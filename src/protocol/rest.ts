@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ChatSchema, ChatSettingsPatchSchema, UsageTotalsSchema } from './chat.js';
+import { ChatSchema, ChatSettingsPatchSchema, PermissionRuleSchema, UsageTotalsSchema } from './chat.js';
 
 /** Bodies, parameters and answers of the REST API (`/api/...`), also the source of the OpenAPI document. */
 
@@ -30,6 +30,7 @@ export type UpdateChatBody = z.infer<typeof UpdateChatBodySchema>;
 export const ChatParamsSchema = z.object({ id: z.string() });
 export const ImageParamsSchema = z.object({ id: z.string(), image_id: z.string() });
 export const ToolUseParamsSchema = z.object({ id: z.string(), tool_use_id: z.string() });
+export const PermissionRuleParamsSchema = z.object({ id: z.string(), rule_id: z.string() });
 
 export const SearchQuerySchema = z.object({
   q: z.string().max(500).default('').meta({ description: 'Matched case-insensitively against titles and message text' }),
@@ -86,6 +87,8 @@ export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 export const SuccessSchema = z.object({ success: z.literal(true) });
 
 export const ChatListSchema = z.array(ChatSchema);
+
+export const PermissionRuleListSchema = z.array(PermissionRuleSchema);
 
 export const HealthSchema = z.object({ status: z.literal('ok') });
 

@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { ChatMessageSchema, ChatSchema, HistoryMessageSchema, ImageInputSchema, ToolUseRecordSchema } from './chat.js';
+import {
+  ChatMessageSchema,
+  ChatSchema,
+  HistoryMessageSchema,
+  ImageInputSchema,
+  RememberRuleSchema,
+  ToolUseRecordSchema,
+} from './chat.js';
 
 /**
  * The /ws/chat protocol, both directions. Frames are JSON text. The wire names come from the seed client and
@@ -65,7 +72,11 @@ export const PermissionResponseFrameSchema = z.object({
   remember: z
     .boolean()
     .optional()
-    .meta({ description: "Allow this tool for the rest of the chat's agent session without asking again" }),
+    .meta({
+      description:
+        "Also allow, in this chat from now on, what the request's remember_rule describes (kept until revoked with " +
+        'DELETE /api/chats/{id}/permissions/{rule_id})',
+    }),
 });
 
 export const ClientFrameSchema = z.discriminatedUnion('type', [
@@ -162,6 +173,11 @@ export const ServerEventSchema = z.discriminatedUnion('type', [
     tool_input: z.record(z.string(), z.unknown()),
     tool_use_id: z.string(),
     expires_at: z.string().meta({ description: 'ISO-8601: without an answer by then, the tool is not allowed' }),
+    remember_rule: RememberRuleSchema.optional().meta({
+      description:
+        'What answering with remember: true allows from then on in this chat (never the whole tool). Always sent by ' +
+        'this version; optional so a client also works with a server from before it',
+    }),
   }),
   z.object({
     type: z.literal('permission_resolved'),

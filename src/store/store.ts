@@ -2,6 +2,7 @@ import type { Db } from '../db/database.js';
 import { monotonicClock } from './clock.js';
 import { ChatsRepository } from './chats.repository.js';
 import { MessagesRepository } from './messages.repository.js';
+import { PermissionRulesRepository } from './permission-rules.repository.js';
 import { QueriesRepository } from './queries.repository.js';
 import { SettingsRepository } from './settings.repository.js';
 import { TokensRepository } from './tokens.repository.js';
@@ -19,6 +20,7 @@ export class Store {
   readonly tokens: TokensRepository;
   readonly settings: SettingsRepository;
   readonly usage: UsageRepository;
+  readonly permissionRules: PermissionRulesRepository;
 
   constructor(
     readonly db: Db,
@@ -32,6 +34,7 @@ export class Store {
     this.tokens = new TokensRepository(db, now);
     this.settings = new SettingsRepository(db);
     this.usage = new UsageRepository(db, now);
+    this.permissionRules = new PermissionRulesRepository(db, now);
   }
 
   /** Runs `work` in one transaction, with repositories bound to it. */

@@ -2,6 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventOf, ServerEvent } from '../../src/protocol/ws.js';
 import { createChat, startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
 import { TestClient } from '../helpers/ws-client.js';
+import { api, seedUsers, type TestUser } from '../helpers/auth.js';
+import { makeTempDir } from '../helpers/test-server.js';
+import type { PermissionRule } from '../../src/protocol/chat.js';
 
 type Ask = EventOf<'permission_request'>;
 const isAsk = (queryId: string) => (e: ServerEvent) => e.type === 'permission_request' && e.query_id === queryId;
@@ -101,11 +104,15 @@ describe('permission prompts', () => {
     expect(await toolResultOf(second, queryId)).toMatchObject({ content: 'from-second' });
     await second.waitForEnd(queryId);
 
-    // remember: the same tool runs without asking again in this chat.
-    const remembered = await second.chat(chatId, '/bash touch mark && echo no-question');
-    expect(await toolResultOf(second, remembered)).toMatchObject({ content: 'no-question' });
+    // remember: the same command runs without asking again in this chat; another command of the same tool asks.
+    const remembered = await second.chat(chatId, '/bash touch mark && echo from-second');
+    expect(await toolResultOf(second, remembered)).toMatchObject({ content: 'from-second' });
     expect(second.events.some(isAsk(remembered))).toBe(false);
     await second.waitForEnd(remembered);
+    const other = await second.chat(chatId, '/bash touch mark && echo another-command');
+    const asked = (await second.waitFor(isAsk(other))) as Ask;
+    second.send({ type: 'permission_response', chat_id: chatId, request_id: asked.request_id, allow: false });
+    await second.waitForEnd(other);
     await second.close();
   });
 });
@@ -181,4 +188,88 @@ describe('PERMISSION_FALLBACK=wait', () => {
     await client.waitForEnd(queryId);
     await client.close();
   });
+});
+
+/**
+ * "Allow for this chat" remembers exactly what was approved (the command the SDK suggests a rule for), stored with
+ * the chat: it outlives the agent process and the service, is listed and revoked over REST, by the chat's owner only.
+ */
+describe('remembered approvals', () => {
+  let server: AgentTestServer;
+  let users: Record<string, TestUser>;
+  const env = { PERMISSION_MODE: 'default', ALLOWED_TOOLS: '', PERMISSION_TIMEOUT_MS: '60000' };
+  beforeAll(async () => {
+    const dir = makeTempDir();
+    users = await seedUsers(dir, ['alice', 'bob']);
+    server = await startAgentServer(env, { dir });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const as = (user: TestUser) => ({ token: user.token });
+  async function client(user: TestUser, chatId: string): Promise<TestClient> {
+    const c = await TestClient.connect(server.wsUrl, { headers: { authorization: `Bearer ${user.token}` } });
+    c.send({ type: 'subscribe', chat_id: chatId, capabilities: ['permission_prompts'] });
+    await c.waitFor((e) => e.type === 'processing_state' && e.chat_id === chatId);
+    return c;
+  }
+  /** Runs a Bash command through the model; answers its question (if asked) with `answer`. True if it was asked. */
+  async function run(c: TestClient, chatId: string, command: string, answer?: { allow: boolean; remember?: boolean }) {
+    const queryId = await c.chat(chatId, `/bash ${command}`);
+    const first = await c.waitFor((e) => isAsk(queryId)(e) || (e.type === 'tool_result' && e.query_id === queryId), { timeoutMs: 60_000 });
+    if (first.type === 'permission_request') {
+      c.send({ type: 'permission_response', chat_id: chatId, request_id: first.request_id, allow: answer?.allow ?? false, remember: answer?.remember ?? false });
+    }
+    const result = await toolResultOf(c, queryId);
+    await c.waitForEnd(queryId, 60_000);
+    return { ask: first.type === 'permission_request' ? first : undefined, result };
+  }
+
+  it('allows the approved command again, never a different one, after a restart too, until the owner revokes it', async () => {
+    const { alice, bob } = users as { alice: TestUser; bob: TestUser };
+    const chat = await api<{ id: string }>(server.url, 'POST', '/api/chats', { ...as(alice), json: {} });
+    const chatId = chat.body.id;
+    let c = await client(alice, chatId);
+
+    // The question says what remembering would allow: exactly this command (the SDK's suggested rule), not Bash.
+    const first = await run(c, chatId, 'touch a.txt', { allow: true, remember: true });
+    expect(first.ask?.remember_rule).toMatchObject({ tool_name: 'Bash', kind: 'command', pattern: 'touch a.txt' });
+    expect(first.ask?.remember_rule?.description).toContain('touch a.txt');
+    expect(first.result.is_error).toBe(false);
+    const listed = await api<PermissionRule[]>(server.url, 'GET', `/api/chats/${chatId}/permissions`, as(alice));
+    expect(listed.status).toBe(200);
+    expect(listed.body).toEqual([expect.objectContaining({ chat_id: chatId, tool_name: 'Bash', kind: 'command', pattern: 'touch a.txt' })]);
+    const ruleId = listed.body[0]!.id;
+
+    const again = await run(c, chatId, 'touch a.txt');
+    expect(again.ask, 'the remembered command is not asked about').toBeUndefined();
+    expect(again.result.is_error).toBe(false);
+    const other = await run(c, chatId, 'rm a.txt', { allow: false });
+    expect(other.ask, 'a different command of the same tool is asked about').toMatchObject({ tool_name: 'Bash', tool_input: { command: 'rm a.txt' } });
+    expect(other.result.is_error).toBe(true);
+
+    // Another user can neither see nor revoke the chat's rules (the chat does not exist for them).
+    expect((await api(server.url, 'GET', `/api/chats/${chatId}/permissions`, as(bob))).status).toBe(404);
+    const foreign = await api(server.url, 'DELETE', `/api/chats/${chatId}/permissions/${ruleId}`, as(bob));
+    expect(foreign.status).toBe(404);
+    expect(foreign.body).toHaveProperty('detail');
+    expect((await api(server.url, 'GET', `/api/chats/${chatId}/permissions`)).status).toBe(401);
+
+    // The rule is the service's, not the agent process's: it holds after a restart of the whole service.
+    await c.close();
+    server = await server.restart();
+    c = await client(alice, chatId);
+    const afterRestart = await run(c, chatId, 'touch a.txt');
+    expect(afterRestart.ask, 'remembered across a restart').toBeUndefined();
+    expect(afterRestart.result.is_error).toBe(false);
+
+    // Revoked: asked again.
+    expect((await api(server.url, 'DELETE', `/api/chats/${chatId}/permissions/${ruleId}`, as(alice))).body).toEqual({ success: true });
+    expect((await api(server.url, 'DELETE', `/api/chats/${chatId}/permissions/${ruleId}`, as(alice))).status).toBe(404);
+    expect((await api(server.url, 'GET', `/api/chats/${chatId}/permissions`, as(alice))).body).toEqual([]);
+    const revoked = await run(c, chatId, 'touch a.txt', { allow: false });
+    expect(revoked.ask, 'asked again once revoked').toBeDefined();
+    await c.close();
+  }, 240_000);
 });

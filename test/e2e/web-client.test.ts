@@ -105,6 +105,12 @@ describe.runIf(chromiumAvailable())('web client in a browser', { timeout: 180_00
     await prompt.waitFor({ timeout: 60_000 });
     expect(await prompt.locator('.perm-code').textContent()).toContain('touch allowed.txt && echo approved-$((40+2))');
     expect(await prompt.locator('.perm-timer').textContent()).toMatch(/\d/);
+    // Beside "Allow for this chat": what it would allow from then on (this exact command, not every Bash command),
+    // also as the button's accessible description.
+    const scope = prompt.locator('.perm-remember');
+    expect(await scope.textContent()).toContain('touch allowed.txt && echo approved-$((40+2))');
+    const allowChat = prompt.getByRole('button', { name: 'Allow for this chat', exact: true });
+    expect(await allowChat.getAttribute('aria-describedby')).toBe(await scope.getAttribute('id'));
     await screenshot(page, 'desktop-permission');
     await prompt.getByRole('button', { name: 'Allow', exact: true }).click();
     await answerEnded();

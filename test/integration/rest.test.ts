@@ -526,6 +526,11 @@ describe('operations endpoints', () => {
     );
     expect(Object.keys(paths['/api/chats']!)).toEqual(expect.arrayContaining(['get', 'post']));
     expect(Object.keys(paths['/api/chats/{id}']!)).toEqual(expect.arrayContaining(['get', 'put', 'patch', 'delete']));
+    expect(Object.keys(paths['/api/chats/{id}/permissions']!)).toEqual(['get']);
+    expect(Object.keys(paths['/api/chats/{id}/permissions/{rule_id}']!)).toEqual(['delete']);
+    expect(Object.keys(res.body.components.schemas.PermissionRule?.properties ?? {})).toEqual(
+      expect.arrayContaining(['id', 'chat_id', 'tool_name', 'kind', 'pattern', 'description', 'created_at']),
+    );
     expect(Object.keys(res.body.components.schemas.Chat?.properties ?? {})).toEqual(
       expect.arrayContaining(['id', 'title', 'created_at', 'updated_at', 'sdk_session_id']),
     );

@@ -239,6 +239,40 @@ describe('chats', () => {
   });
 });
 
+describe('permission rules', () => {
+  const touch = { tool_name: 'Bash', kind: 'command', pattern: 'touch a.txt', description: 'Bash: exactly the command `touch a.txt`' } as const;
+  const npmTest = { tool_name: 'Bash', kind: 'command_prefix', pattern: 'npm test *', description: 'Bash: commands that start with `npm test`' } as const;
+
+  it('are kept per chat, once each, survive a clear of the history, and are revoked one by one', async () => {
+    const chat = await store.chats.create();
+    const other = await store.chats.create();
+    const first = await store.permissionRules.add(chat.id, touch);
+    expect(first).toMatchObject({ ...touch, chat_id: chat.id, created_at: FIXED_TIME.toISOString() });
+    expect(await store.permissionRules.add(chat.id, touch), 'the same rule twice is one rule').toEqual(first);
+    await store.permissionRules.add(chat.id, npmTest);
+    await store.permissionRules.add(other.id, touch);
+
+    expect((await store.permissionRules.list(chat.id)).map((r) => r.pattern).sort()).toEqual(['npm test *', 'touch a.txt']);
+    await store.messages.clear(chat.id);
+    expect(await store.permissionRules.list(chat.id)).toHaveLength(2);
+
+    expect(await store.permissionRules.remove(other.id, first!.id), "another chat's rule id revokes nothing").toBe(false);
+    expect(await store.permissionRules.remove(chat.id, first!.id)).toBe(true);
+    expect(await store.permissionRules.remove(chat.id, first!.id)).toBe(false);
+    expect((await store.permissionRules.list(chat.id)).map((r) => r.pattern)).toEqual(['npm test *']);
+    expect(await store.permissionRules.list(other.id)).toHaveLength(1);
+  });
+
+  it('go with their chat, and are not stored for a chat that does not exist', async () => {
+    const chat = await store.chats.create();
+    await store.permissionRules.add(chat.id, touch);
+    expect(await store.chats.delete(chat.id)).toBe(true);
+    expect(await db.selectFrom('permission_rules').selectAll().execute()).toEqual([]);
+    expect(await store.permissionRules.add(chat.id, touch)).toBeUndefined();
+    expect(await store.permissionRules.add('no-such-chat', touch)).toBeUndefined();
+  });
+});
+
 describe('the same behaviour on every store', () => {
   it('finds chats by title or message text case-insensitively, with % and _ taken literally', async () => {
     const byTitle = await store.chats.create('Quarterly REPORT');

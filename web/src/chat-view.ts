@@ -1,4 +1,4 @@
-import type { ChatMessage, HistoryMessage, ImageRef as WireImageRef, StoredImage, ToolUseRecord } from '../../src/protocol/chat.js';
+import type { ChatMessage, HistoryMessage, ImageRef as WireImageRef, RememberRule, StoredImage, ToolUseRecord } from '../../src/protocol/chat.js';
 import type { EventOf, ServerEvent } from '../../src/protocol/ws.js';
 
 /**
@@ -43,6 +43,8 @@ export interface PermissionPrompt {
   toolName: string;
   input: Record<string, unknown>;
   expiresAt: number;
+  /** What "Allow for this chat" would allow from then on (absent from a server older than the field). */
+  rememberRule?: RememberRule;
 }
 
 export interface ChatView {
@@ -267,7 +269,14 @@ export function applyEvent(view: ChatView, e: ServerEvent, sent?: SentImages): C
       if (v.prompts.some((p) => p.requestId === e.request_id)) return v;
       v.prompts = [
         ...v.prompts,
-        { requestId: e.request_id, queryId: e.query_id, toolName: e.tool_name, input: e.tool_input, expiresAt: Date.parse(e.expires_at) },
+        {
+          requestId: e.request_id,
+          queryId: e.query_id,
+          toolName: e.tool_name,
+          input: e.tool_input,
+          expiresAt: Date.parse(e.expires_at),
+          ...(e.remember_rule ? { rememberRule: e.remember_rule } : {}),
+        },
       ];
       return v;
     }

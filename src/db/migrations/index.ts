@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m001 from './001-initial.js';
 import * as m002 from './002-users.js';
 import * as m003 from './003-chat-features.js';
+import * as m005 from './005-permission-rules.js';
 import * as m006 from './006-message-search.js';
 
 /** Migrations in code (no directory scan), so a bundled or compiled build finds them too. Order is by name. */
@@ -9,6 +10,7 @@ export const migrations: Record<string, Migration> = {
   '001-initial': m001,
   '002-users': m002,
   '003-chat-features': m003,
+  '005-permission-rules': m005,
   '006-message-search': m006,
 };
 

@@ -9,6 +9,8 @@ import {
   ErrorBodySchema,
   ImageParamsSchema,
   MessagesQuerySchema,
+  PermissionRuleListSchema,
+  PermissionRuleParamsSchema,
   ToolUseParamsSchema,
   SearchQuerySchema,
   SuccessSchema,
@@ -190,6 +192,31 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
       const toolUse = await chats.toolUse(principalOf(req), id, toolUseId);
       if (!toolUse) throw new NotFoundError(`tool use ${toolUseId} not found in chat ${id}`);
       return toolUse;
+    },
+  });
+
+  app.get('/api/chats/:id/permissions', {
+    schema: {
+      tags: ['chats'],
+      summary: "The chat's remembered approvals (\"Allow for this chat\"), oldest first: tool calls they match run without asking",
+      params: ChatParamsSchema,
+      response: { 200: PermissionRuleListSchema, ...notFound },
+    },
+    handler: async (req) => found(await chats.permissionRules(principalOf(req), req.params.id), req.params.id),
+  });
+
+  app.delete('/api/chats/:id/permissions/:rule_id', {
+    schema: {
+      tags: ['chats'],
+      summary: 'Revoke a remembered approval: what it allowed is asked about again',
+      params: PermissionRuleParamsSchema,
+      response: { 200: SuccessSchema, ...notFound },
+    },
+    handler: async (req) => {
+      const { id, rule_id: ruleId } = req.params;
+      const revoked = found(await chats.revokePermissionRule(principalOf(req), id, ruleId), id);
+      if (!revoked) throw new NotFoundError(`permission rule ${ruleId} not found in chat ${id}`);
+      return { success: true as const };
     },
   });
 };

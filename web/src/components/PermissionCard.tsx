@@ -53,6 +53,7 @@ export function PermissionCard({
     return () => clearInterval(timer);
   }, []);
   const left = Math.max(0, Math.ceil((prompt.expiresAt - now) / 1000));
+  const ruleId = `perm-rule-${prompt.requestId}`;
   return (
     <section class="perm-card" role="group" aria-label={`Permission: ${prompt.toolName}`} data-request-id={prompt.requestId}>
       <header>
@@ -67,13 +68,38 @@ export function PermissionCard({
         <button class="primary" aria-label={names.allow} onClick={() => onAnswer(true, false)}>
           {t.allow}
         </button>
-        <button class="secondary" aria-label={names.allowChat} onClick={() => onAnswer(true, true)}>
+        <button
+          class="secondary"
+          aria-label={names.allowChat}
+          aria-describedby={prompt.rememberRule ? ruleId : undefined}
+          onClick={() => onAnswer(true, true)}
+        >
           {t.allowChat}
         </button>
         <button class="ghost danger-text" aria-label={names.deny} onClick={() => onAnswer(false, false)}>
           {t.deny}
         </button>
       </div>
+      {prompt.rememberRule && <RememberScope id={ruleId} prompt={prompt} />}
     </section>
+  );
+}
+
+/** What "Allow for this chat" would allow from then on: the remembered rule, never the whole tool. */
+function RememberScope({ id, prompt }: { id: string; prompt: PermissionPrompt }) {
+  const rule = prompt.rememberRule!;
+  const kind = t.ruleKinds[rule.kind];
+  const pattern = rule.pattern.length > 300 ? `${rule.pattern.slice(0, 300)}…` : rule.pattern;
+  return (
+    <p class="perm-remember" id={id} title={rule.description}>
+      {t.rememberScope}{' '}
+      {kind ? (
+        <>
+          {rule.tool_name} {kind} <code>{pattern}</code>
+        </>
+      ) : (
+        rule.description
+      )}
+    </p>
   );
 }
