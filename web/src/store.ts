@@ -64,13 +64,25 @@ export class AppStore {
     return () => this.listeners.delete(listener);
   }
 
-  private set(patch: Partial<AppState>): void {
+  private set(patch: Partial<AppState>, { now = false } = {}): void {
     this.state = { ...this.state, ...patch };
+    if (now) {
+      // A chat's snapshot is shown in the task that receives it, not a frame later (on a busy machine that wait was
+      // 40-150 ms of opening a long chat: BENCHMARKS.md); a frame already requested is dropped, this render has it all.
+      if (this.frame) cancelAnimationFrame(this.frame);
+      this.frame = 0;
+      this.notify();
+      return;
+    }
     if (this.frame) return;
     this.frame = requestAnimationFrame(() => {
       this.frame = 0;
-      for (const l of this.listeners) l();
+      this.notify();
     });
+  }
+
+  private notify(): void {
+    for (const l of this.listeners) l();
   }
 
   // ------------------------------------------------------------------ start, auth
@@ -241,10 +253,10 @@ export class AppStore {
     }
   }
 
-  private putView(view: ChatView): void {
+  private putView(view: ChatView, opts?: { now?: boolean }): void {
     const views = new Map(this.state.views);
     views.set(view.chatId, view);
-    this.set({ views });
+    this.set({ views }, opts);
   }
 
   private resubscribeFrames(): ClientFrame[] {
@@ -276,7 +288,7 @@ export class AppStore {
       return;
     }
     const next = applyEvent(view, e, { take: (content) => this.takeSentImages(content) });
-    if (next !== view) this.putView(next);
+    if (next !== view) this.putView(next, { now: e.type === 'history' });
   }
 
   private takeSentImages(content: string): ImageRef[] {
