@@ -4,6 +4,7 @@ import type { ImageToStore } from '../store/messages.repository.js';
 import type { QueryOutcome } from '../store/queries.repository.js';
 import type { Store } from '../store/store.js';
 import type { TurnUsage } from './agent-events.js';
+import { storageFault, StorageFaultError, type StorageFault } from '../db/errors.js';
 import { Serial } from './serial.js';
 
 /** What one `subscribe` snapshot may hold: `history` and `tool_history` each stay within these. */
@@ -24,8 +25,19 @@ export type BlockRow = Promise<string | undefined>;
  * the store then follow the conversation). Most writes are queued and never awaited by the stream: a failure is
  * logged, never thrown into it. `idle()` waits for what is queued.
  */
+/**
+ * How long a background write (an answer's text, a tool call, a query's end) is retried through a storage fault
+ * (disk full, database locked or unreachable) before it is given up and logged. Later writes wait behind it, so the
+ * rows keep their order and everything lands once the fault clears within this window.
+ */
+export const STORAGE_RETRY_WINDOW_MS = 60_000;
+const RETRY_FIRST_MS = 200;
+const RETRY_MAX_MS = 5_000;
+
 export class ChatRecorder {
   private readonly writes = new Serial();
+  /** Set while a write is being retried through a storage fault: new user messages are refused at once. */
+  private fault: StorageFault | undefined;
 
   constructor(
     private readonly store: Store,
@@ -56,13 +68,20 @@ export class ChatRecorder {
     return { messages: page.messages, hasMore: page.hasMore, toolUses: tools.toolUses, toolUsesHasMore: tools.hasMore };
   }
 
-  /** Stores a user message and opens its query, before the agent sees it; undefined if the chat is gone. */
+  /**
+   * Stores a user message and opens its query, together or not at all, before the agent sees it; undefined if the
+   * chat is gone. Not retried: a storage fault is the sender's answer at once (nothing stored, send again).
+   */
   userMessage(content: string, images: ImageToStore[]): Promise<{ queryId: string; messageId: string } | undefined> {
-    return this.writes.run(async () => {
-      const queryId = await this.store.queries.start(this.chatId);
-      const message = await this.store.messages.add({ chatId: this.chatId, role: 'user', content, images, queryId });
-      return message && { queryId, messageId: message.id };
-    });
+    // Queued behind a write that waits for the fault to clear, the sender would wait up to the retry window.
+    if (this.fault) return Promise.reject(new StorageFaultError(this.fault));
+    return this.writes.run(() =>
+      this.store.transaction(async (tx) => {
+        const queryId = await tx.queries.start(this.chatId);
+        const message = await tx.messages.add({ chatId: this.chatId, role: 'user', content, images, queryId });
+        return message && { queryId, messageId: message.id };
+      }),
+    );
   }
 
   clearHistory(): Promise<void> {
@@ -72,7 +91,9 @@ export class ChatRecorder {
   /** A text block starts: stored at once as `streaming`, so a crash cannot lose it. */
   openBlock(queryId: string): BlockRow {
     const row = this.writes.run(() =>
-      this.store.messages.add({ chatId: this.chatId, role: 'assistant', content: '', status: 'streaming', queryId }),
+      this.retrying('streaming answer', () =>
+        this.store.messages.add({ chatId: this.chatId, role: 'assistant', content: '', status: 'streaming', queryId }),
+      ),
     );
     return row.then(
       (message) => message?.id,
@@ -146,6 +167,30 @@ export class ChatRecorder {
   }
 
   private queue(what: string, task: () => Promise<unknown>): void {
-    void this.writes.run(task).catch((err: unknown) => this.log.error({ err, what }, 'failed to store'));
+    void this.writes.run(() => this.retrying(what, task)).catch((err: unknown) => this.log.error({ err, what }, 'failed to store'));
+  }
+
+  /** Runs a write, retrying it with backoff while the store has a fault (logged once), for the retry window. */
+  private async retrying<T>(what: string, task: () => Promise<T>): Promise<T> {
+    const started = Date.now();
+    for (let delay = RETRY_FIRST_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
+      try {
+        const result = await task();
+        if (this.fault) this.log.info({ what, chat_id: this.chatId }, 'storage fault cleared: write stored');
+        this.fault = undefined;
+        return result;
+      } catch (err) {
+        const fault = storageFault(err);
+        if (!fault || Date.now() - started + delay > STORAGE_RETRY_WINDOW_MS) {
+          this.fault = undefined;
+          throw err;
+        }
+        this.fault = fault;
+        if (delay === RETRY_FIRST_MS) {
+          this.log.warn({ what, chat_id: this.chatId, fault: fault.kind, reason: (err as Error).message }, 'storage fault: retrying the write until it clears');
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 }

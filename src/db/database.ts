@@ -6,6 +6,11 @@ import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
 
+/** Runs `work` in a transaction: the caller's, when `db` is one already (so repositories compose), else a new one. */
+export function inTransaction<T>(db: Db, work: (trx: Db) => Promise<T>): Promise<T> {
+  return db.isTransaction ? work(db) : db.transaction().execute(work);
+}
+
 export type DialectName = DatabaseTarget['kind'];
 
 /**

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../db/database.js';
+import { inTransaction, type Db } from '../db/database.js';
 import type { MessageImageRow, MessageRow, MessageStatus } from '../db/schema.js';
 import { sql } from 'kysely';
 import type { ChatMessage, HistoryMessage, ImageMediaType } from '../protocol/chat.js';
@@ -56,7 +56,7 @@ export class MessagesRepository {
    * top of the list. Returns undefined when the chat does not exist (e.g. deleted meanwhile).
    */
   async add(message: NewMessage): Promise<ChatMessage | undefined> {
-    return this.db.transaction().execute(async (trx) => {
+    return inTransaction(this.db, async (trx) => {
       const chats = new ChatsRepository(trx, this.now);
       const position = await chats.nextPosition(message.chatId);
       if (position === undefined) return undefined;

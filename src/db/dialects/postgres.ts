@@ -24,5 +24,9 @@ export function postgresDialect(url: string, onError: (err: Error) => void): Pos
   // A pooled connection that breaks while idle (Postgres restarted, network cut) is dropped by the pool and the
   // next query opens a new one; without a listener the 'error' event would end the process.
   pool.on('error', onError);
+  // The pool listens only to idle connections. One checked out between two statements of a transaction when the
+  // server cuts it (restart, failover, pg_terminate_backend) would emit an 'error' nobody hears, and that ends the
+  // process; the statements after it fail on their own and are answered as storage faults.
+  pool.on('connect', (client) => client.on('error', onError));
   return new PostgresDialect({ pool });
 }

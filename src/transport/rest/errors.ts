@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
+import { storageFault } from '../../db/errors.js';
 
 export class NotFoundError extends Error {
   readonly statusCode = 404;
@@ -25,6 +26,15 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (isResponseSerializationError(err)) {
       req.log.error({ err, issues: err.cause.issues }, 'response does not match its schema');
       return reply.code(500).send({ detail: 'internal error' });
+    }
+    const fault = storageFault(err);
+    if (fault) {
+      // Disk full, database locked or unreachable: the request can be repeated once the fault clears.
+      req.log.warn({ fault: fault.kind, reason: err.message }, 'storage fault');
+      return reply
+        .code(503)
+        .header('retry-after', '5')
+        .send({ detail: `storage unavailable: ${fault.message}; nothing was changed, try again shortly` });
     }
     const status = err.statusCode ?? 500;
     if (status >= 500) {

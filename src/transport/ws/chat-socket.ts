@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AgentRegistry } from '../../agent/agent-registry.js';
 import { ChatError } from '../../agent/chat-error.js';
+import { storageFault } from '../../db/errors.js';
 import type { ChatSession, ChatSubscriber } from '../../agent/chat-session.js';
 import type { Delivery } from '../../agent/event-log.js';
 import { Serial } from '../../agent/serial.js';
@@ -176,7 +177,13 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   }
 
   private frameFailed(frame: ClientFrame, err: unknown): void {
-    if (err instanceof ChatError) {
+    const fault = storageFault(err);
+    if (fault) {
+      // The environment's fault (disk full, database locked or unreachable), not the client's: say so, and that
+      // trying again later is the remedy. Nothing of the frame was stored.
+      this.log.warn({ fault: fault.kind, reason: (err as Error).message, frame_type: frame.type, chat_id: frame.chat_id }, 'storage fault');
+      this.send({ type: 'error', code: 'storage_unavailable', error: `storage unavailable: ${fault.message}; nothing was stored, try again shortly`, chat_id: frame.chat_id });
+    } else if (err instanceof ChatError) {
       this.send({ type: 'error', code: err.code, error: err.message, chat_id: frame.chat_id });
     } else {
       this.log.error({ err, frame_type: frame.type, chat_id: frame.chat_id }, 'failed to handle a frame');
