@@ -77,12 +77,41 @@ export function userTurns(message: ApiMessage | undefined): ContentBlock[][] {
   return turns;
 }
 
+// The service's own preamble of an imported chat's first message (the imported transcript): context, not the
+// text the user typed, so a directive after it still counts. `/received` shows it.
+const IMPORTED_SPAN = /<imported-conversation>[\s\S]*?<\/imported-conversation>\s*/g;
+
 function joinedText(blocks: ContentBlock[]): string {
   return blocks
     .map(textOf)
     .filter((t): t is string => t !== undefined)
     .join('\n')
+    .replace(IMPORTED_SPAN, '')
     .trim();
+}
+
+/**
+ * Every message of the request as the model reads it, one `role: ...` line group per message: text (CLI reminders
+ * removed), `[tool_use NAME {input}]`, `[tool_result TEXT]`, `[image MEDIA_TYPE]`. What `/received` answers with.
+ */
+export function transcriptOf(request: MessagesRequest): string {
+  return (request.messages ?? [])
+    // The CLI's own environment notes (role `system`) are left out: long, and the same in every turn.
+    .filter((message) => message.role !== 'system')
+    .map((message) => {
+      const parts = blocksOf(message)
+        .map((b): string => {
+          if (b.type === 'text') return (textOf(b) ?? '').replace(REMINDER_SPAN, '').trim();
+          if (b.type === 'tool_use') return `[tool_use ${String(b.name)} ${JSON.stringify(b.input ?? {})}]`;
+          if (b.type === 'tool_result') return `[tool_result ${toolResultTexts({ role: 'user', content: [b] })[0] ?? ''}]`;
+          if (b.type === 'image') return `[image ${String((b.source as { media_type?: string } | undefined)?.media_type ?? 'unknown')}]`;
+          return '';
+        })
+        .filter((t) => t.length > 0);
+      return parts.length > 0 ? `${message.role}: ${parts.join('\n')}` : '';
+    })
+    .filter((t) => t.length > 0)
+    .join('\n');
 }
 
 /** What the human typed in the latest turn of a message, minus CLI additions. */

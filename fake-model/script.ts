@@ -6,6 +6,7 @@ import {
   imagesOf,
   lastUserMessage,
   toolResultTexts,
+  transcriptOf,
   userText,
   type MessagesRequest,
 } from './conversation.js';
@@ -178,6 +179,8 @@ function directivePlan(name: string, rest: string, request: MessagesRequest): Pl
       const earlier = earlierUserTexts(request);
       return text([`Earlier: ${earlier.length ? earlier.join(' | ') : '(nothing)'}`]);
     }
+    case 'received':
+      return text([`Received:\n${transcriptOf(request)}`]);
     case 'multi':
       return {
         kind: 'message',

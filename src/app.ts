@@ -36,6 +36,7 @@ import { wsRoutes } from './transport/ws/ws.routes.js';
 import { infoRoutes, serviceInfo } from './transport/rest/info.routes.js';
 import { webClientPlugin } from './transport/web/web.plugin.js';
 import { APP_VERSION } from './version.js';
+import { importBodyLimit } from './chats/chat-import.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -196,6 +197,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       permissionMode: config.PERMISSION_MODE,
       ...(config.ALLOWED_MODELS ? { allowedModels: config.ALLOWED_MODELS } : {}),
     },
+    importLimits: {
+      images: { maxCount: config.MAX_IMAGES_PER_MESSAGE, maxBytes: config.MAX_IMAGE_BYTES },
+      maxMessageChars: config.MAX_MESSAGE_CHARS,
+    },
   });
   app.decorate('agents', agents);
 
@@ -220,7 +225,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     metrics,
     metricsAccess: metricsAccess({ metricsToken: config.METRICS_TOKEN, auth, ...(limit ? { limit } : {}) }),
   });
-  await app.register(chatsRoutes, { chats, pageSize: config.PAGE_SIZE });
+  await app.register(chatsRoutes, {
+    chats,
+    pageSize: config.PAGE_SIZE,
+    importBodyLimit: importBodyLimit({ images: { maxCount: config.MAX_IMAGES_PER_MESSAGE, maxBytes: config.MAX_IMAGE_BYTES } }),
+  });
   await app.register(authRoutes, { auth });
   await app.register(infoRoutes, { info: serviceInfo(APP_VERSION, config) });
   await app.register(wsRoutes, {

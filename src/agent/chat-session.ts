@@ -342,6 +342,8 @@ export class ChatSession {
       // The chat's remembered permission rules stay: they belong to the chat and its workspace (which a clear keeps
       // too), not to the conversation; the user lists and revokes them over REST (docs/protocol.md).
       await this.record.clearHistory();
+      // A cleared imported chat starts from nothing: its transcript no longer rides on the next message.
+      await this.deps.store.chats.clearImportContext(this.chatId);
       this.emit({ type: 'history_cleared' });
     });
   }
@@ -397,7 +399,13 @@ export class ChatSession {
   }
 
   private async startTurn(run: QueryRun): Promise<void> {
-    if (!(await this.agent.send(run.content, run.images))) throw new ChatError('agent_busy', 'no agent available');
+    // An imported chat's first message carries the imported transcript to the model (docs/export-format.md); the
+    // agent's session holds it from then on. The stored message stays what the user wrote.
+    const imported = await this.deps.store.chats.importContext(this.chatId);
+    if (!(await this.agent.send(imported ? imported + run.content : run.content, run.images))) {
+      throw new ChatError('agent_busy', 'no agent available');
+    }
+    if (imported) await this.deps.store.chats.clearImportContext(this.chatId);
     run.quietUntil = this.now();
     this.watchModel(run);
   }

@@ -5,6 +5,9 @@ import type { NewChatExtras } from '../store/chats.repository.js';
 import type { UsageReport } from '../protocol/rest.js';
 import type { Store } from '../store/store.js';
 import type { ChatUpdates } from './chat-updates.js';
+import type { ChatExport } from '../protocol/export.js';
+import { buildChatExport } from './chat-export.js';
+import { prepareImport, type ImportLimits } from './chat-import.js';
 
 /**
  * What the chat service needs from the agent side: to stop a chat's agent before the chat disappears, and to tell
@@ -29,6 +32,8 @@ export interface ChatServiceOptions {
   maxChatsPerUser?: number;
   /** What a chat's own settings may choose; without it any settings are accepted (tests of other parts). */
   settingsPolicy?: ChatSettingsPolicy;
+  /** What an imported conversation is held to (the limits of live messages); no checks beyond the schema without. */
+  importLimits?: ImportLimits;
 }
 
 /**
@@ -38,6 +43,7 @@ export interface ChatServiceOptions {
 export class ChatService {
   private readonly maxChats: number;
   private readonly policy: ChatSettingsPolicy | undefined;
+  private readonly importLimits: ImportLimits;
 
   constructor(
     private readonly store: Store,
@@ -47,6 +53,31 @@ export class ChatService {
   ) {
     this.maxChats = options.maxChatsPerUser ?? 0;
     this.policy = options.settingsPolicy;
+    this.importLimits = options.importLimits ?? {
+      images: { maxCount: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER },
+      maxMessageChars: Number.MAX_SAFE_INTEGER,
+    };
+  }
+
+  /** The chat's whole conversation in the export format (docs/export-format.md); undefined when not the caller's. */
+  async export(principal: Principal, id: string): Promise<ChatExport | undefined> {
+    const chat = await this.get(principal, id);
+    if (!chat) return undefined;
+    return buildChatExport(chat, await this.store.transfer.transcript(id), new Date());
+  }
+
+  /**
+   * An exported conversation as a new chat of the caller: checked like live input (ImportError), within the chat
+   * quota (ChatLimitError), stored in one transaction. Its usage is kept for its export but not counted here.
+   */
+  async import(principal: Principal, doc: ChatExport): Promise<Chat> {
+    const data = prepareImport(doc, this.importLimits);
+    const owner = ownerScope(principal);
+    const max = isUnlimited(principal) ? 0 : this.maxChats;
+    const chat = await this.store.transfer.importChat(owner, max, data);
+    if (!chat) throw new ChatLimitError(this.maxChats);
+    this.updates.publish(owner.userId, 'created', chat);
+    return chat;
   }
 
   async create(principal: Principal, title?: string, extras: NewChatExtras = {}): Promise<Chat> {

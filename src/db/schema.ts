@@ -22,6 +22,11 @@ export interface ChatsTable {
   resume_at: ColumnType<string | null, string | null | undefined, string | null>;
   /** The chat this one was forked from, if any (it may since have been deleted). */
   forked_from: ColumnType<string | null, string | null | undefined, string | null>;
+  /**
+   * An imported chat's transcript for the model, carried by the first message that reaches its agent and cleared
+   * then (the agent's session holds it from there on); NULL otherwise.
+   */
+  import_context: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type TitleSource = 'default' | 'message' | 'model' | 'user';
@@ -99,6 +104,8 @@ export interface UsageTable {
   cache_creation_input_tokens: number;
   cost_usd: number;
   created_at: string;
+  /** 1: carried in by an import (spent elsewhere): exported with the chat, left out of budgets and usage reports. */
+  imported: ColumnType<number, number | undefined, number>;
 }
 
 /** Someone who may use the service once authentication is on; `name` is unique. */

@@ -83,7 +83,7 @@ export class ChatsRepository {
       .insertInto('chats')
       .values({ ...row, user_id: owner.userId })
       .execute();
-    return toChat({ ...row, last_position: 0, user_id: owner.userId });
+    return toChat({ ...row, last_position: 0, user_id: owner.userId, import_context: null });
   }
 
   /**
@@ -146,6 +146,16 @@ export class ChatsRepository {
 
   async setResumePoint(id: string, sessionId: string | null, at: string | null): Promise<void> {
     await this.db.updateTable('chats').set({ sdk_session_id: sessionId, resume_at: at }).where('id', '=', id).execute();
+  }
+
+  /** The transcript an imported chat's first message carries to the model, if it is still due (see ChatsTable). */
+  async importContext(id: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom('chats').select('import_context').where('id', '=', id).executeTakeFirst();
+    return row?.import_context ?? undefined;
+  }
+
+  async clearImportContext(id: string): Promise<void> {
+    await this.db.updateTable('chats').set({ import_context: null }).where('id', '=', id).execute();
   }
 
   /** Ownerless chats (made in local mode) or the listed ones are given to `userId`; returns the ids assigned. */

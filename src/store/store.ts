@@ -1,6 +1,7 @@
 import type { Db } from '../db/database.js';
 import { monotonicClock } from './clock.js';
 import { ChatsRepository } from './chats.repository.js';
+import { ChatTransferRepository } from './chat-transfer.repository.js';
 import { MessagesRepository } from './messages.repository.js';
 import { PermissionRulesRepository } from './permission-rules.repository.js';
 import { QueriesRepository } from './queries.repository.js';
@@ -21,6 +22,7 @@ export class Store {
   readonly settings: SettingsRepository;
   readonly usage: UsageRepository;
   readonly permissionRules: PermissionRulesRepository;
+  readonly transfer: ChatTransferRepository;
 
   constructor(
     readonly db: Db,
@@ -35,6 +37,7 @@ export class Store {
     this.settings = new SettingsRepository(db);
     this.usage = new UsageRepository(db, now);
     this.permissionRules = new PermissionRulesRepository(db, now);
+    this.transfer = new ChatTransferRepository(db, now);
   }
 
   /** Runs `work` in one transaction, with repositories bound to it. */

@@ -29,7 +29,8 @@ const totals = (row: { input?: unknown; output?: unknown; cost?: unknown; n?: un
 
 /**
  * The usage ledger: one row per answered turn, with its own tokens and cost. The owner is copied from the chat
- * when the row is written, so the ledger (and budgets) outlive deleted chats.
+ * when the row is written, so the ledger (and budgets) outlive deleted chats. Rows an import carried in
+ * (`imported`) were spent elsewhere: they travel with the chat's export but count in no total, report or budget.
  */
 export class UsageRepository {
   constructor(
@@ -64,6 +65,7 @@ export class UsageRepository {
       .select((eb) => eb.fn.sum<number | string | null>('cost_usd').as('cost'))
       .where((eb) => (userId === null ? eb('user_id', 'is', null) : eb('user_id', '=', userId)))
       .where('created_at', '>=', from)
+      .where('imported', '=', 0)
       .executeTakeFirst();
     return Number(row?.cost ?? 0);
   }
@@ -78,6 +80,7 @@ export class UsageRepository {
         eb.fn.count<number>('query_id').distinct().as('n'),
       ])
       .where('chat_id', '=', chatId)
+      .where('imported', '=', 0)
       .executeTakeFirst();
     return totals(row);
   }
@@ -102,6 +105,7 @@ export class UsageRepository {
         eb.fn.count<number>('query_id').distinct().as('n'),
       ])
       .where((eb) => (userId === null ? eb('user_id', 'is', null) : eb('user_id', '=', userId)))
+      .where('imported', '=', 0)
       .$if(range.from !== undefined, (qb) => qb.where('created_at', '>=', range.from!))
       .$if(range.to !== undefined, (qb) => qb.where('created_at', '<', range.to!))
       .groupBy(key)

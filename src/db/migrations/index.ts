@@ -4,6 +4,7 @@ import * as m002 from './002-users.js';
 import * as m003 from './003-chat-features.js';
 import * as m005 from './005-permission-rules.js';
 import * as m006 from './006-message-search.js';
+import * as m007 from './007-chat-import.js';
 
 /** Migrations in code (no directory scan), so a bundled or compiled build finds them too. Order is by name. */
 export const migrations: Record<string, Migration> = {
@@ -12,6 +13,7 @@ export const migrations: Record<string, Migration> = {
   '003-chat-features': m003,
   '005-permission-rules': m005,
   '006-message-search': m006,
+  '007-chat-import': m007,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ChatMessageSchema, ChatSchema, ToolUseRecordSchema } from '../../protocol/chat.js';
-import type { FastifyReply } from 'fastify';
+import type { FastifyError, FastifyReply } from 'fastify';
+import { ChatExportSchema, ExportFormatQuerySchema } from '../../protocol/export.js';
+import { attachmentHeader, exportFileName, renderChatMarkdown } from '../../chats/chat-export.js';
 import {
   ChatListQuerySchema,
   ChatListSchema,
@@ -27,6 +29,8 @@ export interface ChatsRoutesOptions {
   chats: ChatService;
   /** Default page size of the lists. */
   pageSize: number;
+  /** Largest body of POST /api/chats/import (importBodyLimit: it carries images; other routes keep the app's). */
+  importBodyLimit: number;
 }
 
 /**
@@ -39,7 +43,7 @@ function setPageHeaders(reply: FastifyReply, hasMore: boolean, rel: 'next' | 'pr
 }
 
 /** `/api/chats...`: the REST half of the wire contract. Every call acts for the request's principal (auth.plugin). */
-export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app, { chats, pageSize }) => {
+export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app, { chats, pageSize, importBodyLimit }) => {
   const notFound = { 404: ErrorBodySchema };
   const found = <T>(value: T | undefined, id: string): T => {
     if (value === undefined) throw new NotFoundError(`chat ${id} not found`);
@@ -218,5 +222,47 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
       if (!revoked) throw new NotFoundError(`permission rule ${ruleId} not found in chat ${id}`);
       return { success: true as const };
     },
+  });
+
+  app.get('/api/chats/:id/export', {
+    schema: {
+      tags: ['chats'],
+      summary:
+        'The whole conversation as a download: format=json (the versioned export, importable: docs/export-format.md) ' +
+        'or format=markdown (a readable transcript)',
+      params: ChatParamsSchema,
+      querystring: ExportFormatQuerySchema,
+      response: {
+        200: ChatExportSchema.or(z.string().meta({ description: 'format=markdown: text/markdown' })),
+        ...notFound,
+      },
+    },
+    handler: async (req, reply) => {
+      const { id } = req.params;
+      const doc = found(await chats.export(principalOf(req), id), id);
+      const markdown = req.query.format === 'markdown';
+      const name = exportFileName(doc.chat.title, new Date(doc.exported_at), markdown ? 'md' : 'json');
+      reply.header('content-disposition', attachmentHeader(name)).header('cache-control', 'no-store');
+      if (!markdown) return doc;
+      return reply.type('text/markdown; charset=utf-8').send(renderChatMarkdown(doc));
+    },
+  });
+
+  app.post('/api/chats/import', {
+    bodyLimit: importBodyLimit,
+    schema: {
+      tags: ['chats'],
+      summary:
+        "An export (format=json) as a new chat of the caller: checked like live input, within the chat quota, stored " +
+        'whole or not at all',
+      body: ChatExportSchema,
+      response: { 201: ChatSchema, 400: ErrorBodySchema, 403: ErrorBodySchema, 413: ErrorBodySchema, 422: ErrorBodySchema },
+    },
+    // Only the size refusal is worded here (with the limit); every other error goes on to the app's handler.
+    errorHandler: (err: FastifyError, _req, reply) => {
+      if (err.code !== 'FST_ERR_CTP_BODY_TOO_LARGE') throw err;
+      return reply.code(413).send({ detail: `the import is larger than ${importBodyLimit} bytes, the most this service reads` });
+    },
+    handler: async (req, reply) => reply.code(201).send(await chats.import(principalOf(req), req.body)),
   });
 };
