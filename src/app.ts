@@ -217,7 +217,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   // CORS first (its hook answers preflights and decorates refusals), then authentication with the rate limit.
   await registerCors(app, config.CORS_ORIGINS);
   const limit = config.RATE_LIMIT_PER_MINUTE > 0 ? await registerRestRateLimit(app, config.RATE_LIMIT_PER_MINUTE) : undefined;
-  installAuth(app, { auth, ...(limit ? { limit } : {}) });
+  installAuth(app, { auth, corsOrigins: config.CORS_ORIGINS, ...(limit ? { limit } : {}) });
 
   await registerOpenApi(app, APP_VERSION);
   await app.register(healthRoutes, {

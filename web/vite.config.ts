@@ -21,7 +21,13 @@ export default defineConfig({
   },
   server: {
     proxy: {
-      '/api': { target: service, changeOrigin: true },
+      '/api': {
+        target: service,
+        changeOrigin: true,
+        // Without users the service refuses state-changing requests from other origins (cross-site forgery): the
+        // dev page speaks as the service here too.
+        configure: (proxy) => proxy.on('proxyReq', (req) => req.setHeader('origin', service)),
+      },
       '/ws': {
         target: service,
         ws: true,

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthService } from './auth.service.js';
 import { isLoopbackHostHeader } from './loopback.js';
 import { isUnlimited, limitKey, type Principal } from './principal.js';
+import { originAllowed } from './socket-admission.js';
 import { bearerToken } from './tokens.js';
 import { isWebClientRoute } from '../transport/web/web.plugin.js';
 
@@ -52,14 +53,20 @@ export const INVALID_TOKEN_DETAIL = 'invalid or revoked token';
  * Local mode (no user yet): every request is the local principal, as long as it is addressed to a loopback name
  * (see isLoopbackHostHeader). AUTH_DISABLED: every request is the local principal. Auth enabled: a valid
  * `Authorization: Bearer` token is required.
+ *
+ * Without authentication (local mode, AUTH_DISABLED) a request that changes something must not come from another
+ * site's page (see crossSiteRefusal).
  */
-export function installAuth(app: FastifyInstance, { auth, limit }: { auth: AuthService; limit?: RequestLimiter }): void {
+export function installAuth(
+  app: FastifyInstance,
+  { auth, limit, corsOrigins = [] }: { auth: AuthService; limit?: RequestLimiter; corsOrigins?: readonly string[] },
+): void {
   app.decorateRequest('principal', null);
 
   app.addHook('onRequest', async (req, reply) => {
     // A CORS preflight never carries credentials (@fastify/cors answers it before this hook when enabled).
     if (req.method === 'OPTIONS' || isPublicRoute(req.routeOptions.url)) return;
-    const failure = await identify(req, auth);
+    const failure = await identify(req, auth, corsOrigins);
     // Local mode's own client is not limited: it behaves exactly as before users existed.
     const exempt = req.principal !== null && isUnlimited(req.principal);
     if (limit && !exempt) await limit(req, reply);
@@ -76,14 +83,38 @@ interface Refusal {
   challenge?: string;
 }
 
+/** Methods that change something. A page of any site can send them cross-site as "simple" requests (a form, or a
+ * fetch with a text/plain body): no CORS preflight asks first, only the Origin header tells who sent them. */
+const STATE_CHANGING_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export const CROSS_SITE_DETAIL =
+  "refused: a request that changes something may come only from this service's own pages or an origin of " +
+  'CORS_ORIGINS (its Origin header names another site)';
+
+/**
+ * Cross-site request forgery where no credential stands in its way. With authentication on, every request needs an
+ * `Authorization` header that another site's page cannot send without a CORS preflight, which only CORS_ORIGINS
+ * pass. Without it (local mode, AUTH_DISABLED), a page the operator visits could create chats and start agents with
+ * a simple POST. So there a state-changing request whose Origin is neither the service's own (the Host it was sent
+ * to) nor in CORS_ORIGINS is refused; requests without Origin (curl, scripts, other non-browser clients) and reads
+ * pass, as before (a cross-site page cannot read an answer without CORS headers). The rule is the WebSocket's
+ * (originAllowed), so whatever may open a socket may also send these requests.
+ */
+function crossSiteRefusal(req: FastifyRequest, corsOrigins: readonly string[]): Refusal | undefined {
+  if (!STATE_CHANGING_METHODS.has(req.method) || originAllowed(req.headers.origin, req.host, corsOrigins)) return undefined;
+  return { status: 403, detail: CROSS_SITE_DETAIL };
+}
+
 /** Sets req.principal, or says why the request has none. */
-async function identify(req: FastifyRequest, auth: AuthService): Promise<Refusal | undefined> {
+async function identify(req: FastifyRequest, auth: AuthService, corsOrigins: readonly string[]): Promise<Refusal | undefined> {
   const mode = await auth.mode();
   if (mode === 'local' && !isLoopbackHostHeader(req.headers.host)) {
     return { status: 403, detail: 'until a user is added, this service only answers requests addressed to localhost' };
   }
   const anonymous = await auth.anonymous();
   if (anonymous) {
+    const crossSite = crossSiteRefusal(req, corsOrigins);
+    if (crossSite) return crossSite;
     req.principal = anonymous;
     return undefined;
   }

@@ -73,6 +73,61 @@ describe('local mode (no user yet)', () => {
     expect(ws).toMatchObject({ admitted: false, code: 4403 });
   });
 
+  it('refuses a state-changing request from another site (cross-site simple POST, form or fetch), and nothing changes', async () => {
+    server = track(await startTestServer({ CORS_ORIGINS: 'http://localhost:5173' }));
+    const port = new URL(server.url).port;
+    const existing = (await api<Chat>(server.url, 'POST', '/api/chats', { json: { title: 'mine' } })).body;
+    /** What a page of another site can send without a CORS preflight: no custom header, a "simple" content type. */
+    const simple = (method: string, route: string, origin: string, contentType: string, body: string) =>
+      fetch(server.url + route, { method, headers: { origin, 'content-type': contentType }, body });
+
+    for (const origin of ['http://evil.example', `http://evil.example:${port}`, 'null', `http://127.0.0.1:${Number(port) + 1}`]) {
+      for (const [type, body] of [
+        ['text/plain', '{"title":"pwned"}'],
+        ['application/x-www-form-urlencoded', 'title=pwned'],
+        ['multipart/form-data; boundary=x', '--x\r\nContent-Disposition: form-data; name="title"\r\n\r\npwned\r\n--x--'],
+      ] as const) {
+        const res = await simple('POST', '/api/chats', origin, type, body);
+        expect(res.status, `${origin} ${type}`).toBe(403);
+        expect(((await res.json()) as { detail: string }).detail).toContain('CORS_ORIGINS');
+      }
+    }
+    const forged = { origin: 'http://evil.example' };
+    expect((await api(server.url, 'PATCH', `/api/chats/${existing.id}`, { json: { title: 'pwned' }, headers: forged })).status).toBe(403);
+    expect((await api(server.url, 'DELETE', `/api/chats/${existing.id}`, { headers: forged })).status).toBe(403);
+    expect((await api<Chat[]>(server.url, 'GET', '/api/chats')).body.map((c) => c.title)).toEqual(['mine']);
+    // Reads stay open (another site's page cannot read the answer: no CORS headers for it).
+    expect((await api(server.url, 'GET', '/api/chats', { headers: forged })).status).toBe(200);
+
+    // The service's own pages (whatever loopback name they were loaded from), CORS_ORIGINS, and non-browser
+    // clients (no Origin) keep working.
+    expect((await api(server.url, 'POST', '/api/chats', { json: { title: 'same origin' }, headers: { origin: server.url } })).status).toBe(201);
+    const viaLocalhost = await fetch(`http://localhost:${port}/api/chats`, {
+      method: 'POST',
+      headers: { origin: `http://localhost:${port}`, 'content-type': 'application/json' },
+      body: '{"title":"localhost page"}',
+    });
+    expect(viaLocalhost.status).toBe(201);
+    expect((await api(server.url, 'POST', '/api/chats', { json: { title: 'dev server' }, headers: { origin: 'http://localhost:5173' } })).status).toBe(201);
+    expect((await api(server.url, 'POST', '/api/chats', { json: { title: 'curl' } })).status).toBe(201);
+    expect((await api<Chat[]>(server.url, 'GET', '/api/chats')).body.map((c) => c.title).sort()).toEqual(
+      ['curl', 'dev server', 'localhost page', 'mine', 'same origin'],
+    );
+    // The socket follows the same rule (close 4403 from another site).
+    expect(await openSocket(server.wsUrl, undefined, { origin: 'http://evil.example' })).toMatchObject({ admitted: false, code: 4403 });
+  });
+
+  it('refuses cross-site state changes with AUTH_DISABLED too (no credential stands in the way there either)', async () => {
+    server = track(await startTestServer({ AUTH_DISABLED: 'true' }));
+    const res = await fetch(`${server.url}/api/chats`, {
+      method: 'POST',
+      headers: { origin: 'http://evil.example', 'content-type': 'text/plain' },
+      body: '{}',
+    });
+    expect(res.status).toBe(403);
+    expect((await api<Chat[]>(server.url, 'GET', '/api/chats')).body).toEqual([]);
+  });
+
   it('turns authentication on within seconds of the first `users add`, and closes sockets opened without a token', async () => {
     server = track(await startTestServer());
     const ws = await openSocket(server.wsUrl);
