@@ -30,6 +30,12 @@ export type AgentEvent =
       durationMs: number;
       errors: string[];
       terminalReason: string | null;
+      /**
+       * The SDK uuid of the turn's last entry in the session's transcript (its last assistant message or tool
+       * result): resuming the session at it (`resumeAt`) continues from the end of this answer. Null if the turn
+       * reported none.
+       */
+      tailUuid: string | null;
     };
 
 /** Tokens of one turn (the SDK result's per-turn `usage`, never its cumulative totals) and the model that answered. */
@@ -86,6 +92,11 @@ export interface AgentConnectionRequest {
   cwd: string;
   /** SDK session to continue, so the model sees the chat's earlier turns. */
   resume?: string;
+  /**
+   * With `resume`: continue the session only up to this entry (a fork or retry point) and as a new session (the
+   * SDK's `resumeSessionAt` + `forkSession`), so what came after it is not in the model's context.
+   */
+  resumeAt?: string;
   /** The chat's own settings (absent ones: the service's). */
   settings?: ChatAgentSettings;
   /** The SDK's maxBudgetUsd: what this process may spend in all (it counts from its start); the turn then ends. */

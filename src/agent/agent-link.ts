@@ -5,8 +5,11 @@ import type { AgentConnection, AgentConnectionRequest, AgentImage, ChatAgentSett
 export interface AgentLinkDeps {
   /** The chat's own working directory (created on first use). */
   cwd: string;
-  /** The SDK session the chat's model context lives in, if any. */
-  storedSessionId(): Promise<string | undefined>;
+  /**
+   * The SDK session the chat's model context lives in, if any, and the entry to continue it from when only part of
+   * it is the chat's context (after a fork or a retry; cleared once a process reported its new session).
+   */
+  resumePoint(): Promise<{ sessionId?: string; at?: string }>;
   /** The chat's own agent settings, read at each start. */
   chatSettings(): Promise<ChatAgentSettings>;
   /** Whether the SDK still has that session's transcript, so resuming it keeps the model's context. */
@@ -15,7 +18,7 @@ export interface AgentLinkDeps {
   admit(start: () => AgentConnection, options: { evict: boolean }): Promise<AgentConnection | undefined>;
   /** Makes the connection; only events of the current process are passed on. */
   connect(
-    request: Pick<AgentConnectionRequest, 'resume' | 'settings' | 'onEvent' | 'canUseTool' | 'maxBudgetUsd'>,
+    request: Pick<AgentConnectionRequest, 'resume' | 'resumeAt' | 'settings' | 'onEvent' | 'canUseTool' | 'maxBudgetUsd'>,
   ): AgentConnection;
   /** What a new process may spend in all (the SDK's maxBudgetUsd), if a budget applies. */
   budgetUsd?(): Promise<number | undefined>;
@@ -76,11 +79,13 @@ export class AgentLink {
   async ensure({ evict }: { evict: boolean }): Promise<AgentConnection | undefined> {
     if (this.connection) return this.connection;
     await fs.mkdir(this.deps.cwd, { recursive: true });
-    let resume = await this.deps.storedSessionId();
+    const point = await this.deps.resumePoint();
+    let resume = point.sessionId;
     if (resume && !(await this.deps.transcriptExists(resume))) {
       this.deps.sessionLost(resume, 'its transcript is gone');
       resume = undefined;
     }
+    const resumeAt = resume ? point.at : undefined;
     const maxBudgetUsd = await this.deps.budgetUsd?.();
     const settings = await this.deps.chatSettings();
     const generation = this.generation + 1;
@@ -90,6 +95,7 @@ export class AgentLink {
       () =>
         this.deps.connect({
           ...(resume ? { resume } : {}),
+          ...(resumeAt ? { resumeAt } : {}),
           settings,
           ...(maxBudgetUsd !== undefined ? { maxBudgetUsd } : {}),
           onEvent: (event) => {

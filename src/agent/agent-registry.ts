@@ -12,7 +12,7 @@ import { ChatSession, type Budgets, type ChatHooks } from './chat-session.js';
 import type { EventLogLimits } from './event-log.js';
 import { Serial } from './serial.js';
 import { StartBackoff, type StartBackoffSettings } from './start-backoff.js';
-import { transcriptExists } from './transcripts.js';
+import { copyTranscript, transcriptExists } from './transcripts.js';
 
 export interface AgentRegistryDeps {
   store: Store;
@@ -131,6 +131,24 @@ export class AgentRegistry {
   /** The chat's settings changed: its running agent, if any, applies them (ChatSession.settingsChanged). */
   async settingsChanged(chatId: string, before: ChatSettings, after: ChatSettings): Promise<void> {
     await this.sessions.get(chatId)?.settingsChanged(before, after);
+  }
+
+  /**
+   * A fork's agent resumes sessions of the chat it was forked from: their transcripts are copied into its own agent
+   * home (each chat's agent sees only its own). Returns the sessions that had no transcript left.
+   */
+  async copyTranscripts(fromChatId: string, toChatId: string, sessionIds: string[]): Promise<string[]> {
+    const at = (chatId: string) => ({
+      configDir: chatAgentHome(this.deps.agentHomeDir, chatId).configDir,
+      cwd: path.join(this.deps.workspaceDir, chatId),
+    });
+    const missing: string[] = [];
+    for (const sessionId of sessionIds) {
+      if (!(await copyTranscript(at(fromChatId), at(toChatId), sessionId, sharedConfigDir(this.deps.agentHomeDir)))) {
+        missing.push(sessionId);
+      }
+    }
+    return missing;
   }
 
   /** The chat is being deleted: stop its agent at once, then remove its working directory and its agent's home. */

@@ -79,6 +79,7 @@ export class ChatRecorder {
       this.store.transaction(async (tx) => {
         const queryId = await tx.queries.start(this.chatId);
         const message = await tx.messages.add({ chatId: this.chatId, role: 'user', content, images, queryId });
+        if (message) await tx.queries.setUserMessage(queryId, message.id);
         return message && { queryId, messageId: message.id };
       }),
     );
@@ -159,10 +160,20 @@ export class ChatRecorder {
     this.queue('usage', () => this.store.usage.record({ chatId: this.chatId, queryId, costUsd, ...usage }));
   }
 
+  /** Where the answer ended in the SDK session (see QueriesRepository.setSdkTail). */
+  queryTail(queryId: string, sessionId: string, tailUuid: string): void {
+    this.queue('query tail', () => this.store.queries.setSdkTail(queryId, sessionId, tailUuid));
+  }
+
+  /** The point the agent's next start resumes at (in order with the session ids the running agent reports). */
+  resumePoint(sessionId: string | null, at: string | null): Promise<void> {
+    return this.writes.run(() => this.store.chats.setResumePoint(this.chatId, sessionId, at));
+  }
+
   sdkSessionId(sessionId: string | null): Promise<void> {
     return this.writes.run(async () => {
-      const chat = await this.store.chats.get(this.chatId);
-      if (chat && chat.sdk_session_id !== sessionId) await this.store.chats.setSdkSessionId(this.chatId, sessionId);
+      const point = await this.store.chats.getResumePoint(this.chatId);
+      if (point && (point.sessionId !== sessionId || point.at !== null)) await this.store.chats.setSdkSessionId(this.chatId, sessionId);
     });
   }
 

@@ -118,7 +118,10 @@ export class ChatSession {
     this.agent = new AgentLink(
       {
         cwd: deps.cwd,
-        storedSessionId: async () => (await deps.store.chats.get(deps.chatId))?.sdk_session_id ?? undefined,
+        resumePoint: async () => {
+          const point = await deps.store.chats.getResumePoint(deps.chatId);
+          return { ...(point?.sessionId ? { sessionId: point.sessionId } : {}), ...(point?.at ? { at: point.at } : {}) };
+        },
         chatSettings: async () => agentSettings((await deps.store.chats.get(deps.chatId))?.settings ?? {}),
         transcriptExists: deps.transcriptExists,
         admit: (start, options) => deps.admitAgent(this, start, options),
@@ -589,6 +592,7 @@ export class ChatSession {
   private onTurnEnd(run: QueryRun, end: Extract<AgentEvent, { kind: 'turn_end' }>): void {
     const cost = this.agent.turnCost(end.totalCostUsd);
     this.saveSessionId(end.sessionId);
+    if (end.tailUuid) this.record.queryTail(run.id, end.sessionId, end.tailUuid);
     this.record.usage(run.id, end.usage, cost);
     if (!run.terminated && end.subtype === 'error_max_budget_usd') {
       // The SDK stopped the answer between two model calls: what streamed so far is kept (interrupted).

@@ -106,6 +106,7 @@ class SdkConnection implements AgentConnection {
         ...((chat.model ?? settings.model) ? { model: chat.model ?? settings.model } : {}),
         ...(settings.mcpServers ? { mcpServers: settings.mcpServers } : {}),
         ...(request.resume ? { resume: request.resume } : {}),
+        ...(request.resume && request.resumeAt ? { resumeSessionAt: request.resumeAt, forkSession: true } : {}),
         ...(request.maxBudgetUsd !== undefined ? { maxBudgetUsd: request.maxBudgetUsd } : {}),
         ...(settings.sandbox ? { sandbox: { enabled: true, failIfUnavailable: true, allowUnsandboxedCommands: false } } : {}),
         // Isolation: no user/project settings or hooks from disk; the service's config is the whole config.
@@ -255,6 +256,8 @@ class MessageReducer {
   private readonly streamedMessageIds = new Set<string>();
   /** Content block indexes of the current streamed API message that are text. */
   private readonly openTextBlocks = new Set<number>();
+  /** The uuid of the turn's latest main-conversation entry (assistant message or tool result) so far. */
+  private tailUuid: string | null = null;
 
   constructor(private readonly emit: (event: AgentEvent) => void) {}
 
@@ -276,12 +279,20 @@ class MessageReducer {
         if (message.parent_tool_use_id === null) this.reduceStreamEvent(message.event as unknown as StreamEvent);
         return;
       case 'assistant':
-        if (message.parent_tool_use_id === null) this.reduceAssistant(message);
+        if (message.parent_tool_use_id === null) {
+          this.tailUuid = message.uuid;
+          this.reduceAssistant(message);
+        }
         return;
       case 'user':
-        if (message.parent_tool_use_id === null) this.reduceUser(message.message.content as unknown);
+        if (message.parent_tool_use_id === null) {
+          if (message.uuid) this.tailUuid = message.uuid;
+          this.reduceUser(message.message.content as unknown);
+        }
         return;
-      case 'result':
+      case 'result': {
+        const tailUuid = this.tailUuid;
+        this.tailUuid = null;
         this.streamedMessageIds.clear();
         this.openTextBlocks.clear();
         this.emit({
@@ -300,8 +311,10 @@ class MessageReducer {
           durationMs: message.duration_ms ?? 0,
           errors: 'errors' in message && Array.isArray(message.errors) ? message.errors : [],
           terminalReason: (message as { terminal_reason?: string }).terminal_reason ?? null,
+          tailUuid,
         });
         return;
+      }
       default:
         return;
     }

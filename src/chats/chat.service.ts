@@ -16,6 +16,18 @@ import { prepareImport, type ImportLimits } from './chat-import.js';
 export interface ChatAgents {
   discardChat(chatId: string): Promise<void>;
   settingsChanged(chatId: string, before: ChatSettings, after: ChatSettings): Promise<void>;
+  /** Gives a fork's agent the SDK sessions of the chat it comes from; returns those with no transcript left. */
+  copyTranscripts(fromChatId: string, toChatId: string, sessionIds: string[]): Promise<string[]>;
+}
+
+/** The chat exists, the message named does not (in it). */
+export class MessageNotFoundError extends Error {
+  readonly statusCode = 404;
+}
+
+/** A message that cannot be forked at (a superseded answer, or one still being written): 409. */
+export class ForkConflictError extends Error {
+  readonly statusCode = 409;
 }
 
 /** The principal already has MAX_CHATS_PER_USER chats. */
@@ -145,6 +157,39 @@ export class ChatService {
     }
     this.updates.publish(owner.userId, 'updated', chat);
     return chat;
+  }
+
+  /**
+   * A new chat of the principal (MAX_CHATS_PER_USER applies) holding this chat's conversation up to and including
+   * the message, whose agent continues from exactly that point of the model's context (the SDK session resumed at
+   * that answer's last entry, as a new session). At an answer: the whole answer it belongs to is included. At a
+   * user message: the question is included unanswered and the context ends at the answer before it; a `retry` in
+   * the fork has it answered. Undefined when the chat or the message does not exist for this principal.
+   */
+  async fork(principal: Principal, chatId: string, messageId: string): Promise<Chat | undefined> {
+    const source = await this.get(principal, chatId);
+    if (!source) return undefined;
+    const point = await this.store.forks.forkPoint(chatId, messageId);
+    if (!point) throw new MessageNotFoundError(`message ${messageId} not found in chat ${chatId}`);
+    if (point.superseded) throw new ForkConflictError('a superseded answer cannot be forked; fork at the answer that replaced it');
+    if (point.running) throw new ForkConflictError('the answer is still being written; fork once it has ended');
+    const context = await this.store.queries.contextAt(chatId, point.endPosition);
+    const owner = ownerScope(principal);
+    const chat = await this.create(principal, source.title, {
+      ...(source.settings && Object.keys(source.settings).length > 0 ? { settings: source.settings } : {}),
+      forkedFrom: source.id,
+      sdkSessionId: context?.sessionId ?? null,
+      resumeAt: context?.tailUuid ?? null,
+    });
+    try {
+      const sessions = await this.store.forks.copyConversation(chatId, chat.id, point.endPosition);
+      await this.agents.copyTranscripts(chatId, chat.id, sessions);
+    } catch (err) {
+      await this.store.chats.delete(chat.id);
+      this.updates.publish(owner.userId, 'deleted', null, chat.id);
+      throw err;
+    }
+    return (await this.store.chats.get(chat.id)) ?? chat;
   }
 
   search(principal: Principal, text: string): Promise<Chat[]> {

@@ -27,6 +27,15 @@ export const UpdateChatBodySchema = z
   .refine((body) => body.title !== undefined || body.settings !== undefined, { message: 'give a title, settings or both' });
 export type UpdateChatBody = z.infer<typeof UpdateChatBodySchema>;
 
+export const ForkChatBodySchema = z.object({
+  message_id: z.string({ message: 'message_id is required' }).min(1, 'message_id is required').max(128).meta({
+    description:
+      'The message the fork ends with: an answer (its whole answer is included, the agent continues after it) or a ' +
+      'question (included unanswered, the context ends at the answer before it: send `retry` to have it answered)',
+  }),
+});
+export type ForkChatBody = z.infer<typeof ForkChatBodySchema>;
+
 export const ChatParamsSchema = z.object({ id: z.string() });
 export const ImageParamsSchema = z.object({ id: z.string(), image_id: z.string() });
 export const ToolUseParamsSchema = z.object({ id: z.string(), tool_use_id: z.string() });

@@ -260,8 +260,9 @@ export class ChatsRepository {
     await this.db.updateTable('chats').set({ updated_at: this.now().toISOString() }).where('id', '=', id).execute();
   }
 
+  /** The session the chat's agent now runs in: a pending resume point (fork, retry) has been used up. */
   async setSdkSessionId(id: string, sdkSessionId: string | null): Promise<void> {
-    await this.db.updateTable('chats').set({ sdk_session_id: sdkSessionId }).where('id', '=', id).execute();
+    await this.db.updateTable('chats').set({ sdk_session_id: sdkSessionId, resume_at: null }).where('id', '=', id).execute();
   }
 
   /** Deletes the chat; its messages, images, tool uses and queries go with it (ON DELETE CASCADE). */

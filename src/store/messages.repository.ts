@@ -264,7 +264,7 @@ export class MessagesRepository {
       await trx.deleteFrom('queries').where('chat_id', '=', chatId).execute();
       await trx
         .updateTable('chats')
-        .set({ sdk_session_id: null, updated_at: this.now().toISOString() })
+        .set({ sdk_session_id: null, resume_at: null, updated_at: this.now().toISOString() })
         .where('id', '=', chatId)
         .execute();
     });

@@ -16,13 +16,51 @@ export class QueriesRepository {
     private readonly now: () => Date,
   ) {}
 
-  async start(chatId: string): Promise<string> {
+  /** A new running query; `userMessageId` when the user message it answers is already stored (a retry). */
+  async start(chatId: string, userMessageId?: string): Promise<string> {
     const id = randomUUID();
     await this.db
       .insertInto('queries')
-      .values({ id, chat_id: chatId, status: 'running', started_at: this.now().toISOString() })
+      .values({
+        id,
+        chat_id: chatId,
+        status: 'running',
+        started_at: this.now().toISOString(),
+        user_message_id: userMessageId ?? null,
+      })
       .execute();
     return id;
+  }
+
+  async setUserMessage(id: string, userMessageId: string): Promise<void> {
+    await this.db.updateTable('queries').set({ user_message_id: userMessageId }).where('id', '=', id).execute();
+  }
+
+  /** Where the answer ended in the SDK session: the point a fork or a retry of a later message resumes at. */
+  async setSdkTail(id: string, sessionId: string, tailUuid: string): Promise<void> {
+    await this.db.updateTable('queries').set({ sdk_session_id: sessionId, sdk_tail_uuid: tailUuid }).where('id', '=', id).execute();
+  }
+
+  /**
+   * The model's context as of the chat's conversation up to `position`: the SDK session and entry where the latest
+   * answer at or before it ended (superseded answers are not part of the conversation). Undefined: no answer
+   * there left a point to resume at, so the context is empty (a new session).
+   */
+  async contextAt(chatId: string, position: number): Promise<{ sessionId: string; tailUuid: string } | undefined> {
+    const row = await this.db
+      .selectFrom('messages')
+      .innerJoin('queries', 'queries.id', 'messages.query_id')
+      .select(['queries.sdk_session_id', 'queries.sdk_tail_uuid'])
+      .where('messages.chat_id', '=', chatId)
+      .where('messages.role', '=', 'assistant')
+      .where('messages.superseded', '=', 0)
+      .where('messages.position', '<=', position)
+      .where('queries.sdk_tail_uuid', 'is not', null)
+      .where('queries.sdk_session_id', 'is not', null)
+      .orderBy('messages.position', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row?.sdk_session_id && row.sdk_tail_uuid ? { sessionId: row.sdk_session_id, tailUuid: row.sdk_tail_uuid } : undefined;
   }
 
   async finish(id: string, outcome: QueryOutcome): Promise<void> {

@@ -2,6 +2,7 @@ import type { Db } from '../db/database.js';
 import { monotonicClock } from './clock.js';
 import { ChatsRepository } from './chats.repository.js';
 import { ChatTransferRepository } from './chat-transfer.repository.js';
+import { ForksRepository } from './forks.repository.js';
 import { MessagesRepository } from './messages.repository.js';
 import { PermissionRulesRepository } from './permission-rules.repository.js';
 import { QueriesRepository } from './queries.repository.js';
@@ -23,6 +24,7 @@ export class Store {
   readonly usage: UsageRepository;
   readonly permissionRules: PermissionRulesRepository;
   readonly transfer: ChatTransferRepository;
+  readonly forks: ForksRepository;
 
   constructor(
     readonly db: Db,
@@ -38,6 +40,7 @@ export class Store {
     this.usage = new UsageRepository(db, now);
     this.permissionRules = new PermissionRulesRepository(db, now);
     this.transfer = new ChatTransferRepository(db, now);
+    this.forks = new ForksRepository(db);
   }
 
   /** Runs `work` in one transaction, with repositories bound to it. */

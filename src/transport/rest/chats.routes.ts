@@ -9,6 +9,7 @@ import {
   ChatParamsSchema,
   CreateChatBodySchema,
   ErrorBodySchema,
+  ForkChatBodySchema,
   ImageParamsSchema,
   MessagesQuerySchema,
   PermissionRuleListSchema,
@@ -123,6 +124,20 @@ export const chatsRoutes: FastifyPluginAsyncZod<ChatsRoutesOptions> = async (app
       },
     });
   }
+
+  app.post('/api/chats/:id/fork', {
+    schema: {
+      tags: ['chats'],
+      summary: "A new chat with this chat's conversation up to a message, its agent continuing from that point",
+      params: ChatParamsSchema,
+      body: ForkChatBodySchema,
+      response: { 201: ChatSchema, 403: ErrorBodySchema, 409: ErrorBodySchema, ...notFound },
+    },
+    handler: async (req, reply) => {
+      const chat = found(await chats.fork(principalOf(req), req.params.id, req.body.message_id), req.params.id);
+      return reply.code(201).send(chat);
+    },
+  });
 
   app.delete('/api/chats/:id', {
     schema: {
