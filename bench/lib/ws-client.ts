@@ -79,6 +79,11 @@ export class BenchSocket {
     );
   }
 
+  /** Asks the service to stop the chat's running answer; its turn then ends `cancelled`. */
+  stop(chatId: string): void {
+    this.socket.send(JSON.stringify({ type: 'stop', chat_id: chatId }));
+  }
+
   close(): void {
     this.socket.close();
   }
