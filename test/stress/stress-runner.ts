@@ -234,6 +234,9 @@ interface Conn {
   /** Subscriptions with last_seq (always the first subscription of that chat on this connection). */
   replays: Map<string, number>;
   closed: boolean;
+  /** Allowed refusals (frame errors) per chat, counted incrementally from client.events[refusalsScanned]. */
+  refusals: Map<string, number>;
+  refusalsScanned: number;
 }
 
 interface SentChat {
@@ -310,7 +313,7 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
 
   const connect = async (label: string): Promise<Conn> => {
     const client = await TestClient.connect(server.wsUrl);
-    const conn: Conn = { label, client, follows: new Map(), replays: new Map(), closed: false };
+    const conn: Conn = { label, client, follows: new Map(), replays: new Map(), closed: false, refusals: new Map(), refusalsScanned: 0 };
     client.socket.on('close', () => {
       conn.closed = true;
     });
@@ -329,18 +332,38 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
    * order: a socket's frames are handled one at a time). A refusal to a connection that closed meanwhile is never
    * seen: with allowed refusals, a frame of a closed connection counts as answered.
    */
+  // Echoes and refusals are counted incrementally: rescanning every event on each check made the runner's own
+  // work grow with the square of the run's length (it polls every 10 ms), which starved long runs.
+  const echoed = new Map<string, Set<string>>();
+  let echoesScanned = 0;
+  const echoesOf = (chatId: string): Set<string> => {
+    const events = observer!.client.events;
+    for (; echoesScanned < events.length; echoesScanned++) {
+      const e = events[echoesScanned]!;
+      if (e.type !== 'user_message' || e.chat_id === undefined) continue;
+      if (!echoed.has(e.chat_id)) echoed.set(e.chat_id, new Set());
+      echoed.get(e.chat_id)!.add(e.content);
+    }
+    return echoed.get(chatId) ?? new Set();
+  };
+  const refusalsOf = (conn: Conn, chatId: string): number => {
+    const events = conn.client.events;
+    for (; conn.refusalsScanned < events.length; conn.refusalsScanned++) {
+      const e = events[conn.refusalsScanned]!;
+      if (e.type === 'error' && e.chat_id !== undefined && !e.query_id && allowedErrors.has(e.code)) {
+        conn.refusals.set(e.chat_id, (conn.refusals.get(e.chat_id) ?? 0) + 1);
+      }
+    }
+    return conn.refusals.get(chatId) ?? 0;
+  };
   const unanswered = (chatId: string, includeGivenUp = false): SentChat[] => {
     const frames = sent.get(chatId) ?? [];
-    const echoed = new Set(
-      observer!.client.events.flatMap((e) => (e.type === 'user_message' && e.chat_id === chatId ? [e.content] : [])),
-    );
-    const open = frames.filter((f) => !echoed.has(f.content));
+    const echoes = echoesOf(chatId);
+    const open = frames.filter((f) => !echoes.has(f.content));
     const left: SentChat[] = [];
     for (const conn of new Set(open.map((f) => f.conn))) {
       const mine = open.filter((f) => f.conn === conn);
-      const refusals = conn.client.events.filter(
-        (e) => e.type === 'error' && e.chat_id === chatId && !e.query_id && allowedErrors.has(e.code),
-      ).length;
+      const refusals = refusalsOf(conn, chatId);
       // refused frames are never echoed, and are answered before the frames after them
       const rest = mine.slice(refusals).filter((f) => includeGivenUp || !f.givenUp);
       if (allowedErrors.size > 0 && conn.closed) continue;
