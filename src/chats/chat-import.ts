@@ -69,6 +69,7 @@ export function prepareImport(doc: ChatExport, limits: ImportLimits): ChatToImpo
   return {
     title: doc.chat.title,
     titleSource: doc.chat.title_source,
+    ...(Object.keys(doc.chat.settings).length > 0 ? { settings: doc.chat.settings } : {}),
     queries: doc.queries.map((q) => ({
       ref: q.id,
       status: q.status === 'running' ? 'cancelled' : q.status,

@@ -1,6 +1,6 @@
 import { isUnlimited, ownerScope, type Principal } from '../auth/principal.js';
 import type { Chat, ChatMessage, ChatSettings, ChatSettingsPatch, PermissionRule, ToolUseRecord } from '../protocol/chat.js';
-import { checkSettings, mergeSettings, type ChatSettingsPolicy } from './chat-settings.js';
+import { ChatSettingsError, checkSettings, mergeSettings, type ChatSettingsPolicy } from './chat-settings.js';
 import type { NewChatExtras } from '../store/chats.repository.js';
 import type { UsageReport } from '../protocol/rest.js';
 import type { Store } from '../store/store.js';
@@ -80,10 +80,22 @@ export class ChatService {
 
   /**
    * An exported conversation as a new chat of the caller: checked like live input (ImportError), within the chat
-   * quota (ChatLimitError), stored in one transaction. Its usage is kept for its export but not counted here.
+   * quota (ChatLimitError), its settings within the operator's (ChatSettingsError), stored in one transaction. Its
+   * usage is kept for its export but not counted here.
    */
   async import(principal: Principal, doc: ChatExport): Promise<Chat> {
     const data = prepareImport(doc, this.importLimits);
+    // The file's settings are the chat's only within what this service allows, as if set with PATCH.
+    if (this.policy && data.settings) {
+      try {
+        checkSettings(data.settings, this.policy);
+      } catch (err) {
+        if (err instanceof ChatSettingsError) {
+          throw new ChatSettingsError(`chat.settings: ${err.message}; remove them from the file to import without them`);
+        }
+        throw err;
+      }
+    }
     const owner = ownerScope(principal);
     const max = isUnlimited(principal) ? 0 : this.maxChats;
     const chat = await this.store.transfer.importChat(owner, max, data);

@@ -102,7 +102,9 @@ export const ChatExportSchema = z
       title_source: z.enum(TITLE_SOURCES),
       created_at: isoTime,
       updated_at: isoTime,
-      settings: ChatSettingsSchema.meta({ description: "The chat's own agent settings ({} when none); not imported" }),
+      settings: ChatSettingsSchema.meta({
+        description: "The chat's own agent settings ({} when none); imported only within what the service allows (403 otherwise)",
+      }),
     }),
     usage: UsageTotalsSchema.meta({ description: 'Sum of every query\'s usage (derived: ignored on import)' }),
     queries: z.array(ExportedQuerySchema).meta({ description: 'One per user message sent to the agent, oldest first' }),

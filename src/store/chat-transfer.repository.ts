@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import { lockUntilCommit } from '../db/locks.js';
 import type { MessageStatus, QueryStatus, TitleSource } from '../db/schema.js';
-import type { Chat, ImageMediaType } from '../protocol/chat.js';
+import type { Chat, ChatSettings, ImageMediaType } from '../protocol/chat.js';
 import type { ExportedEntry, ExportedQuery } from '../protocol/export.js';
 import { ChatsRepository, type OwnerScope } from './chats.repository.js';
 
@@ -16,6 +16,8 @@ export interface ChatTranscript {
 export interface ChatToImport {
   title: string;
   titleSource: TitleSource;
+  /** The chat's own agent settings, already checked against the operator's. */
+  settings?: ChatSettings;
   queries: {
     /** The id in the imported file: entries name their query by it. */
     ref: string;
@@ -160,7 +162,7 @@ export class ChatTransferRepository {
         await lockUntilCommit(trx, `chat-quota:${owner.userId ?? '(no owner)'}`);
         if ((await chats.count(owner)) >= maxChats) return undefined;
       }
-      const created = await chats.create(data.title, owner);
+      const created = await chats.create(data.title, owner, data.settings ? { settings: data.settings } : {});
       const chatId = created.id;
       const queryIds = new Map<string, string>();
       for (const q of data.queries) {

@@ -275,7 +275,7 @@ describe('export and import with users', () => {
   let server: TestServer;
   let users: Record<string, TestUser>;
   beforeAll(async () => {
-    ({ server, users } = await startAuthServer(['alice', 'bob'], { MAX_CHATS_PER_USER: '2', AGENT_PREWARM: 'false' }));
+    ({ server, users } = await startAuthServer(['alice', 'bob', 'carol'], { MAX_CHATS_PER_USER: '2', AGENT_PREWARM: 'false' }));
   });
   afterAll(async () => {
     await server?.close();
@@ -308,6 +308,34 @@ describe('export and import with users', () => {
     expect(refused.status).toBe(403);
     expect(refused.body.detail).toMatch(/chat limit reached: at most 2 chats per user/);
     expect(await listed(bob)).toHaveLength(2);
+  });
+
+  it("the chat's own settings are imported within what the service allows, and refused beyond it", async () => {
+    const carol = users.carol!.token;
+    const created = await api<Chat>(server.url, 'POST', '/api/chats', { token: carol, json: { title: 'Narrow' } });
+    const settings = { permission_mode: 'plan', allowed_tools: ['Read'], system_prompt_append: 'Be brief.' };
+    const patched = await api<Chat>(server.url, 'PATCH', `/api/chats/${created.body.id}`, { token: carol, json: { settings } });
+    expect(patched.status).toBe(200);
+    const doc = (await api<ChatExport>(server.url, 'GET', `/api/chats/${created.body.id}/export`, { token: carol })).body;
+    expect(doc.chat.settings).toEqual(settings);
+    await api(server.url, 'DELETE', `/api/chats/${created.body.id}`, { token: carol });
+
+    const imported = await api<Chat>(server.url, 'POST', '/api/chats/import', { token: carol, json: doc });
+    expect(imported.status).toBe(201);
+    expect(imported.body.settings).toEqual(settings);
+    const again = (await api<ChatExport>(server.url, 'GET', `/api/chats/${imported.body.id}/export`, { token: carol })).body;
+    expect(withoutIdsAndDates(again)).toEqual(withoutIdsAndDates(doc));
+
+    // PERMISSION_MODE is `default` here: a file cannot widen it (nor the tools), as a PATCH cannot.
+    for (const wider of [{ permission_mode: 'bypassPermissions' }, { allowed_tools: ['Bash'] }]) {
+      const refused = await api<{ detail: string }>(server.url, 'POST', '/api/chats/import', {
+        token: carol,
+        json: { ...doc, chat: { ...doc.chat, settings: wider } },
+      });
+      expect(refused.status).toBe(403);
+      expect(refused.body.detail).toMatch(/^chat\.settings: .*; remove them from the file to import without them$/);
+    }
+    expect((await api<Chat[]>(server.url, 'GET', '/api/chats', { token: carol })).body.map((c) => c.id)).toEqual([imported.body.id]);
   });
 
   it('OpenAPI describes both routes with the export schema', async () => {
