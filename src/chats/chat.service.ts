@@ -8,6 +8,7 @@ import type { ChatUpdates } from './chat-updates.js';
 import type { ChatExport } from '../protocol/export.js';
 import { buildChatExport } from './chat-export.js';
 import { prepareImport, type ImportLimits } from './chat-import.js';
+import { buildForkContext } from './import-context.js';
 
 /**
  * What the chat service needs from the agent side: to stop a chat's agent before the chat disappears, and to tell
@@ -196,6 +197,12 @@ export class ChatService {
     try {
       const sessions = await this.store.forks.copyConversation(chatId, chat.id, point.endPosition);
       await this.agents.copyTranscripts(chatId, chat.id, sessions);
+      if (!context) {
+        // No agent session reaches this point (the conversation up to it was imported): the fork's first message
+        // carries it to the model, as an imported chat's does (docs/export-format.md).
+        const carried = buildForkContext((await this.store.transfer.transcript(chat.id)).entries);
+        if (carried) await this.store.chats.setImportContext(chat.id, carried);
+      }
     } catch (err) {
       await this.store.chats.delete(chat.id);
       this.updates.publish(owner.userId, 'deleted', null, chat.id);

@@ -55,3 +55,14 @@ export function buildImportContext(entries: ExportedEntry[]): string | undefined
     '',
   ].join('\n');
 }
+
+/**
+ * The context of a fork whose point no agent session reaches (the conversation up to it was imported: its answers
+ * were given elsewhere): the conversation it holds as an imported transcript, as an imported chat gets. A question
+ * the fork ends with is left out: the fork's next answer (a retry) sends it.
+ */
+export function buildForkContext(entries: ExportedEntry[]): string | undefined {
+  const last = entries.at(-1);
+  const upToPoint = last?.type === 'message' && last.role === 'user' ? entries.slice(0, -1) : entries;
+  return buildImportContext(upToPoint);
+}

@@ -154,8 +154,12 @@ export class ChatsRepository {
     return row?.import_context ?? undefined;
   }
 
+  async setImportContext(id: string, context: string | null): Promise<void> {
+    await this.db.updateTable('chats').set({ import_context: context }).where('id', '=', id).execute();
+  }
+
   async clearImportContext(id: string): Promise<void> {
-    await this.db.updateTable('chats').set({ import_context: null }).where('id', '=', id).execute();
+    await this.setImportContext(id, null);
   }
 
   /** Ownerless chats (made in local mode) or the listed ones are given to `userId`; returns the ids assigned. */

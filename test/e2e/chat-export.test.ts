@@ -216,6 +216,22 @@ describeEachStore('chat export and import', (kind) => {
     await client.close();
   }, 60_000);
 
+  it('a fork of an imported chat at an imported answer carries the transcript up to that point', async () => {
+    const res = await api<Chat>(server.url, 'POST', '/api/chats/import', { json: exported });
+    const messages = (await api<ChatMessage[]>(server.url, 'GET', `/api/chats/${res.body.id}/messages`)).body;
+    const toolAnswer = messages.find((m) => m.content === 'Tool result: exported-tool-output')!;
+    const fork = await api<Chat>(server.url, 'POST', `/api/chats/${res.body.id}/fork`, { json: { message_id: toolAnswer.id } });
+    expect(fork.status).toBe(201);
+    const client = await TestClient.connect(server.wsUrl);
+    const query = await client.chat(fork.body.id, '/received');
+    expect(await client.waitForEnd(query)).toMatchObject({ type: 'result', success: true });
+    const seen = client.streamedText(query);
+    expect(seen).toContain('[tool call Bash] input: {"command":"echo exported-tool-output"');
+    expect(seen).toMatch(/\[assistant\] Tool result: exported-tool-output\n<\/imported-conversation>\n+\/received$/m);
+    expect(seen).not.toContain('/error 500');
+    await client.close();
+  }, 60_000);
+
   describe('a bad import is refused with {detail} and nothing is stored', () => {
     const withImage = (base64: string, count = 1): unknown => ({
       ...exported,
