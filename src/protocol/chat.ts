@@ -104,6 +104,25 @@ export type ImageRef = z.infer<typeof ImageRefSchema>;
 
 export const MessageStatusSchema = z.enum(['streaming', 'complete', 'interrupted', 'error']);
 
+/**
+ * How a stored answer ended, what it cost and how long it took: the `result` / `cancelled` / `error` event of a live
+ * answer, for answers read back from history or REST.
+ */
+export const AnswerEndSchema = z
+  .object({
+    status: z.enum(['complete', 'cancelled', 'error']).meta({
+      description: 'complete (the `result` event), cancelled (stopped) or error (the `error` event)',
+    }),
+    cost: z.number().nullable().meta({ description: 'USD spent by this answer alone, when known (like `result.cost`)' }),
+    duration: z
+      .number()
+      .nullable()
+      .meta({ description: 'Milliseconds from the message to the end of the answer, when known (like `result.duration`)' }),
+    error: z.string().nullable().meta({ description: 'Why the answer failed (status error)' }),
+  })
+  .meta({ id: 'AnswerEnd' });
+export type AnswerEnd = z.infer<typeof AnswerEndSchema>;
+
 export const ChatMessageSchema = z
   .object({
     id: z.string(),
@@ -116,6 +135,14 @@ export const ChatMessageSchema = z
       description:
         'complete; interrupted when a stop (or a crash) cut the answer short; error when the model failed; ' +
         'streaming while the answer is still being written',
+    }),
+    query_id: z.string().optional().meta({
+      description:
+        'The answer (query) the message belongs to: the user message that started it and the assistant text of its ' +
+        'answer; absent on messages stored outside an answer',
+    }),
+    answer_end: AnswerEndSchema.optional().meta({
+      description: 'On the last assistant message of a finished answer: how it ended, its cost and duration',
     }),
   })
   .meta({ id: 'ChatMessage' });

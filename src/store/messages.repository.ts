@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { inTransaction, type Db } from '../db/database.js';
 import type { MessageImageRow, MessageRow, MessageStatus } from '../db/schema.js';
 import { sql } from 'kysely';
-import type { ChatMessage, HistoryMessage, ImageMediaType } from '../protocol/chat.js';
+import type { AnswerEnd, ChatMessage, HistoryMessage, ImageMediaType } from '../protocol/chat.js';
 import { ChatsRepository } from './chats.repository.js';
 
 export interface ImageToStore {
@@ -30,7 +30,19 @@ const toMessage = (row: MessageRow, images: MessageImageRow[] | undefined): Chat
     images && images.length > 0
       ? images.map((img) => ({ id: img.id, base64: img.data.toString('base64'), mimeType: img.media_type }))
       : null,
+  ...(row.query_id !== null ? { query_id: row.query_id } : {}),
 });
+
+/** The stored outcome of a query, as it is shown on the answer's last message. */
+const answerEnd = (q: { status: string; cost_usd: number | null; duration_ms: number | null; error: string | null }): AnswerEnd | undefined =>
+  q.status === 'complete' || q.status === 'cancelled' || q.status === 'error'
+    ? {
+        status: q.status,
+        cost: q.cost_usd === null ? null : Number(q.cost_usd),
+        duration: q.duration_ms === null ? null : Number(q.duration_ms),
+        error: q.error,
+      }
+    : undefined;
 
 export const imagePath = (chatId: string, imageId: string): string => `/api/chats/${chatId}/images/${imageId}`;
 
@@ -145,7 +157,7 @@ export class MessagesRepository {
     const hasMore = rows.length > limit;
     const pageRows = rows.slice(0, limit);
     if (!forward) pageRows.reverse();
-    return { messages: await this.withImages(pageRows), hasMore };
+    return { messages: await this.withAnswerEnds(chatId, pageRows, await this.withImages(pageRows)), hasMore };
   }
 
   /**
@@ -205,14 +217,15 @@ export class MessagesRepository {
     }
     chosen.reverse();
 
+    const chosenRows = chosen.map((c) => c.row);
     if (imageRefs) {
       const messages = chosen.map(({ row, images }) => ({
         ...toMessage(row, undefined),
         images: images.length > 0 ? images.map((img) => imageRef(chatId, img.id, img.media_type, Number(img.size))) : null,
       }));
-      return { messages, hasMore };
+      return { messages: await this.withAnswerEnds(chatId, chosenRows, messages), hasMore };
     }
-    return { messages: await this.withImages(chosen.map((c) => c.row)), hasMore };
+    return { messages: await this.withAnswerEnds(chatId, chosenRows, await this.withImages(chosenRows)), hasMore };
   }
 
   /** One stored image of a chat (for GET /api/chats/{id}/images/{image_id}); undefined if the chat has none such. */
@@ -254,6 +267,42 @@ export class MessagesRepository {
     const byMessage = new Map<string, MessageImageRow[]>();
     for (const img of images) byMessage.set(img.message_id, [...(byMessage.get(img.message_id) ?? []), img]);
     return rows.map((row) => toMessage(row, byMessage.get(row.id)));
+  }
+
+  /**
+   * Puts `answer_end` on each message that is the last assistant message of a finished answer (its query), so a
+   * page read back shows each answer's cost and duration like a live `result` does. `messages` are `rows`, in the
+   * same order. One query for the whole page: the answers that have a message from the page's first one on, with
+   * the position of their last assistant message (which may lie in a newer page).
+   */
+  private async withAnswerEnds<M extends ChatMessage | HistoryMessage>(chatId: string, rows: MessageRow[], messages: M[]): Promise<M[]> {
+    const first = rows.reduce((min, r) => Math.min(min, r.position), Number.POSITIVE_INFINITY);
+    if (!rows.some((r) => r.role === 'assistant' && r.query_id !== null)) return messages;
+    const answers = await this.db
+      .selectFrom('messages')
+      .innerJoin('queries', 'queries.id', 'messages.query_id')
+      .select((eb) => [
+        'messages.query_id as query_id',
+        eb.fn.max('messages.position').as('last_position'),
+        'queries.status as status',
+        'queries.cost_usd as cost_usd',
+        'queries.duration_ms as duration_ms',
+        'queries.error as error',
+      ])
+      .where('messages.chat_id', '=', chatId)
+      .where('messages.role', '=', 'assistant')
+      .where('messages.position', '>=', first)
+      .groupBy(['messages.query_id', 'queries.status', 'queries.cost_usd', 'queries.duration_ms', 'queries.error'])
+      .execute();
+    const endAt = new Map<number, AnswerEnd>();
+    for (const a of answers) {
+      const end = answerEnd(a);
+      if (end) endAt.set(Number(a.last_position), end);
+    }
+    return messages.map((m, i) => {
+      const end = endAt.get(rows[i]!.position);
+      return end ? { ...m, answer_end: end } : m;
+    });
   }
 
   /** Forgets the chat's conversation (messages, images, tool uses, queries); the chat itself stays. */

@@ -44,7 +44,7 @@ describe.runIf(chromiumAvailable())('web client in a browser', { timeout: 180_00
   const composer = () => page.getByRole('textbox', { name: 'Message' });
   const lastAssistant = () => page.locator('.msg.assistant').last();
 
-  /** The text of every message shown (not the per-answer cost line: live answers only). */
+  /** The text of every message shown. */
   const conversationText = () => page.locator('.msg').allTextContents();
 
   const chatIdFromUrl = () => new URL(page.url()).pathname.split('/').pop()!;
@@ -164,15 +164,29 @@ describe.runIf(chromiumAvailable())('web client in a browser', { timeout: 180_00
     expect(await page.locator('.thumb').count()).toBe(0);
   });
 
-  it('keeps everything across a reload', async () => {
+  it('keeps everything across a reload: messages, tools, images, and each answer\'s cost and duration', async () => {
     expect(await page.locator('.tool-card').count()).toBe(2);
     const before = await conversationText();
+    const endLines = await page.locator('.end-line').allTextContents();
+    expect(endLines).toHaveLength(5);
+    // The page asks for images by reference (`image_urls`) on every subscribe and chat.
+    const subscribes: { type: string; capabilities?: string[] }[] = [];
+    page.on('websocket', (ws) =>
+      ws.on('framesent', (f) => typeof f.payload === 'string' && subscribes.push(JSON.parse(f.payload) as (typeof subscribes)[number])),
+    );
     await page.reload();
     await page.locator('.msg.assistant').first().waitFor();
     await expect.poll(() => conversationText()).toEqual(before);
     await expect.poll(() => page.locator('.tool-card').count()).toBe(2);
-    expect(await page.locator('.msg.user').last().locator('img').count()).toBe(1);
     expect(await page.locator('.msg.assistant[data-status="interrupted"]').count()).toBe(1);
+    // Cost and duration (or how the answer ended) read back from history, as they were shown live.
+    await expect.poll(() => page.locator('.end-line').allTextContents()).toEqual(endLines);
+    expect(subscribes.find((f) => f.type === 'subscribe')?.capabilities).toEqual(['permission_prompts', 'image_urls']);
+    // The image came by reference: fetched with the API's credentials into an object URL, and shown.
+    const image = page.locator('.msg.user').last().locator('img');
+    await expect.poll(() => image.count()).toBe(1);
+    expect(await image.getAttribute('src')).toMatch(/^blob:/);
+    await expect.poll(() => image.evaluate((img) => (img as unknown as { complete: boolean; naturalWidth: number }).complete && (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(1);
   });
 
   it('switches between two chats, each keeping its own conversation', async () => {

@@ -88,4 +88,52 @@ describe('web client chat view', () => {
     v = run([request, { type: 'permission_resolved', chat_id: CHAT, seq: 3, query_id: Q, request_id: 'r1', outcome: 'allowed' }], v);
     expect(v.prompts).toEqual([]);
   });
+
+  it('shows the cost and duration of answers read back from history, after each answer\'s last message, with its tools merged in', () => {
+    const at = (s: number) => `2026-01-01T00:00:0${s}.000Z`;
+    const v = run([
+      {
+        type: 'history',
+        chat_id: CHAT,
+        seq: 5,
+        has_more: false,
+        messages: [
+          { id: 'u1', chat_id: CHAT, role: 'user', content: 'run it', timestamp: at(0), images: null, status: 'complete', query_id: 'q1' },
+          { id: 'a1', chat_id: CHAT, role: 'assistant', content: 'Running.', timestamp: at(1), images: null, status: 'complete', query_id: 'q1' },
+          {
+            id: 'a2',
+            chat_id: CHAT,
+            role: 'assistant',
+            content: 'Done.',
+            timestamp: at(3),
+            images: null,
+            status: 'complete',
+            query_id: 'q1',
+            answer_end: { status: 'complete', cost: 0.02, duration: 1500, error: null },
+          },
+          { id: 'u2', chat_id: CHAT, role: 'user', content: 'again', timestamp: at(4), images: null, status: 'complete', query_id: 'q2' },
+          {
+            id: 'a3',
+            chat_id: CHAT,
+            role: 'assistant',
+            content: 'Agai',
+            timestamp: at(5),
+            images: null,
+            status: 'interrupted',
+            query_id: 'q2',
+            answer_end: { status: 'cancelled', cost: null, duration: null, error: null },
+          },
+        ],
+      },
+      {
+        type: 'tool_history',
+        chat_id: CHAT,
+        seq: 5,
+        tool_uses: [{ id: 't1', tool_name: 'Bash', tool_input: { command: 'ls' }, result_content: 'x', is_error: false, timestamp: at(2) }],
+      },
+    ]);
+    expect(v.items.map((i) => i.key)).toEqual(['u1', 'a1', 'tool:t1', 'a2', 'end:q1', 'u2', 'a3', 'end:q2']);
+    expect(v.items[4]).toMatchObject({ kind: 'end', outcome: 'result', success: true, cost: 0.02, duration: 1500 });
+    expect(v.items[7]).toMatchObject({ kind: 'end', outcome: 'cancelled' });
+  });
 });

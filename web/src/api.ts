@@ -52,6 +52,30 @@ export class Api {
     this.json<Chat>(`/api/chats/${id}`, { method: 'PATCH', body: JSON.stringify({ title }) });
   deleteChat = (id: string) => this.json<{ success: true }>(`/api/chats/${id}`, { method: 'DELETE' });
 
+  private images = new Map<string, Promise<string>>();
+
+  /**
+   * A stored image (GET /api/chats/{id}/images/{image_id}) as an object URL: fetched with the token in the
+   * Authorization header, like every API call (never in the URL), once per page; the bytes never change.
+   */
+  imageObjectUrl = (path: string): Promise<string> => {
+    let url = this.images.get(path);
+    if (!url) {
+      url = this.request(path)
+        .then((res) => res.blob())
+        .then((blob) => URL.createObjectURL(blob));
+      url.catch(() => this.images.delete(path));
+      this.images.set(path, url);
+    }
+    return url;
+  };
+
+  /** On sign-out: the images of the user who signed out are let go. */
+  forgetImages(): void {
+    for (const url of this.images.values()) void url.then((u) => URL.revokeObjectURL(u), () => undefined);
+    this.images.clear();
+  }
+
   /** The page of messages just before `beforeId`, oldest first, and whether older ones exist (X-Has-More). */
   async olderMessages(chatId: string, beforeId: string, limit = 100): Promise<{ messages: ChatMessage[]; hasMore: boolean }> {
     const res = await this.request(`/api/chats/${chatId}/messages?before=${encodeURIComponent(beforeId)}&limit=${limit}`);

@@ -7,8 +7,13 @@ import type { EventOf, ServerEvent } from '../../src/protocol/ws.js';
  */
 export type MessageStatus = ChatMessage['status'];
 
+/**
+ * An image of a user message: `src` is shown as it is (a `data:` URL of the bytes), or, with `stored`, it is the
+ * service's image route, fetched with the API's credentials (an `<img src>` could not send the token).
+ */
 export interface ImageRef {
   src: string;
+  stored?: true;
 }
 
 export type Item =
@@ -79,15 +84,39 @@ export function emptyView(chatId: string): ChatView {
   };
 }
 
-/** Inline (base64) as this page asks for (it does not declare `image_urls`), or by reference should one come. */
+/** By reference (this page declares `image_urls`: a long chat of images opens with a small snapshot), or inline. */
 function imageSrc(img: StoredImage | WireImageRef): ImageRef {
-  return 'url' in img ? { src: img.url } : { src: `data:${img.mimeType};base64,${img.base64}` };
+  return 'url' in img ? { src: img.url, stored: true } : { src: `data:${img.mimeType};base64,${img.base64}` };
 }
 
 export function messageItem(m: ChatMessage | HistoryMessage): Item {
   return m.role === 'user'
     ? { kind: 'user', key: m.id, content: m.content, images: (m.images ?? []).map(imageSrc), timestamp: m.timestamp }
-    : { kind: 'assistant', key: m.id, content: m.content, status: m.status, queryId: null, timestamp: m.timestamp };
+    : { kind: 'assistant', key: m.id, content: m.content, status: m.status, queryId: m.query_id ?? null, timestamp: m.timestamp };
+}
+
+/**
+ * A stored message, followed by its answer's end line (cost, duration, or how it ended) when it is the answer's
+ * last message: the same line a live `result`, `cancelled` or `error` adds, with the same key.
+ */
+export function messageItems(m: ChatMessage | HistoryMessage): Item[] {
+  const item = messageItem(m);
+  const end = m.answer_end;
+  if (!end || !m.query_id) return [item];
+  const outcome = end.status === 'complete' ? 'result' : end.status === 'cancelled' ? 'cancelled' : 'error';
+  return [
+    item,
+    {
+      kind: 'end',
+      key: `end:${m.query_id}`,
+      queryId: m.query_id,
+      outcome,
+      success: end.status === 'complete',
+      cost: end.cost,
+      duration: end.duration,
+      error: end.error,
+    },
+  ];
 }
 
 function toolItem(r: ToolUseRecord): Item {
@@ -111,7 +140,7 @@ export function mergeByTime(messages: ChatMessage[], tools: ToolUseRecord[]): It
   const sortedTools = [...tools].sort((a, b) => a.timestamp.localeCompare(b.timestamp));
   for (const m of messages) {
     while (t < sortedTools.length && sortedTools[t]!.timestamp < m.timestamp) out.push(toolItem(sortedTools[t++]!));
-    out.push(messageItem(m));
+    out.push(...messageItems(m));
   }
   while (t < sortedTools.length) out.push(toolItem(sortedTools[t++]!));
   return out;
@@ -133,7 +162,7 @@ export function applyEvent(view: ChatView, e: ServerEvent, sent?: SentImages): C
 
   switch (e.type) {
     case 'history': {
-      v.items = e.messages.map(messageItem);
+      v.items = e.messages.flatMap(messageItems);
       v.loaded = true;
       v.hasMore = e.has_more ?? false;
       v.oldestMessageId = e.messages[0]?.id ?? null;
@@ -142,7 +171,8 @@ export function applyEvent(view: ChatView, e: ServerEvent, sent?: SentImages): C
     }
     case 'tool_history': {
       v.toolRecords = e.tool_uses;
-      const messages = v.items.filter((i) => i.kind === 'user' || i.kind === 'assistant');
+      // Messages with their answers' end lines (an end line stays right after the message it follows).
+      const messages = v.items.filter((i) => i.kind === 'user' || i.kind === 'assistant' || i.kind === 'end');
       const tools = e.tool_uses.filter((u) => !v.hasMore || !messages[0] || u.timestamp >= itemTime(messages[0]));
       v.items = mergeItems(messages, tools.map(toolItem));
       return v;

@@ -25,8 +25,11 @@ export interface AppState {
 }
 
 /** Events after which the chat list may have changed order or content. */
-/** This page answers permission prompts: told on every subscribe and chat (docs/protocol.md, capabilities). */
-const CAPABILITIES: ClientCapability[] = ['permission_prompts'];
+/**
+ * Told on every subscribe and chat (docs/protocol.md, capabilities): this page answers permission prompts, and takes
+ * images in `history` by reference (fetched with the token as it shows them: see Api.imageObjectUrl).
+ */
+const CAPABILITIES: ClientCapability[] = ['permission_prompts', 'image_urls'];
 
 const LIST_POLL_MS = 20_000;
 
@@ -137,6 +140,7 @@ export class AppStore {
 
   signOut(message: string | null): void {
     tokenStore.clear();
+    this.api.forgetImages();
     this.connection?.stop();
     this.connection = null;
     this.set({

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { t } from '../i18n.js';
 import type { AppStore } from '../store.js';
 import { Conversation } from './Conversation.js';
+import { StoredImageLoader } from './Messages.js';
 import { Sidebar } from './Sidebar.js';
 import { SignIn } from './SignIn.js';
 
@@ -28,31 +29,33 @@ export function App({ store }: { store: AppStore }) {
 
   const view = state.selectedId ? state.views.get(state.selectedId) ?? null : null;
   return (
-    <div class={`shell${drawerOpen ? ' drawer-open' : ''}`}>
-      {state.info?.demo && (
-        <div class="demo-banner" role="note">
-          {t.demoBanner}
+    <StoredImageLoader.Provider value={store.api.imageObjectUrl}>
+      <div class={`shell${drawerOpen ? ' drawer-open' : ''}`}>
+        {state.info?.demo && (
+          <div class="demo-banner" role="note">
+            {t.demoBanner}
+          </div>
+        )}
+        <div class="layout">
+          <Sidebar store={store} state={state} onNavigate={closeDrawer} />
+          {drawerOpen && <button class="scrim" aria-label={t.closeMenu} onClick={() => setDrawerOpen(false)} />}
+          <Conversation
+            store={store}
+            state={state}
+            chat={chat}
+            view={view}
+            onOpenMenu={openDrawer}
+          />
         </div>
-      )}
-      <div class="layout">
-        <Sidebar store={store} state={state} onNavigate={closeDrawer} />
-        {drawerOpen && <button class="scrim" aria-label={t.closeMenu} onClick={() => setDrawerOpen(false)} />}
-        <Conversation
-          store={store}
-          state={state}
-          chat={chat}
-          view={view}
-          onOpenMenu={openDrawer}
-        />
+        {state.toast && (
+          <div class="toast" role="alert" onClick={() => store.dismissToast()}>
+            <span>{state.toast}</span>
+            <button class="icon-btn" aria-label="Dismiss" onClick={() => store.dismissToast()}>
+              ×
+            </button>
+          </div>
+        )}
       </div>
-      {state.toast && (
-        <div class="toast" role="alert" onClick={() => store.dismissToast()}>
-          <span>{state.toast}</span>
-          <button class="icon-btn" aria-label="Dismiss" onClick={() => store.dismissToast()}>
-            ×
-          </button>
-        </div>
-      )}
-    </div>
+    </StoredImageLoader.Provider>
   );
 }

@@ -1,9 +1,32 @@
+import { createContext } from 'preact';
 import { memo } from 'preact/compat';
-import { useState } from 'preact/hooks';
-import type { Item } from '../chat-view.js';
+import { useContext, useEffect, useState } from 'preact/hooks';
+import type { ImageRef, Item } from '../chat-view.js';
 import { t } from '../i18n.js';
 import { renderMarkdown, renderStreamingMarkdown } from '../markdown.js';
 import { IconChevron, IconTool } from './icons.js';
+
+/** Turns a stored image's route into something an `<img>` can show (the API's credentials go with the fetch). */
+export const StoredImageLoader = createContext<(path: string) => Promise<string>>((path) => Promise.resolve(path));
+
+function MessageImage({ image }: { image: ImageRef }) {
+  const load = useContext(StoredImageLoader);
+  const [src, setSrc] = useState<string | null>(image.stored ? null : image.src);
+  const [failed, setFailed] = useState(false);
+  useEffect(() => {
+    if (!image.stored) return;
+    let live = true;
+    load(image.src).then(
+      (url) => live && setSrc(url),
+      () => live && setFailed(true),
+    );
+    return () => {
+      live = false;
+    };
+  }, [image.src]);
+  if (src) return <img src={src} alt="" loading="lazy" />;
+  return <span class={`img-placeholder${failed ? ' failed' : ''}`} aria-hidden="true" />;
+}
 
 /** One conversation item. Memoized on the item object: only items an event replaced render again. */
 export const ItemView = memo(function ItemView({ item }: { item: Item }) {
@@ -15,7 +38,7 @@ export const ItemView = memo(function ItemView({ item }: { item: Item }) {
             {item.images.length > 0 && (
               <div class="msg-images">
                 {item.images.map((img, i) => (
-                  <img key={i} src={img.src} alt="" loading="lazy" />
+                  <MessageImage key={i} image={img} />
                 ))}
               </div>
             )}

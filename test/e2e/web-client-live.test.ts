@@ -1,0 +1,233 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
+import { openStore } from '../helpers/auth.js';
+import { chromiumAvailable, launchBrowser, openPage, screenshot, type WatchedPage } from '../helpers/browser.js';
+import { onePixelPng } from './support.js';
+
+/**
+ * The web client while answers run, in real headless Chromium against the real service, SDK and CLI answered by
+ * the scripted fake model: following the answer and pausing when the reader scrolls up, images by paste and by
+ * drop, "Allow for this chat", several prompts and prompts answered in another tab, the session_restarted notice.
+ * Bash asks for permission (PERMISSION_MODE=default).
+ */
+describe.runIf(chromiumAvailable())('web client while answers run', { timeout: 180_000 }, () => {
+  let server: AgentTestServer;
+  let browser: Browser;
+  let w: WatchedPage;
+  let page: Page;
+  /** Frames the page's sockets sent and received, parsed. */
+  const sent: Record<string, unknown>[] = [];
+  const received: Record<string, unknown>[] = [];
+
+  beforeAll(async () => {
+    [server, browser] = await Promise.all([
+      startAgentServer({ PERMISSION_MODE: 'default', MESSAGES_PER_MINUTE: '0' }),
+      launchBrowser(),
+    ]);
+    w = await openPage(browser, server.url);
+    page = w.page;
+    page.on('websocket', (ws) => {
+      ws.on('framesent', (f) => typeof f.payload === 'string' && sent.push(JSON.parse(f.payload) as Record<string, unknown>));
+      ws.on('framereceived', (f) => typeof f.payload === 'string' && received.push(JSON.parse(f.payload) as Record<string, unknown>));
+    });
+    // Again, now that the frames are watched from the first one.
+    await page.reload();
+  }, 180_000);
+
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === 'fail') await screenshot(page, `failed-live-${ctx.task.name.slice(0, 40).replace(/\W+/g, '-')}`);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  const composer = () => page.getByRole('textbox', { name: 'Message' });
+  const lastAssistant = () => page.locator('.msg.assistant').last();
+  const jumpButton = () => page.getByRole('button', { name: 'Jump to latest' });
+  const chatIdFromUrl = () => new URL(page.url()).pathname.split('/').pop()!;
+
+  async function send(text: string): Promise<void> {
+    await composer().fill(text);
+    await composer().press('Enter');
+  }
+
+  async function answerEnded(p: Page = page): Promise<void> {
+    await p.getByRole('button', { name: 'Stop' }).waitFor({ state: 'detached', timeout: 60_000 });
+  }
+
+  async function newChat(): Promise<string> {
+    const before = page.url();
+    await page.getByRole('button', { name: 'New chat' }).click();
+    await page.waitForURL((u) => u.href !== before && /\/c\/[0-9a-f-]{36}$/.test(u.pathname));
+    return chatIdFromUrl();
+  }
+
+  /** How far the conversation is scrolled from its bottom, in pixels. */
+  const distanceFromBottom = () =>
+    page.locator('.scroller').evaluate((el) => Math.round(el.scrollHeight - el.scrollTop - el.clientHeight));
+
+  it('follows a streaming answer, stops following when the reader scrolls up, and jumps back to the latest', async () => {
+    await page.setViewportSize({ width: 1280, height: 560 });
+    await newChat();
+    // Enough text above to scroll: a long first answer.
+    await send('/slow 400 2');
+    await answerEnded();
+    await expect.poll(() => lastAssistant().textContent()).toContain('chunk400');
+    expect(await distanceFromBottom()).toBeLessThan(80);
+
+    await send('/slow 400 40');
+    // The second answer of this chat (the first one holds `chunk5 ` too).
+    const streaming = page.locator('.msg.assistant').nth(1);
+    await expect.poll(() => streaming.textContent(), { timeout: 60_000 }).toContain('chunk5 ');
+    // Following: the newest text stays in view while it streams.
+    await expect.poll(() => distanceFromBottom()).toBeLessThan(80);
+    expect(await jumpButton().count()).toBe(0);
+
+    // The reader scrolls up with the wheel: the view stays where they put it while the answer grows.
+    await page.locator('.scroller').hover();
+    await page.mouse.wheel(0, -1500);
+    await jumpButton().waitFor();
+    const readerTop = await page.locator('.scroller').evaluate((el) => el.scrollTop);
+    const grownFrom = (await streaming.textContent())!.length;
+    await expect.poll(async () => (await streaming.textContent())!.length, { timeout: 30_000 }).toBeGreaterThan(grownFrom + 100);
+    expect(await page.locator('.scroller').evaluate((el) => el.scrollTop)).toBe(readerTop);
+    expect(await distanceFromBottom()).toBeGreaterThan(200);
+    await screenshot(page, 'desktop-scrolled-up-while-streaming');
+
+    // "Jump to latest" goes to the bottom, and the view follows the answer again.
+    await jumpButton().click();
+    await expect.poll(() => distanceFromBottom()).toBeLessThan(80);
+    await expect.poll(() => jumpButton().count()).toBe(0);
+    const followedFrom = (await streaming.textContent())!.length;
+    await expect.poll(async () => (await streaming.textContent())!.length, { timeout: 30_000 }).toBeGreaterThan(followedFrom + 100);
+    await expect.poll(() => distanceFromBottom()).toBeLessThan(80);
+    // Done: stop the rest (unless it ended meanwhile).
+    await page.getByRole('button', { name: 'Stop' }).click({ timeout: 2_000 }).catch(() => undefined);
+    await answerEnded();
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  it('takes images pasted into the message box and dropped on the conversation, as thumbnails the model sees', async () => {
+    await newChat();
+    const png = onePixelPng().toString('base64');
+    // A paste of an image (as a screenshot tool puts it on the clipboard).
+    // (Browser code: this file is type-checked without the DOM library, hence `any`.)
+    await composer().evaluate((box, base64) => {
+      const web = globalThis as any;
+      const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+      const data = new web.DataTransfer();
+      data.items.add(new web.File([bytes], 'pasted.png', { type: 'image/png' }));
+      box.dispatchEvent(new web.ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+    }, png);
+    await expect.poll(() => page.locator('.thumb img').count()).toBe(1);
+    expect(await page.getByRole('button', { name: 'Remove image pasted.png' }).count()).toBe(1);
+
+    // A file dragged from the desktop and dropped on the conversation.
+    await page.locator('main.conversation').evaluate((main, base64) => {
+      const web = globalThis as any;
+      const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+      const data = new web.DataTransfer();
+      data.items.add(new web.File([bytes], 'dropped.png', { type: 'image/png' }));
+      main.dispatchEvent(new web.DragEvent('dragover', { dataTransfer: data, bubbles: true, cancelable: true }));
+      main.dispatchEvent(new web.DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+    }, png);
+    await expect.poll(() => page.locator('.thumb img').count()).toBe(2);
+    expect(await page.getByRole('button', { name: 'Remove image dropped.png' }).count()).toBe(1);
+    expect(await page.locator('.drop-overlay').count()).toBe(0);
+    await screenshot(page, 'desktop-pasted-and-dropped');
+
+    await send('/images');
+    await answerEnded();
+    await expect.poll(() => lastAssistant().textContent()).toContain('Saw 2 image(s)');
+    expect(await page.locator('.msg.user').last().locator('img').count()).toBe(2);
+    expect(await page.locator('.thumb').count()).toBe(0);
+  });
+
+  it('"Allow for this chat" sends remember, and the same command then runs without asking', async () => {
+    await newChat();
+    const command = 'touch remembered.txt && echo remembered-once';
+    await send(`/bash ${command}`);
+    const prompt = page.getByRole('group', { name: 'Permission: Bash' });
+    await prompt.waitFor({ timeout: 60_000 });
+    await screenshot(page, 'desktop-permission-remember');
+    await prompt.getByRole('button', { name: 'Allow for this chat' }).click();
+    await answerEnded();
+    await expect.poll(() => page.locator('.tool-card').last().getAttribute('data-state')).toBe('done');
+    const answers = sent.filter((f) => f.type === 'permission_response');
+    expect(answers.at(-1)).toMatchObject({ type: 'permission_response', chat_id: chatIdFromUrl(), allow: true, remember: true });
+
+    const promptsBefore = received.filter((f) => f.type === 'permission_request').length;
+    await send(`/bash ${command}`);
+    await answerEnded();
+    await expect.poll(() => page.locator('.tool-card').count()).toBe(2);
+    await expect.poll(() => page.locator('.tool-card').last().getAttribute('data-state')).toBe('done');
+    await expect.poll(() => lastAssistant().textContent()).toContain('Tool result: remembered-once');
+    // Not asked again: no question came to the page, none was shown.
+    expect(received.filter((f) => f.type === 'permission_request').length).toBe(promptsBefore);
+    expect(await page.getByRole('group', { name: /^Permission/ }).count()).toBe(0);
+  });
+
+  it('shows several open prompts, and drops a prompt another tab answered', async () => {
+    const chatId = await newChat();
+    const other = await openPage(browser, `${server.url}/c/${chatId}`);
+    try {
+      await other.page.getByRole('textbox', { name: 'Message' }).waitFor();
+      const calls = [1, 2].map((n) => ({ name: 'Bash', input: { command: `touch several-${n}.txt && echo several-${n}` } }));
+      await send(`/tools ${JSON.stringify(calls)}`);
+      const prompts = page.getByRole('group', { name: 'Permission: Bash' });
+      const otherPrompts = other.page.getByRole('group', { name: 'Permission: Bash' });
+      // The CLI asks about one call at a time: answering the first in the other tab clears it here, and the second
+      // question follows; both tabs show every question that is open.
+      await expect.poll(() => prompts.count(), { timeout: 60_000 }).toBeGreaterThan(0);
+      await expect.poll(() => otherPrompts.count()).toBe(await prompts.count());
+      const firstId = await prompts.first().getAttribute('data-request-id');
+      await screenshot(page, 'desktop-prompt-before-other-tab');
+      await other.page.locator(`[data-request-id="${firstId}"]`).getByRole('button', { name: 'Allow', exact: true }).click();
+      await expect.poll(() => page.locator(`[data-request-id="${firstId}"]`).count()).toBe(0);
+      // The rest, answered here.
+      for (;;) {
+        await expect.poll(async () => (await prompts.count()) > 0 || (await page.getByRole('button', { name: 'Stop' }).count()) === 0, { timeout: 60_000 }).toBe(true);
+        if ((await prompts.count()) === 0) break;
+        await prompts.first().getByRole('button', { name: 'Allow', exact: true }).click();
+      }
+      await answerEnded();
+      const workspace = path.join(server.config.WORKSPACE_DIR, chatId);
+      expect(fs.existsSync(path.join(workspace, 'several-1.txt'))).toBe(true);
+      expect(fs.existsSync(path.join(workspace, 'several-2.txt'))).toBe(true);
+      await expect.poll(() => other.page.getByRole('group', { name: /^Permission/ }).count()).toBe(0);
+      expect(other.errors).toEqual([]);
+    } finally {
+      await other.context.close();
+    }
+  });
+
+  it('shows the session_restarted notice when the agent cannot continue the chat\'s earlier session', async () => {
+    // A chat whose agent session is gone (its transcript lost): the next answer starts a new session and says so.
+    const chat = (await (await fetch(`${server.url}/api/chats`, { method: 'POST' })).json()) as { id: string };
+    const { store, close } = await openStore(server.dir);
+    try {
+      await store.chats.setSdkSessionId(chat.id, randomUUID());
+    } finally {
+      await close();
+    }
+    await page.goto(`${server.url}/c/${chat.id}`);
+    await composer().waitFor();
+    await send('/recall');
+    await answerEnded();
+    const notice = page.getByRole('note').filter({ hasText: 'could not be restored' });
+    await expect.poll(() => notice.count()).toBe(1);
+    expect(await notice.textContent()).toBe('The agent’s earlier context could not be restored; it starts fresh from here.');
+    await expect.poll(() => lastAssistant().textContent()).toContain('Earlier: (nothing)');
+    await screenshot(page, 'desktop-session-restarted');
+  });
+
+  it('logged no console errors', () => {
+    expect(w.errors).toEqual([]);
+  });
+});
