@@ -4,7 +4,14 @@
  */
 export class ChatError extends Error {
   constructor(
-    readonly code: 'not_found' | 'agent_unavailable' | 'agent_busy' | 'invalid_image' | 'invalid_message' | 'budget_exceeded',
+    readonly code:
+      | 'not_found'
+      | 'agent_unavailable'
+      | 'agent_busy'
+      | 'invalid_image'
+      | 'invalid_message'
+      | 'budget_exceeded'
+      | 'nothing_to_retry',
     message: string,
   ) {
     super(message);

@@ -160,6 +160,23 @@ export class ChatRecorder {
     this.queue('usage', () => this.store.usage.record({ chatId: this.chatId, queryId, costUsd, ...usage }));
   }
 
+  /** The question a retry answers again (once every queued write is stored). */
+  async lastQuestion() {
+    await this.idle();
+    return this.store.messages.lastQuestion(this.chatId);
+  }
+
+  /** A retry: the answer after the question is superseded, and a new query answers the stored question. */
+  retryQuery(question: { id: string; position: number }): Promise<{ queryId: string; superseded: string[] }> {
+    return this.writes.run(() =>
+      this.store.transaction(async (tx) => {
+        const superseded = await tx.messages.supersedeAfter(this.chatId, question.position);
+        const queryId = await tx.queries.start(this.chatId, question.id);
+        return { queryId, superseded };
+      }),
+    );
+  }
+
   /** Where the answer ended in the SDK session (see QueriesRepository.setSdkTail). */
   queryTail(queryId: string, sessionId: string, tailUuid: string): void {
     this.queue('query tail', () => this.store.queries.setSdkTail(queryId, sessionId, tailUuid));

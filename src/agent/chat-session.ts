@@ -308,6 +308,41 @@ export class ChatSession {
   }
 
   /**
+   * Answers the chat's last user message again (a running answer is stopped first). The previous answer is kept,
+   * marked superseded; the model's context drops it: the agent is replaced by one resuming the session at the end of
+   * the answer before that question (a new session if there is none), and the question is sent again. Resolves with
+   * the new query's id once it started, like `send`.
+   */
+  retry(): Promise<string> {
+    return this.op(async () => {
+      if (this.closed) throw new ChatError('not_found', 'chat is closed');
+      const unavailable = this.deps.preflight();
+      if (unavailable) throw new ChatError('agent_unavailable', unavailable);
+      await this.cancelRunning();
+      await this.checkDailyBudget();
+      const question = await this.record.lastQuestion();
+      if (!question) throw new ChatError('nothing_to_retry', 'the chat has no message to answer again');
+      // The running agent's context holds the answer being replaced: its successor starts from before it.
+      await this.dropAgent();
+      const context = await this.deps.store.queries.contextAt(this.chatId, question.position);
+      await this.record.resumePoint(context?.sessionId ?? null, context?.tailUuid ?? null);
+      if (!(await this.agent.ensure({ evict: true }))) throw new ChatError('agent_busy', 'no agent available');
+
+      const { queryId, superseded } = await this.record.retryQuery(question);
+      const run = new QueryRun(
+        queryId,
+        question.content,
+        question.images.map((img) => ({ mediaType: img.mediaType, base64: img.data.toString('base64') })),
+      );
+      this.current = run;
+      this.lastActivity = this.now();
+      this.emit({ type: 'answer_retried', query_id: run.id, message_id: question.id, superseded_message_ids: superseded });
+      await this.startTurn(run).catch((err: unknown) => this.failToStart(run, err));
+      return run.id;
+    });
+  }
+
+  /**
    * The chat's settings changed (already stored). A live agent switches model and permission mode at once (from
    * its next model call or tool call, even mid-answer); allowed tools and the system prompt are fixed for a
    * process, so it is replaced before the chat's next message (resuming the session: the context is kept). A

@@ -144,6 +144,13 @@ export const ChatMessageSchema = z
     answer_end: AnswerEndSchema.optional().meta({
       description: 'On the last assistant message of a finished answer: how it ended, its cost and duration',
     }),
+    superseded: z
+      .boolean()
+      .optional()
+      .meta({
+        description:
+          'true: an answer replaced by a `retry` (kept, shown on request; the model no longer sees it). Absent otherwise',
+      }),
   })
   .meta({ id: 'ChatMessage' });
 export type ChatMessage = z.infer<typeof ChatMessageSchema>;

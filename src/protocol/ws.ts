@@ -62,6 +62,11 @@ export const ChatFrameSchema = z.object({
   capabilities: CapabilitiesSchema,
 });
 export const StopFrameSchema = z.object({ type: z.literal('stop'), chat_id: chatId });
+/**
+ * Answer the chat's last user message again: a running answer is stopped first, the previous answer is kept as
+ * superseded and dropped from the model's context. Subscribes the socket like `chat`.
+ */
+export const RetryFrameSchema = z.object({ type: z.literal('retry'), chat_id: chatId, capabilities: CapabilitiesSchema });
 export const ClearHistoryFrameSchema = z.object({ type: z.literal('clear_history'), chat_id: chatId });
 
 export const PermissionResponseFrameSchema = z.object({
@@ -86,6 +91,7 @@ export const ClientFrameSchema = z.discriminatedUnion('type', [
   StopFrameSchema,
   ClearHistoryFrameSchema,
   PermissionResponseFrameSchema,
+  RetryFrameSchema,
 ]);
 export type ClientFrame = z.infer<typeof ClientFrameSchema>;
 export type ChatFrame = z.infer<typeof ChatFrameSchema>;
@@ -131,6 +137,14 @@ export const ServerEventSchema = z.discriminatedUnion('type', [
       .nullable(),
   }),
   z.object({ type: z.literal('user_message'), ...queryEvent, content: z.string(), message_id: z.string() }),
+  z.object({
+    type: z.literal('answer_retried'),
+    ...queryEvent,
+    message_id: z.string().meta({ description: 'The user message answered again (the new answer is this query)' }),
+    superseded_message_ids: z
+      .array(z.string())
+      .meta({ description: 'The previous answer: kept, now `superseded: true` in history and REST' }),
+  }),
   z.object({ type: z.literal('stream_start'), ...queryEvent }),
   z.object({ type: z.literal('text_delta'), ...queryEvent, delta: z.string() }),
   z.object({ type: z.literal('stream_end'), ...queryEvent }),

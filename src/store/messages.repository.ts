@@ -31,6 +31,7 @@ const toMessage = (row: MessageRow, images: MessageImageRow[] | undefined): Chat
       ? images.map((img) => ({ id: img.id, base64: img.data.toString('base64'), mimeType: img.media_type }))
       : null,
   ...(row.query_id !== null ? { query_id: row.query_id } : {}),
+  ...(row.superseded === 1 ? { superseded: true } : {}),
 });
 
 /** The stored outcome of a query, as it is shown on the answer's last message. */
@@ -303,6 +304,45 @@ export class MessagesRepository {
       const end = endAt.get(rows[i]!.position);
       return end ? { ...m, answer_end: end } : m;
     });
+  }
+
+  /** The chat's latest user message that is part of the conversation (what a retry answers again), with its images. */
+  async lastQuestion(
+    chatId: string,
+  ): Promise<{ id: string; content: string; position: number; images: ImageToStore[] } | undefined> {
+    const row = await this.db
+      .selectFrom('messages')
+      .select(['id', 'content', 'position'])
+      .where('chat_id', '=', chatId)
+      .where('role', '=', 'user')
+      .where('superseded', '=', 0)
+      .orderBy('position', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const images = await this.db
+      .selectFrom('message_images')
+      .select(['media_type', 'data'])
+      .where('message_id', '=', row.id)
+      .orderBy('ordinal')
+      .execute();
+    return { ...row, images: images.map((img) => ({ mediaType: img.media_type as ImageMediaType, data: img.data })) };
+  }
+
+  /**
+   * Marks the answer after the question at `position` superseded (every message after it: a question is always
+   * the chat's last one when it is retried). Kept and listed, never sent to the model again. Returns their ids.
+   */
+  async supersedeAfter(chatId: string, position: number): Promise<string[]> {
+    const rows = await this.db
+      .updateTable('messages')
+      .set({ superseded: 1 })
+      .where('chat_id', '=', chatId)
+      .where('position', '>', position)
+      .where('superseded', '=', 0)
+      .returning(['id', 'position'])
+      .execute();
+    return rows.sort((a, b) => a.position - b.position).map((r) => r.id);
   }
 
   /** Forgets the chat's conversation (messages, images, tool uses, queries); the chat itself stays. */

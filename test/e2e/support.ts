@@ -4,7 +4,7 @@ import path from 'node:path';
 import { expect } from 'vitest';
 import type { ChatMessage, ToolUseRecord } from '../../src/protocol/chat.js';
 import { TERMINAL_EVENT_TYPES, type EventOf, type ServerEvent } from '../../src/protocol/ws.js';
-import { blocksOf, lastUserMessage, userText, userTurns, type MessagesRequest } from '../../fake-model/conversation.js';
+import { blocksOf, lastUserMessage, userTurns, type ContentBlock, type MessagesRequest } from '../../fake-model/conversation.js';
 import { isConversationTurn } from '../../fake-model/script.js';
 import type { AgentTestServer } from '../helpers/agent-server.js';
 import { TestClient } from '../helpers/ws-client.js';
@@ -154,7 +154,7 @@ export function conversationOf(body: unknown): { role: string; text: string }[] 
         return { role: 'assistant', text };
       }
       const typed = userTurns(m)
-        .map((turn) => turn.map((b) => (b.type === 'text' ? String(b.text) : `[${b.type}]`)).join('\n').trim())
+        .map((turn) => typedText(turn))
         .filter((t) => t.length > 0);
       const results = blocksOf(m).filter((b) => b.type === 'tool_result').map(() => '[tool_result]');
       return { role: 'user', text: [...results, ...typed].join('\n') };
@@ -162,10 +162,28 @@ export function conversationOf(body: unknown): { role: string; text: string }[] 
     .filter((m) => m.text.length > 0);
 }
 
+/**
+ * What the user sent in one turn: text blocks and `[image]` for images, without the note the CLI adds after an
+ * image (`[Image: source: <path>]`).
+ */
+function typedText(turn: ContentBlock[]): string {
+  return turn
+    .filter((b) => !(b.type === 'text' && String(b.text).startsWith('[Image: source:')))
+    .map((b) => (b.type === 'text' ? String(b.text) : `[${b.type}]`))
+    .join('\n')
+    .trim();
+}
+
 /** The conversation-turn request (not a side request) of a chat that answers the user text `text`. */
 export function modelRequestAnswering(server: AgentTestServer, chatId: string, text: string) {
-  return fakeRequestsFor(server, chatId).find((r) => {
+  return modelRequestsAnswering(server, chatId, text)[0];
+}
+
+/** Every conversation-turn request of a chat that answered the user text `text` (a retry asks again), in order. */
+export function modelRequestsAnswering(server: AgentTestServer, chatId: string, text: string) {
+  return fakeRequestsFor(server, chatId).filter((r) => {
     const body = r.body as MessagesRequest;
-    return isConversationTurn(body) && userText(lastUserMessage(body)) === text;
+    const turn = userTurns(lastUserMessage(body)).at(-1) ?? [];
+    return isConversationTurn(body) && typedText(turn.filter((b) => b.type === 'text')) === text;
   });
 }

@@ -241,7 +241,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
       return;
     }
     await this.requireChat(frame.chat_id);
-    if ((frame.type === 'subscribe' || frame.type === 'chat') && frame.capabilities) {
+    if ((frame.type === 'subscribe' || frame.type === 'chat' || frame.type === 'retry') && frame.capabilities) {
       this.capabilities = new Set(frame.capabilities);
     }
     const session = agents.get(frame.chat_id);
@@ -274,6 +274,11 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
       case 'clear_history':
         if (!session.isSubscribed(this)) await this.follow(session);
         return { operation: session.clear() };
+      case 'retry':
+        // A new answer costs like a message: the same rate limit.
+        if (this.rateLimited(frame.chat_id)) return;
+        if (!session.isSubscribed(this)) await this.follow(session);
+        return { operation: session.retry() };
     }
   }
 
@@ -295,7 +300,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     if (!chat) throw new ChatError('not_found', `chat ${chatId} not found`);
   }
 
-  /** Past MESSAGES_PER_MINUTE, a `chat` frame is answered `rate_limited` and nothing is stored or sent. */
+  /** Past MESSAGES_PER_MINUTE, a `chat` (or `retry`) frame is answered `rate_limited` and nothing is stored or sent. */
   private rateLimited(chatId: string): boolean {
     const { messageLimiter } = this.deps;
     if (!messageLimiter || this.identity.limitKey === undefined) return false;
