@@ -12,7 +12,9 @@ const messagesOf = async (url: string, chatId: string) =>
   (await (await fetch(`${url}/api/chats/${chatId}/messages`)).json()) as StoredMessage[];
 
 /** The service as a real OS process (the entry point `npm start` runs), for signals and kill -9. */
-describe('the service process', () => {
+// Each test starts the service from its TypeScript sources twice (seconds alone, tens of seconds on a loaded
+// machine: startServiceProcess waits up to 90 s for each).
+describe('the service process', { timeout: 180_000 }, () => {
   let fake: FakeModel;
   beforeAll(async () => {
     fake = await startFakeModel();

@@ -2,7 +2,6 @@
 // own, created for the test and dropped after it). Postgres tests skip, saying so once, where none is reachable.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { describe, inject } from 'vitest';
@@ -30,9 +29,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export function makeTempDir(prefix = 'agent-chat-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
+import { makeTempDir } from './temp-dirs.js';
+export { makeTempDir };
 
 async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
   if (postgresAdminUrl === null) throw new Error('no Postgres reachable (see the skip message at the start of the run)');

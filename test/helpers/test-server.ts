@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
@@ -18,9 +16,8 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export function makeTempDir(prefix = 'agent-chat-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
+import { makeTempDir } from './temp-dirs.js';
+export { makeTempDir };
 
 /**
  * A real server on an ephemeral loopback port over a real SQLite file in a temp folder. Pass the same `dir` again
