@@ -11,6 +11,7 @@ import { PermissionBroker, type PermissionRequest } from './permission-broker.js
 import { QueryRun } from './query-run.js';
 import { ChatRecorder, type SnapshotLimits } from './chat-recorder.js';
 import { toolUsePath, truncateToolOutput } from '../chats/tool-output.js';
+import { importedContextFor } from '../chats/import-context.js';
 import { Serial, withTimeout } from './serial.js';
 
 export type { ChatSubscriber };
@@ -439,11 +440,11 @@ export class ChatSession {
   private async startTurn(run: QueryRun): Promise<void> {
     // An imported chat's first message carries the imported transcript to the model (docs/export-format.md); the
     // agent's session holds it from then on. The stored message stays what the user wrote.
-    const imported = await this.deps.store.chats.importContext(this.chatId);
+    const imported = await importedContextFor(this.deps.store, this.chatId, run.id);
     if (!(await this.agent.send(imported ? imported + run.content : run.content, run.images))) {
       throw new ChatError('agent_busy', 'no agent available');
     }
-    if (imported) await this.deps.store.chats.clearImportContext(this.chatId);
+    if (imported !== undefined) await this.deps.store.chats.clearImportContext(this.chatId);
     run.quietUntil = this.now();
     this.watchModel(run);
   }

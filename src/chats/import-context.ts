@@ -1,4 +1,5 @@
 import type { ExportedEntry } from '../protocol/export.js';
+import type { Store } from '../store/store.js';
 
 /**
  * Most characters of an imported transcript handed to the model (about 25k tokens): enough for the thread of a
@@ -20,9 +21,14 @@ const cut = (text: string, max: number) => (text.length <= max ? text : `${text.
  * images are named, not sent again. Undefined for a conversation with nothing to carry.
  */
 export function buildImportContext(entries: ExportedEntry[]): string | undefined {
+  // An answer a retry replaced is gone from the model's context, its tool calls with it.
+  const supersededQueries = new Set(
+    entries.filter((e) => e.type === 'message' && e.superseded && e.query_id !== null).map((e) => e.query_id),
+  );
   const lines: string[] = [];
   for (const entry of entries) {
     if (entry.type === 'tool_use') {
+      if (entry.query_id !== null && supersededQueries.has(entry.query_id)) continue;
       const result = entry.result === null ? 'no result' : cut(entry.result, TOOL_RESULT_MAX_CHARS);
       lines.push(`[tool call ${entry.name}] input: ${JSON.stringify(entry.input)}\n[tool ${entry.is_error ? 'error' : 'result'}] ${result}`);
       continue;
@@ -65,4 +71,24 @@ export function buildForkContext(entries: ExportedEntry[]): string | undefined {
   const last = entries.at(-1);
   const upToPoint = last?.type === 'message' && last.role === 'user' ? entries.slice(0, -1) : entries;
   return buildImportContext(upToPoint);
+}
+
+/**
+ * What the query's message carries to the model ahead of its text: while the chat's imported transcript is due
+ * (ChatsTable.import_context), the stored conversation before the user message the query answers, as a
+ * transcript; otherwise nothing. Built when the message is sent, not when the chat was imported, so an answer
+ * superseded meanwhile (a retry) is left out and a re-answered question is not sent twice. `''` when it is due but
+ * there is nothing before the message (it is settled all the same).
+ */
+export async function importedContextFor(store: Store, chatId: string, queryId: string): Promise<string | undefined> {
+  if (!(await store.chats.importContext(chatId))) return undefined;
+  const [query, { entries }] = await Promise.all([
+    store.queries.get(queryId),
+    store.transfer.transcript(chatId, { imageData: false }),
+  ]);
+  const userMessageId =
+    query?.user_message_id ??
+    entries.find((e) => e.type === 'message' && e.role === 'user' && e.query_id === queryId)?.id;
+  const at = entries.findIndex((e) => e.type === 'message' && e.id === userMessageId);
+  return buildImportContext(at >= 0 ? entries.slice(0, at) : entries) ?? '';
 }

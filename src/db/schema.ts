@@ -23,8 +23,9 @@ export interface ChatsTable {
   /** The chat this one was forked from, if any (it may since have been deleted). */
   forked_from: ColumnType<string | null, string | null | undefined, string | null>;
   /**
-   * An imported chat's transcript for the model, carried by the first message that reaches its agent and cleared
-   * then (the agent's session holds it from there on); NULL otherwise.
+   * Set while an imported chat's transcript is due to reach the model (holding it as of the import or fork, for
+   * inspection): the next message to reach the agent carries the conversation stored before it, rebuilt then
+   * (chats/import-context.ts), and clears it; the agent's session holds it from there on. NULL otherwise.
    */
   import_context: ColumnType<string | null, string | null | undefined, string | null>;
 }

@@ -74,14 +74,18 @@ export class ChatTransferRepository {
     private readonly now: () => Date,
   ) {}
 
-  /** Everything of the chat, in conversation order: messages with their images, tool calls whole, queries with usage. */
-  async transcript(chatId: string): Promise<ChatTranscript> {
+  /**
+   * Everything of the chat, in conversation order: messages with their images, tool calls whole, queries with usage.
+   * Without `imageData` the images' bytes are not read (their `base64` is empty): for a transcript that only names them.
+   */
+  async transcript(chatId: string, { imageData = true }: { imageData?: boolean } = {}): Promise<ChatTranscript> {
     const [messages, images, toolUses, queries, usage] = await Promise.all([
       this.db.selectFrom('messages').selectAll().where('chat_id', '=', chatId).execute(),
       this.db
         .selectFrom('message_images')
         .innerJoin('messages', 'messages.id', 'message_images.message_id')
-        .selectAll('message_images')
+        .select(['message_images.message_id', 'message_images.media_type'])
+        .$if(imageData, (qb) => qb.select('message_images.data'))
         .where('messages.chat_id', '=', chatId)
         .orderBy('message_images.ordinal')
         .execute(),
@@ -108,7 +112,7 @@ export class ChatTransferRepository {
           superseded: m.superseded === 1,
           images: (imagesOf.get(m.id) ?? []).map((img) => ({
             media_type: img.media_type as ImageMediaType,
-            base64: img.data.toString('base64'),
+            base64: img.data?.toString('base64') ?? '',
           })),
         },
       })),
