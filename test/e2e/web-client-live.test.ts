@@ -173,37 +173,40 @@ describe.runIf(chromiumAvailable())('web client while answers run', { timeout: 1
     expect(await page.getByRole('group', { name: /^Permission/ }).count()).toBe(0);
   });
 
-  it('shows several open prompts, and drops a prompt another tab answered', async () => {
-    const chatId = await newChat();
-    const other = await openPage(browser, `${server.url}/c/${chatId}`);
+  it('keeps several open prompts, each with its chat, and drops a prompt another tab answered', async () => {
+    // The CLI asks about one call at a time within a chat: several prompts are open at once across chats.
+    const first = await newChat();
+    await send('/bash touch first-chat.txt && echo first');
+    const prompt = () => page.getByRole('group', { name: 'Permission: Bash' });
+    await prompt().waitFor({ timeout: 60_000 });
+    const second = await newChat();
+    await send('/bash touch second-chat.txt && echo second');
+    await expect.poll(() => prompt().locator('.perm-code').textContent(), { timeout: 60_000 }).toContain('second-chat.txt');
+    expect(await prompt().count()).toBe(1);
+
+    // Another tab on the second chat shows its open question and answers it: it is gone from this tab too.
+    const other = await openPage(browser, `${server.url}/c/${second}`);
     try {
-      await other.page.getByRole('textbox', { name: 'Message' }).waitFor();
-      const calls = [1, 2].map((n) => ({ name: 'Bash', input: { command: `touch several-${n}.txt && echo several-${n}` } }));
-      await send(`/tools ${JSON.stringify(calls)}`);
-      const prompts = page.getByRole('group', { name: 'Permission: Bash' });
-      const otherPrompts = other.page.getByRole('group', { name: 'Permission: Bash' });
-      // The CLI asks about one call at a time: answering the first in the other tab clears it here, and the second
-      // question follows; both tabs show every question that is open.
-      await expect.poll(() => prompts.count(), { timeout: 60_000 }).toBeGreaterThan(0);
-      await expect.poll(() => otherPrompts.count()).toBe(await prompts.count());
-      const firstId = await prompts.first().getAttribute('data-request-id');
+      const otherPrompt = other.page.getByRole('group', { name: 'Permission: Bash' });
+      await expect.poll(() => otherPrompt.locator('.perm-code').textContent(), { timeout: 30_000 }).toContain('second-chat.txt');
       await screenshot(page, 'desktop-prompt-before-other-tab');
-      await other.page.locator(`[data-request-id="${firstId}"]`).getByRole('button', { name: 'Allow', exact: true }).click();
-      await expect.poll(() => page.locator(`[data-request-id="${firstId}"]`).count()).toBe(0);
-      // The rest, answered here.
-      for (;;) {
-        await expect.poll(async () => (await prompts.count()) > 0 || (await page.getByRole('button', { name: 'Stop' }).count()) === 0, { timeout: 60_000 }).toBe(true);
-        if ((await prompts.count()) === 0) break;
-        await prompts.first().getByRole('button', { name: 'Allow', exact: true }).click();
-      }
+      await otherPrompt.getByRole('button', { name: 'Allow', exact: true }).click();
+      await expect.poll(() => prompt().count()).toBe(0);
       await answerEnded();
-      const workspace = path.join(server.config.WORKSPACE_DIR, chatId);
-      expect(fs.existsSync(path.join(workspace, 'several-1.txt'))).toBe(true);
-      expect(fs.existsSync(path.join(workspace, 'several-2.txt'))).toBe(true);
-      await expect.poll(() => other.page.getByRole('group', { name: /^Permission/ }).count()).toBe(0);
+      await expect.poll(() => lastAssistant().textContent()).toContain('Tool result: second');
       expect(other.errors).toEqual([]);
     } finally {
       await other.context.close();
+    }
+
+    // The first chat's question is still open, with its own command, and answered here.
+    await page.locator(`a[href="/c/${first}"]`).click();
+    await expect.poll(() => prompt().locator('.perm-code').textContent()).toContain('first-chat.txt');
+    await prompt().getByRole('button', { name: 'Allow', exact: true }).click();
+    await answerEnded();
+    await expect.poll(() => lastAssistant().textContent()).toContain('Tool result: first');
+    for (const [chatId, file] of [[first, 'first-chat.txt'], [second, 'second-chat.txt']] as const) {
+      expect(fs.existsSync(path.join(server.config.WORKSPACE_DIR, chatId, file))).toBe(true);
     }
   });
 

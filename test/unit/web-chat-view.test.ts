@@ -89,6 +89,44 @@ describe('web client chat view', () => {
     expect(v.prompts).toEqual([]);
   });
 
+  it('shows a question open when the page subscribed (it carries the snapshot\'s seq), and forgets answered ones on a new snapshot', () => {
+    const open: ServerEvent = {
+      type: 'permission_request',
+      chat_id: CHAT,
+      seq: 7,
+      query_id: Q,
+      request_id: 'r7',
+      tool_name: 'Bash',
+      tool_input: { command: 'touch x' },
+      tool_use_id: 't7',
+      expires_at: '2026-01-01T00:02:00.000Z',
+    };
+    let v = run([...snapshot(7), open]);
+    expect(v.prompts.map((p) => p.requestId)).toEqual(['r7']);
+    // Reconnected with a fresh snapshot after the question was answered elsewhere: it is not shown any more.
+    v = run(snapshot(9), v);
+    expect(v.prompts).toEqual([]);
+  });
+
+  it('keeps several open prompts of one answer, in order, and drops only the one answered', () => {
+    let v = run(snapshot(1));
+    const ask = (seq: number, requestId: string, command: string): ServerEvent => ({
+      type: 'permission_request',
+      chat_id: CHAT,
+      seq,
+      query_id: Q,
+      request_id: requestId,
+      tool_name: 'Bash',
+      tool_input: { command },
+      tool_use_id: `t-${requestId}`,
+      expires_at: '2026-01-01T00:02:00.000Z',
+    });
+    v = run([ask(2, 'r1', 'touch a'), ask(3, 'r2', 'touch b'), ask(3, 'r2', 'touch b')], v);
+    expect(v.prompts.map((p) => p.requestId)).toEqual(['r1', 'r2']);
+    v = run([{ type: 'permission_resolved', chat_id: CHAT, seq: 4, query_id: Q, request_id: 'r1', outcome: 'allowed' }], v);
+    expect(v.prompts.map((p) => [p.requestId, p.input.command])).toEqual([['r2', 'touch b']]);
+  });
+
   it('shows the cost and duration of answers read back from history, after each answer\'s last message, with its tools merged in', () => {
     const at = (s: number) => `2026-01-01T00:00:0${s}.000Z`;
     const v = run([

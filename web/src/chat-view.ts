@@ -146,8 +146,12 @@ export function mergeByTime(messages: ChatMessage[], tools: ToolUseRecord[]): It
   return out;
 }
 
-/** Events that happen once (not the snapshot ones): seen again after a replay, they are dropped. */
-const SNAPSHOT_TYPES = new Set(['history', 'tool_history', 'processing_state']);
+/**
+ * Events that happen once (not the snapshot ones): seen again after a replay, they are dropped. A snapshot's events
+ * all carry the snapshot's `seq`, the open permission questions included (a subscriber joining while one is open
+ * gets it after `processing_state`); a question seen twice is kept once, by its request id.
+ */
+const SNAPSHOT_TYPES = new Set(['history', 'tool_history', 'processing_state', 'permission_request']);
 
 /** Images the user attached to a message this page sent, shown until the stored copy comes back in history. */
 export interface SentImages {
@@ -163,6 +167,8 @@ export function applyEvent(view: ChatView, e: ServerEvent, sent?: SentImages): C
   switch (e.type) {
     case 'history': {
       v.items = e.messages.flatMap(messageItems);
+      // The snapshot lists the questions open now; those answered meanwhile (e.g. while the socket was down) go.
+      v.prompts = [];
       v.loaded = true;
       v.hasMore = e.has_more ?? false;
       v.oldestMessageId = e.messages[0]?.id ?? null;
