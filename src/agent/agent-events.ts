@@ -106,4 +106,4 @@ export interface AgentConnectionRequest {
   canUseTool(toolName: string, input: Record<string, unknown>, options: PermissionAsk): Promise<PermissionDecision>;
 }
 
-export type AgentConnectionFactory = (request: AgentConnectionRequest) => AgentConnection;
+export type AgentConnectionFactory = (request: AgentConnectionRequest) => Promise<AgentConnection>;

@@ -15,11 +15,11 @@ export interface AgentLinkDeps {
   /** Whether the SDK still has that session's transcript, so resuming it keeps the model's context. */
   transcriptExists(sessionId: string): Promise<boolean>;
   /** Starts a process through `start` within the live-agent limit (see AgentRegistry.admit). */
-  admit(start: () => AgentConnection, options: { evict: boolean }): Promise<AgentConnection | undefined>;
+  admit(start: () => Promise<AgentConnection>, options: { evict: boolean }): Promise<AgentConnection | undefined>;
   /** Makes the connection; only events of the current process are passed on. */
   connect(
     request: Pick<AgentConnectionRequest, 'resume' | 'resumeAt' | 'settings' | 'onEvent' | 'canUseTool' | 'maxBudgetUsd'>,
-  ): AgentConnection;
+  ): Promise<AgentConnection>;
   /** What a new process may spend in all (the SDK's maxBudgetUsd), if a budget applies. */
   budgetUsd?(): Promise<number | undefined>;
   /** The stored session cannot be resumed: the next process starts a new one. */

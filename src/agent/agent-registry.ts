@@ -181,7 +181,7 @@ export class AgentRegistry {
    */
   private admit(
     session: ChatSession,
-    start: () => AgentConnection,
+    start: () => Promise<AgentConnection>,
     { evict }: { evict: boolean },
   ): Promise<AgentConnection | undefined> {
     return this.admissions.run(async () => {

@@ -52,7 +52,7 @@ export interface ChatSessionDeps {
    */
   admitAgent(
     session: ChatSession,
-    start: () => AgentConnection,
+    start: () => Promise<AgentConnection>,
     options: { evict: boolean },
   ): Promise<AgentConnection | undefined>;
   /** The service-wide crash-loop guard: reports of agent starts, and the wait before the next may be tried. */

@@ -1,13 +1,12 @@
 import fs from 'node:fs';
-import {
-  query,
-  type McpServerConfig,
-  type Options,
-  type PermissionMode,
-  type PermissionUpdate,
-  type Query,
-  type SDKMessage,
-  type SDKUserMessage,
+import type {
+  McpServerConfig,
+  Options,
+  PermissionMode,
+  PermissionUpdate,
+  Query,
+  SDKMessage,
+  SDKUserMessage,
 } from '@anthropic-ai/claude-agent-sdk';
 import type { FastifyBaseLogger } from 'fastify';
 import { resolveAgentExecutable } from './agent-executable.js';
@@ -51,7 +50,21 @@ export function sdkConnectionFactory(settings: SdkAgentSettings, log: FastifyBas
   // The operator's AGENT_CLI_PATH, else the bundled CLI found once, not per query() (see resolveAgentExecutable).
   // Undefined leaves the search (and its error) to the SDK.
   const executable = settings.cliPath ?? resolveAgentExecutable();
-  return (request) => new SdkConnection(settings, executable, request, log.child({ chat_id: request.chatId }));
+  return async (request) => {
+    const { query } = await loadSdk();
+    return new SdkConnection(query, settings, executable, request, log.child({ chat_id: request.chatId }));
+  };
+}
+
+type QueryFunction = typeof import('@anthropic-ai/claude-agent-sdk').query;
+let sdk: Promise<{ query: QueryFunction }> | undefined;
+/**
+ * The SDK is loaded when the first agent starts, not with the service: its code is ~32 MB of RSS (12 MB of heap)
+ * that a service with no live agent, and its start-up, do without. Once loaded it stays.
+ */
+function loadSdk(): Promise<{ query: QueryFunction }> {
+  sdk ??= import('@anthropic-ai/claude-agent-sdk');
+  return sdk;
 }
 
 class SdkConnection implements AgentConnection {
@@ -66,6 +79,7 @@ class SdkConnection implements AgentConnection {
   readonly ended: Promise<{ error?: Error }>;
 
   constructor(
+    query: QueryFunction,
     private readonly settings: SdkAgentSettings,
     executable: string | undefined,
     request: AgentConnectionRequest,
