@@ -10,7 +10,7 @@ import { ChatError } from './chat-error.js';
 import type { SnapshotLimits } from './chat-recorder.js';
 import { ChatSession, type Budgets, type ChatHooks } from './chat-session.js';
 import type { EventLogLimits } from './event-log.js';
-import { Serial } from './serial.js';
+import { Serial } from '../lib/serial.js';
 import { StartBackoff, type StartBackoffSettings } from './start-backoff.js';
 import { copyTranscript, transcriptExists } from './transcripts.js';
 

@@ -5,7 +5,7 @@ import type { QueryOutcome } from '../store/queries.repository.js';
 import type { Store } from '../store/store.js';
 import type { TurnUsage } from './agent-events.js';
 import { storageFault, StorageFaultError, type StorageFault } from '../db/errors.js';
-import { Serial } from './serial.js';
+import { Serial } from '../lib/serial.js';
 
 /** What one `subscribe` snapshot may hold: `history` and `tool_history` each stay within these. */
 export interface SnapshotLimits {

@@ -12,7 +12,9 @@ import { QueryRun } from './query-run.js';
 import { ChatRecorder, type SnapshotLimits } from './chat-recorder.js';
 import { toolUsePath, truncateToolOutput } from '../chats/tool-output.js';
 import { importedContextFor } from '../chats/import-context.js';
-import { Serial, withTimeout } from './serial.js';
+import { Serial } from '../lib/serial.js';
+import { withTimeout } from '../lib/timeout.js';
+import type { ErrorCode } from '../protocol/errors.js';
 
 export type { ChatSubscriber };
 
@@ -84,13 +86,13 @@ export interface ChatHooks {
 }
 
 /** A chat event before it is numbered; errors of a chat are numbered like every other event. */
-type Body = ChatEventBody | { type: 'error'; error: string; code: string; query_id?: string };
+type Body = ChatEventBody | { type: 'error'; error: string; code: ErrorCode; query_id?: string };
 
 /** The three ways a query ends. */
 type TerminalBody =
   | { type: 'result'; success: boolean; cost: number; duration: number }
   | { type: 'cancelled' }
-  | { type: 'error'; error: string; code: string };
+  | { type: 'error'; error: string; code: ErrorCode };
 
 /**
  * One chat: its event stream, its running query and its agent connection. Operations (send, stop, clear,

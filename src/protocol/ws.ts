@@ -7,6 +7,7 @@ import {
   RememberRuleSchema,
   ToolUseRecordSchema,
 } from './chat.js';
+import { ERROR_CODES } from './errors.js';
 
 /**
  * The /ws/chat protocol, both directions. Frames are JSON text. The wire names come from the seed client and
@@ -217,7 +218,10 @@ export const ServerEventSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('error'),
     error: z.string(),
-    code: z.string().meta({ description: 'Stable machine-readable kind, e.g. bad_frame, not_found, agent_error' }),
+    // A string, not the enum, on the wire: a client must accept a code added later (protocol/errors.ts).
+    code: z.string().meta({
+      description: `Stable machine-readable kind, one of: ${ERROR_CODES.join(', ')}. Clients should accept codes they do not know`,
+    }),
     chat_id: z.string().optional(),
     seq: z.number().int().optional(),
     query_id: z.string().optional(),

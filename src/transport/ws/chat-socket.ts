@@ -5,12 +5,13 @@ import { ChatError } from '../../agent/chat-error.js';
 import { storageFault } from '../../db/errors.js';
 import type { ChatSession, ChatSubscriber } from '../../agent/chat-session.js';
 import type { Delivery } from '../../agent/event-log.js';
-import { Serial } from '../../agent/serial.js';
+import { Serial } from '../../lib/serial.js';
 import type { AuthService } from '../../auth/auth.service.js';
 import { ownerScope, type Principal } from '../../auth/principal.js';
 import { CLOSE_UNAUTHORIZED } from '../../auth/socket-admission.js';
 import { decodeImages, type ImageLimits } from '../../chats/images.js';
 import { CLIENT_FRAME_TYPES, ClientFrameSchema, MAX_CHAT_ID_CHARS, type ClientFrame, type ServerEvent } from '../../protocol/ws.js';
+import type { ErrorCode } from '../../protocol/errors.js';
 import type { RateLimiter } from '../../limits/rate-limiter.js';
 import type { Store } from '../../store/store.js';
 import type { ChatListListener, ChatUpdates } from '../../chats/chat-updates.js';
@@ -192,7 +193,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   }
 
   private parse(text: string | undefined): ClientFrame | undefined {
-    const fail = (error: string, code = 'bad_frame', chatId?: unknown) => {
+    const fail = (error: string, code: ErrorCode = 'bad_frame', chatId?: unknown) => {
       this.invalidFrame(code, error);
       // Never echo unbounded input: a chat_id is echoed only when it can be one.
       const echo = typeof chatId === 'string' && chatId.length <= MAX_CHAT_ID_CHARS ? { chat_id: chatId } : {};
@@ -226,7 +227,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
    * A client that sends invalid frames is logged once per socket, at warn, with the kind and no stack or input: a
    * flood of bad frames cannot flood the log. Later ones are counted (metrics) and answered, not logged.
    */
-  private invalidFrame(code: string, error: string): void {
+  private invalidFrame(code: ErrorCode, error: string): void {
     if (this.loggedInvalidFrame) return;
     this.loggedInvalidFrame = true;
     this.log.warn({ code, reason: clip(error, 200) }, 'invalid websocket frame (further ones on this socket are not logged)');
