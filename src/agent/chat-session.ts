@@ -11,7 +11,7 @@ import { PermissionBroker, type PermissionRequest } from './permission-broker.js
 import { QueryRun } from './query-run.js';
 import { ChatRecorder, type SnapshotLimits } from './chat-recorder.js';
 import { toolUsePath, truncateToolOutput } from '../chats/tool-output.js';
-import { importedContextFor } from '../chats/import-context.js';
+import { buildImportContext, importedContextFor } from '../chats/import-context.js';
 import { Serial } from '../lib/serial.js';
 import { withTimeout } from '../lib/timeout.js';
 import type { ErrorCode } from '../protocol/errors.js';
@@ -329,6 +329,13 @@ export class ChatSession {
       await this.dropAgent();
       const context = await this.deps.store.queries.contextAt(this.chatId, question.position);
       await this.record.resumePoint(context?.sessionId ?? null, context?.tailUuid ?? null);
+      // No agent session holds the conversation before the question: it was imported (or answered before answers
+      // recorded their place in a session). The question then carries it, as an imported chat's first message does
+      // (docs/export-format.md): it is due again, and rebuilt when the question is sent (importedContextFor).
+      if (!context) {
+        const before = await this.conversationBefore(question.id);
+        if (before) await this.deps.store.chats.setImportContext(this.chatId, before);
+      }
       if (!(await this.agent.ensure({ evict: true }))) throw new ChatError('agent_busy', 'no agent available');
 
       const { queryId, superseded } = await this.record.retryQuery(question);
@@ -343,6 +350,13 @@ export class ChatSession {
       await this.startTurn(run).catch((err: unknown) => this.failToStart(run, err));
       return run.id;
     });
+  }
+
+  /** The chat's conversation before one of its messages, as the transcript an imported chat's model gets. */
+  private async conversationBefore(messageId: string): Promise<string | undefined> {
+    const { entries } = await this.deps.store.transfer.transcript(this.chatId, { imageData: false });
+    const at = entries.findIndex((e) => e.type === 'message' && e.id === messageId);
+    return at > 0 ? buildImportContext(entries.slice(0, at)) : undefined;
   }
 
   /**

@@ -2,7 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventOf } from '../../src/protocol/ws.js';
 import { createChat, startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
 import { TestClient } from '../helpers/ws-client.js';
-import { conversationOf, getMessages, modelRequestsAnswering, nextError, onePixelPng, until } from './support.js';
+import { isConversationTurn } from '../../fake-model/script.js';
+import type { MessagesRequest } from '../../fake-model/conversation.js';
+import { conversationOf, fakeRequestsFor, getMessages, modelRequestsAnswering, nextError, onePixelPng, until } from './support.js';
+
+/** The conversation-turn requests of a chat (not side requests such as a model probe). */
+const conversationRequests = (server: AgentTestServer, chatId: string) =>
+  fakeRequestsFor(server, chatId).filter((r) => isConversationTurn(r.body as MessagesRequest));
 
 /** Sends `text` and waits for its answer. */
 async function ask(client: TestClient, chatId: string, text: string, images?: { base64: string; media_type: string }[]) {
@@ -105,6 +111,35 @@ describe('retry', () => {
       ['interrupted', true],
       ['complete', false],
     ]);
+    await client.close();
+  }, 240_000);
+
+  it('in an imported chat, the question carries the imported conversation again, without the superseded answer', async () => {
+    const chatId = await createChat(server.url);
+    const client = await TestClient.connect(server.wsUrl);
+    await ask(client, chatId, 'one');
+    await ask(client, chatId, 'two');
+    const exported = await (await fetch(`${server.url}/api/chats/${chatId}/export?format=json`)).json();
+    const res = await fetch(`${server.url}/api/chats/import`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(exported),
+    });
+    expect(res.status).toBe(201);
+    const importedId = ((await res.json()) as { id: string }).id;
+    // The first message after the import carries the imported conversation; its answer starts the agent's session.
+    await ask(client, importedId, 'three');
+
+    // Retrying it starts before that session: the imported conversation has to reach the model again.
+    const retried = await retry(client, importedId);
+    expect(retried.superseded_message_ids).toHaveLength(1);
+    await until(() => conversationRequests(server, importedId).length >= 2, 'the retried answer');
+    const sent = conversationOf(conversationRequests(server, importedId).at(-1)!.body);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.text).toContain('[user] one');
+    expect(sent[0]!.text).toContain('[assistant] Echo: two');
+    expect(sent[0]!.text).not.toContain('Echo: three');
+    expect(sent[0]!.text.endsWith('three')).toBe(true);
     await client.close();
   }, 240_000);
 
