@@ -52,13 +52,23 @@ describe.runIf(chromiumAvailable())('web client while answers run', { timeout: 1
   const jumpButton = () => page.getByRole('button', { name: 'Jump to latest' });
   const chatIdFromUrl = () => new URL(page.url()).pathname.split('/').pop()!;
 
+  /** Answers ended (end lines shown) in the selected chat when the last message was sent. */
+  let endedBeforeSend = 0;
+  const endLines = () => page.locator('.end-line').count();
+
   async function send(text: string): Promise<void> {
+    endedBeforeSend = await endLines();
     await composer().fill(text);
     await composer().press('Enter');
   }
 
-  async function answerEnded(p: Page = page): Promise<void> {
-    await p.getByRole('button', { name: 'Stop' }).waitFor({ state: 'detached', timeout: 60_000 });
+  /**
+   * Waits until the answer to the last message sent in this chat has ended: its end line (cost, stopped or failed)
+   * is shown and the Stop button is gone. Not the Stop button alone: right after sending, it may not be there yet.
+   */
+  async function answerEnded(): Promise<void> {
+    await expect.poll(endLines, { timeout: 60_000 }).toBeGreaterThan(endedBeforeSend);
+    await page.getByRole('button', { name: 'Stop' }).waitFor({ state: 'detached', timeout: 60_000 });
   }
 
   async function newChat(): Promise<string> {

@@ -49,13 +49,22 @@ describe.runIf(chromiumAvailable())('web client in a browser', { timeout: 180_00
 
   const chatIdFromUrl = () => new URL(page.url()).pathname.split('/').pop()!;
 
+  /** Answers ended (end lines shown) in the selected chat when the last message was sent. */
+  let endedBeforeSend = 0;
+  const endLines = () => page.locator('.end-line').count();
+
   async function send(text: string): Promise<void> {
+    endedBeforeSend = await endLines();
     await composer().fill(text);
     await composer().press('Enter');
   }
 
-  /** Waits until the selected chat has no answer running (its Stop button is gone). */
+  /**
+   * Waits until the answer to the last message sent has ended: its end line (cost, stopped or failed) is shown and
+   * the Stop button is gone. Not the Stop button alone: right after sending, it may not be there yet.
+   */
   async function answerEnded(): Promise<void> {
+    await expect.poll(endLines, { timeout: 60_000 }).toBeGreaterThan(endedBeforeSend);
     await page.getByRole('button', { name: 'Stop' }).waitFor({ state: 'detached', timeout: 60_000 });
   }
 
