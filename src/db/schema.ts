@@ -23,8 +23,8 @@ export interface ChatsTable {
   /** The chat this one was forked from, if any (it may since have been deleted). */
   forked_from: ColumnType<string | null, string | null | undefined, string | null>;
   /**
-   * Set while an imported chat's transcript is due to reach the model (holding it as of the import or fork, for
-   * inspection): the next message to reach the agent carries the conversation stored before it, rebuilt then
+   * Set while an imported chat's transcript is due to reach the model (holding it as of the import, fork or retry
+   * that set it, for inspection): the next message to reach the agent carries the conversation stored before it, rebuilt then
    * (chats/import-context.ts), and clears it; the agent's session holds it from there on. NULL otherwise.
    */
   import_context: ColumnType<string | null, string | null | undefined, string | null>;

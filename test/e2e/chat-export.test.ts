@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatExportSchema, type ChatExport } from '../../src/protocol/export.js';
 import type { Chat, ChatMessage } from '../../src/protocol/chat.js';
+import type { ServerEvent } from '../../src/protocol/ws.js';
 import { createChat, startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
 import { api, startAuthServer, type TestUser } from '../helpers/auth.js';
 import type { TestServer } from '../helpers/test-server.js';
@@ -231,6 +232,37 @@ describeEachStore('chat export and import', (kind) => {
     expect(seen).not.toContain('/error 500');
     await client.close();
   }, 60_000);
+
+  it('a retry of an imported question sends the conversation before it, without the answer it replaces, every time', async () => {
+    // The same conversation, its last question one the fake model answers with what it was sent.
+    const doc = structuredClone(exported);
+    const last = doc.entries.at(-2)!;
+    expect(last).toMatchObject({ type: 'message', role: 'user', content: '/error 500' });
+    if (last.type === 'message') last.content = '/received';
+    const res = await api<Chat>(server.url, 'POST', '/api/chats/import', { json: doc });
+    expect(res.status).toBe(201);
+    const client = await TestClient.connect(server.wsUrl);
+    const retry = async () => {
+      const from = client.events.length;
+      client.send({ type: 'retry', chat_id: res.body.id });
+      const started = (await client.waitFor((e) => e.type === 'answer_retried' && e.chat_id === res.body.id, { from })) as Extract<
+        ServerEvent,
+        { type: 'answer_retried' }
+      >;
+      expect(await client.waitForEnd(started.query_id)).toMatchObject({ type: 'result', success: true });
+      return client.streamedText(started.query_id);
+    };
+    // First the imported answer is replaced, then the answer given here: each time by a fresh session that gets
+    // the conversation before the question as the transcript, and the question once.
+    for (const replaced of ['API Error: 500', 'Received:']) {
+      const seen = await retry();
+      expect(seen).toMatch(/^Received:\nuser: <imported-conversation>/);
+      expect(seen).toContain('[assistant] Tool result: exported-tool-output');
+      expect(seen).toMatch(/\[assistant\] Tool result: exported-tool-output\n<\/imported-conversation>\n+\/received$/);
+      expect(seen.slice('Received:'.length)).not.toContain(replaced);
+    }
+    await client.close();
+  }, 90_000);
 
   describe('a bad import is refused with {detail} and nothing is stored', () => {
     const withImage = (base64: string, count = 1): unknown => ({
