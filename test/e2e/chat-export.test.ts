@@ -9,22 +9,10 @@ import { api, startAuthServer, type TestUser } from '../helpers/auth.js';
 import type { TestServer } from '../helpers/test-server.js';
 import { createTestDatabase, describeEachStore, type TestDatabase } from '../helpers/stores.js';
 import { TestClient } from '../helpers/ws-client.js';
-import { fakeRequestsFor, onePixelPng, until } from './support.js';
+import { fakeRequestsFor, onePixelPng, until, withoutIdsAndDates } from './support.js';
 
 const png = onePixelPng();
 const pngBase64 = png.toString('base64');
-
-/** The export with what must differ between two copies of a conversation removed: ids and dates. */
-function withoutIdsAndDates(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutIdsAndDates);
-  if (value === null || typeof value !== 'object') return value;
-  const dropped = new Set(['id', 'query_id', 'exported_at', 'created_at', 'updated_at', 'started_at', 'ended_at', 'completed_at']);
-  return Object.fromEntries(
-    Object.entries(value)
-      .filter(([key]) => !dropped.has(key))
-      .map(([key, v]) => [key, withoutIdsAndDates(v)]),
-  );
-}
 
 async function exportJson(server: AgentTestServer, chatId: string): Promise<ChatExport> {
   const res = await api<ChatExport>(server.url, 'GET', `/api/chats/${chatId}/export?format=json`);

@@ -187,3 +187,15 @@ export function modelRequestsAnswering(server: AgentTestServer, chatId: string, 
     return isConversationTurn(body) && typedText(turn.filter((b) => b.type === 'text')) === text;
   });
 }
+
+/** A chat export with what must differ between two copies of one conversation removed: ids and dates. */
+export function withoutIdsAndDates(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutIdsAndDates);
+  if (value === null || typeof value !== 'object') return value;
+  const dropped = new Set(['id', 'query_id', 'exported_at', 'created_at', 'updated_at', 'started_at', 'ended_at', 'completed_at']);
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([key]) => !dropped.has(key))
+      .map(([key, v]) => [key, withoutIdsAndDates(v)]),
+  );
+}

@@ -51,6 +51,18 @@ export class Api {
   renameChat = (id: string, title: string) =>
     this.json<Chat>(`/api/chats/${id}`, { method: 'PATCH', body: JSON.stringify({ title }) });
   deleteChat = (id: string) => this.json<{ success: true }>(`/api/chats/${id}`, { method: 'DELETE' });
+  /** A JSON export (docs/export-format.md) back as a new chat; the file's text is sent as it is. */
+  importChat = (exportJson: string) => this.json<Chat>('/api/chats/import', { method: 'POST', body: exportJson });
+
+  /** The chat's export (GET /api/chats/{id}/export) and the file name the service proposes for it. */
+  async exportChat(chatId: string, format: 'json' | 'markdown'): Promise<{ blob: Blob; fileName: string }> {
+    const res = await this.request(`/api/chats/${chatId}/export?format=${format}`);
+    const disposition = res.headers.get('content-disposition') ?? '';
+    const utf8 = /filename\*=UTF-8''([^;]+)/.exec(disposition)?.[1];
+    const ascii = /filename="([^"]+)"/.exec(disposition)?.[1];
+    const fileName = utf8 ? decodeURIComponent(utf8) : (ascii ?? `chat.${format === 'json' ? 'json' : 'md'}`);
+    return { blob: await res.blob(), fileName };
+  }
 
   private images = new Map<string, Promise<string>>();
 

@@ -81,6 +81,11 @@ const en = {
   today: 'Today',
   loadFailed: 'Could not load: ',
   historyCleared: 'History cleared',
+  exportMarkdown: 'Export Markdown',
+  exportJson: 'Export JSON',
+  importChat: 'Import chat',
+  importHint: 'A chat exported as JSON',
+  importFailed: 'Import failed: ',
 };
 export type Strings = typeof en;
 
@@ -161,6 +166,11 @@ const zh: Strings = {
   today: '今天',
   loadFailed: '加载失败：',
   historyCleared: '历史已清除',
+  exportMarkdown: '导出 Markdown',
+  exportJson: '导出 JSON',
+  importChat: '导入对话',
+  importHint: '以 JSON 导出的对话',
+  importFailed: '导入失败：',
 };
 
 function fmtSeconds(s: number): string {

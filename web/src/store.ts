@@ -209,6 +209,36 @@ export class AppStore {
     }
   }
 
+  /** Downloads the chat's export: fetched with the token (never in a URL), saved under the service's file name. */
+  async exportChat(id: string, format: 'json' | 'markdown'): Promise<void> {
+    try {
+      const { blob, fileName } = await this.api.exportChat(id, format);
+      const url = URL.createObjectURL(blob);
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = fileName;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (err) {
+      if (!(err instanceof AuthError)) this.set({ toast: (err as Error).message });
+    }
+  }
+
+  /** A JSON export file as a new chat, which is then opened; the service's refusal is shown as it words it. */
+  async importChat(file: File): Promise<string | null> {
+    try {
+      const chat = await this.api.importChat(await file.text());
+      this.set({ chats: [chat, ...this.state.chats.filter((c) => c.id !== chat.id)], search: '', searchResults: null });
+      this.select(chat.id);
+      return chat.id;
+    } catch (err) {
+      if (!(err instanceof AuthError)) this.set({ toast: `${t.importFailed}${(err as Error).message}` });
+      return null;
+    }
+  }
+
   async rename(id: string, title: string): Promise<void> {
     const trimmed = title.trim();
     if (!trimmed) return;

@@ -1,10 +1,10 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Chat, ImageInput } from '../../../src/protocol/chat.js';
 import type { ChatView } from '../chat-view.js';
-import { t } from '../i18n.js';
+import { names, t } from '../i18n.js';
 import type { AppState, AppStore } from '../store.js';
 import { Composer, type ComposerHandle } from './Composer.js';
-import { IconDown, IconMenu } from './icons.js';
+import { IconDown, IconDownload, IconMenu } from './icons.js';
 import { ItemView } from './Messages.js';
 import { PermissionCard } from './PermissionCard.js';
 
@@ -173,6 +173,18 @@ export function Conversation({
         </button>
         <h1 class="topbar-title">{chat?.title ?? t.appName}</h1>
         {processing && <span class="topbar-status">{t.answering}</span>}
+        {chat && (
+          <div class="topbar-actions">
+            <button class="ghost small" aria-label={names.exportMarkdown} title={t.exportMarkdown} onClick={() => void store.exportChat(chat.id, 'markdown')}>
+              <IconDownload />
+              <span>MD</span>
+            </button>
+            <button class="ghost small" aria-label={names.exportJson} title={t.exportJson} onClick={() => void store.exportChat(chat.id, 'json')}>
+              <IconDownload />
+              <span>JSON</span>
+            </button>
+          </div>
+        )}
       </header>
       <div class="scroller" ref={scroller} onScroll={onScroll} onClick={onCopy}>
         <div class="thread" aria-live="off">

@@ -3,7 +3,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Chat } from '../../../src/protocol/chat.js';
 import { names, t } from '../i18n.js';
 import type { AppState, AppStore } from '../store.js';
-import { IconLogout, IconPencil, IconPlus, IconSearch, IconTrash } from './icons.js';
+import { IconLogout, IconPencil, IconPlus, IconSearch, IconTrash, IconUpload } from './icons.js';
 
 export function Sidebar({ store, state, onNavigate }: { store: AppStore; state: AppState; onNavigate: () => void }) {
   const list = state.searchResults ?? state.chats;
@@ -54,6 +54,7 @@ export function Sidebar({ store, state, onNavigate }: { store: AppStore; state: 
       </nav>
       <div class="sidebar-foot">
         <ConnectionBadge state={state} />
+        <ImportButton store={store} onNavigate={onNavigate} />
         {store.canSignOut && (
           <button class="ghost small" onClick={() => store.signOut(null)}>
             <IconLogout />
@@ -196,4 +197,31 @@ function relativeTime(iso: string): string {
   if (abs < 86400) return rtf.format(Math.round(diff / 3600), 'hour');
   if (abs < 86400 * 7) return rtf.format(Math.round(diff / 86400), 'day');
   return new Date(iso).toLocaleDateString();
+}
+
+/** Imports a chat from a JSON export file (docs/export-format.md) and opens it. */
+function ImportButton({ store, onNavigate }: { store: AppStore; onNavigate: () => void }) {
+  const input = useRef<HTMLInputElement>(null);
+  return (
+    <>
+      <button class="ghost small" aria-label={names.importChat} title={t.importHint} onClick={() => input.current?.click()}>
+        <IconUpload />
+        <span>{t.importChat}</span>
+      </button>
+      <input
+        ref={input}
+        type="file"
+        accept="application/json,.json"
+        hidden
+        aria-hidden="true"
+        tabIndex={-1}
+        onChange={async (e) => {
+          const el = e.currentTarget;
+          const file = el.files?.[0];
+          el.value = '';
+          if (file && (await store.importChat(file))) onNavigate();
+        }}
+      />
+    </>
+  );
 }

@@ -21,3 +21,5 @@ export const IconDown = () => <Svg size={16} d="M12 5v14M5 12l7 7 7-7" />;
 export const IconTool = () => <Svg size={15} d="M14.7 6.3a4 4 0 0 0-5.4 5.4L3 18l3 3 6.3-6.3a4 4 0 0 0 5.4-5.4l-2.6 2.6-2.4-.6-.6-2.4z" />;
 export const IconShield = () => <Svg size={18} d="M12 3l8 3v6c0 5-3.5 8-8 9-4.5-1-8-4-8-9V6z" />;
 export const IconLogout = () => <Svg size={16} d="M9 21H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h4M16 17l5-5-5-5M21 12H9" />;
+export const IconDownload = () => <Svg size={15} d="M12 4v11M7 10l5 5 5-5M5 20h14" />;
+export const IconUpload = () => <Svg size={16} d="M12 20V9M7 14l5-5 5 5M5 4h14" />;
