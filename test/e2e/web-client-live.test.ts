@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Browser, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
 import { openStore } from '../helpers/auth.js';
 import { chromiumAvailable, launchBrowser, openPage, screenshot, type WatchedPage } from '../helpers/browser.js';
@@ -84,6 +84,7 @@ describe.runIf(chromiumAvailable())('web client while answers run', { timeout: 1
 
   it('follows a streaming answer, stops following when the reader scrolls up, and jumps back to the latest', async () => {
     await page.setViewportSize({ width: 1280, height: 560 });
+    onTestFinished(() => page.setViewportSize({ width: 1280, height: 800 }));
     await newChat();
     // Enough text above to scroll: a long first answer.
     await send('/slow 400 2');
@@ -120,7 +121,6 @@ describe.runIf(chromiumAvailable())('web client while answers run', { timeout: 1
     // Done: stop the rest (unless it ended meanwhile).
     await page.getByRole('button', { name: 'Stop' }).click({ timeout: 2_000 }).catch(() => undefined);
     await answerEnded();
-    await page.setViewportSize({ width: 1280, height: 800 });
   });
 
   it('takes images pasted into the message box and dropped on the conversation, as thumbnails the model sees', async () => {

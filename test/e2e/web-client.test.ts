@@ -190,6 +190,20 @@ describe.runIf(chromiumAvailable())('web client in a browser', { timeout: 180_00
     expect(await page.locator('.msg.assistant[data-status="interrupted"]').count()).toBe(1);
     // Cost and duration (or how the answer ended) read back from history, as they were shown live.
     await expect.poll(() => page.locator('.end-line').allTextContents()).toEqual(endLines);
+    // REST pages (what the page loads when scrolling back) carry the same: one answer_end per answer, on its last message.
+    const stored = (await (await fetch(`${server.url}/api/chats/${chatIdFromUrl()}/messages`)).json()) as {
+      role: string;
+      answer_end?: { status: string; cost: number | null; duration: number | null };
+    }[];
+    const ends = stored.filter((m) => m.answer_end).map((m) => [m.role, m.answer_end!.status]);
+    expect(ends).toEqual([
+      ['assistant', 'complete'],
+      ['assistant', 'complete'],
+      ['assistant', 'complete'],
+      ['assistant', 'cancelled'],
+      ['assistant', 'complete'],
+    ]);
+    expect(stored.find((m) => m.answer_end?.status === 'complete')?.answer_end).toMatchObject({ cost: expect.any(Number), duration: expect.any(Number) });
     expect(subscribes.find((f) => f.type === 'subscribe')?.capabilities).toEqual(['permission_prompts', 'image_urls']);
     // The image came by reference: fetched with the API's credentials into an object URL, and shown.
     const image = page.locator('.msg.user').last().locator('img');
