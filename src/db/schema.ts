@@ -68,6 +68,8 @@ export interface ToolUsesTable {
   is_error: ColumnType<number, number | undefined, number>;
   created_at: string;
   completed_at: string | null;
+  /** 1: a call of an answer replaced by a retry (like MessagesTable.superseded). */
+  superseded: ColumnType<number, number | undefined, number>;
 }
 
 export type QueryStatus = 'running' | 'complete' | 'cancelled' | 'error';

@@ -169,6 +169,10 @@ export const ToolUseRecordSchema = z
     result_content: z.string().nullable(),
     is_error: z.boolean(),
     timestamp: z.string(),
+    superseded: z
+      .boolean()
+      .optional()
+      .meta({ description: 'true: a call of an answer replaced by a `retry` (kept; the model no longer sees it). Absent otherwise' }),
     result_truncated: z
       .boolean()
       .optional()

@@ -91,7 +91,7 @@ export class ForksRepository {
           .where('position', '<=', endPosition)
           .orderBy('position')
           .execute()
-      ).filter((t) => t.query_id === null || !supersededQueries.has(t.query_id));
+      ).filter((t) => t.superseded === 0 && (t.query_id === null || !supersededQueries.has(t.query_id)));
 
       const queryIds = new Set<string>();
       for (const row of [...messages, ...toolUses]) if (row.query_id) queryIds.add(row.query_id);

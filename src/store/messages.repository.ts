@@ -330,10 +330,18 @@ export class MessagesRepository {
   }
 
   /**
-   * Marks the answer after the question at `position` superseded (every message after it: a question is always
-   * the chat's last one when it is retried). Kept and listed, never sent to the model again. Returns their ids.
+   * Marks the answer after the question at `position` superseded (every message and tool use after it: a question
+   * is always the chat's last one when it is retried). Kept and listed, never sent to the model again. Returns the
+   * ids of its messages.
    */
   async supersedeAfter(chatId: string, position: number): Promise<string[]> {
+    await this.db
+      .updateTable('tool_uses')
+      .set({ superseded: 1 })
+      .where('chat_id', '=', chatId)
+      .where('position', '>', position)
+      .where('superseded', '=', 0)
+      .execute();
     const rows = await this.db
       .updateTable('messages')
       .set({ superseded: 1 })

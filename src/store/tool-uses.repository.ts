@@ -22,6 +22,7 @@ const toRecord = (row: ToolUseRow): ToolUseRecord => ({
   result_content: row.result_content,
   is_error: row.is_error === 1,
   timestamp: row.created_at,
+  ...(row.superseded === 1 ? { superseded: true } : {}),
 });
 
 /** The agent's tool calls and their results, in the chat's order. */
@@ -109,6 +110,7 @@ export class ToolUsesRepository {
         'is_error',
         'created_at',
         'completed_at',
+        'superseded',
         // substr and length count characters on SQLite and PostgreSQL alike.
         sql<string | null>`substr(result_content, 1, ${maxResultChars})`.as('result_content'),
         sql<number | null>`length(result_content)`.as('result_chars'),

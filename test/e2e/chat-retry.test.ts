@@ -82,6 +82,24 @@ describe('retry', () => {
     await client.close();
   }, 240_000);
 
+  it('supersedes the tool calls of the replaced answer too', async () => {
+    const chatId = await createChat(server.url);
+    const client = await TestClient.connect(server.wsUrl);
+    await ask(client, chatId, '/bash echo ran');
+    await retry(client, chatId);
+    const fresh = await TestClient.connect(server.wsUrl);
+    fresh.send({ type: 'subscribe', chat_id: chatId });
+    const tools = (await fresh.waitFor((e) => e.type === 'tool_history')) as EventOf<'tool_history'>;
+    expect(tools.tool_uses.map((t) => [t.tool_name, t.result_content, t.superseded ?? false])).toEqual([
+      ['Bash', 'ran', true],
+      ['Bash', 'ran', false],
+    ]);
+    const first = await (await fetch(`${server.url}/api/chats/${chatId}/tool-uses/${tools.tool_uses[0]!.id}`)).json();
+    expect(first).toMatchObject({ superseded: true });
+    await fresh.close();
+    await client.close();
+  }, 240_000);
+
   it("retries a chat's first message (with its images) in a fresh context, and stops a running answer first", async () => {
     const chatId = await createChat(server.url);
     const client = await TestClient.connect(server.wsUrl);

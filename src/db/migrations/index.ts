@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m001 from './001-initial.js';
 import * as m002 from './002-users.js';
 import * as m003 from './003-chat-features.js';
+import * as m004 from './004-superseded-tool-uses.js';
 import * as m005 from './005-permission-rules.js';
 import * as m006 from './006-message-search.js';
 import * as m007 from './007-chat-import.js';
@@ -11,6 +12,7 @@ export const migrations: Record<string, Migration> = {
   '001-initial': m001,
   '002-users': m002,
   '003-chat-features': m003,
+  '004-superseded-tool-uses': m004,
   '005-permission-rules': m005,
   '006-message-search': m006,
   '007-chat-import': m007,
