@@ -151,6 +151,7 @@ if (values.deep) {
       cancelled: f.cancelled,
       errors: f.errors,
       refused: f.refused,
+      cutOffByReset: f.cutOffByReset,
       reconnects: f.reconnects,
       violations: f.violations.length,
       seconds: Math.round(f.durationMs / 1000),

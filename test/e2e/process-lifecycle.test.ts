@@ -12,7 +12,7 @@ const messagesOf = async (url: string, chatId: string) =>
   (await (await fetch(`${url}/api/chats/${chatId}/messages`)).json()) as StoredMessage[];
 
 /** The service as a real OS process (the entry point `npm start` runs), for signals and kill -9. */
-// Each test starts the service from its TypeScript sources twice (seconds alone, tens of seconds on a loaded
+// Each test starts the service process twice (about a second each alone, tens of seconds on a loaded
 // machine: startServiceProcess waits up to 90 s for each).
 describe('the service process', { timeout: 180_000 }, () => {
   let fake: FakeModel;

@@ -217,6 +217,13 @@ export interface StressFigures {
   historyFallbacks: number;
   /** Frames refused with an allowed error code. */
   refused: number;
+  /**
+   * Chat frames sent on a connection that was then reset (terminated without a close handshake) and never
+   * echoed: TCP discards what the service had not read when the reset came, so the client cannot know they were
+   * received. The protocol's rule: a message is accepted when its `user_message` arrives; the client sends it again
+   * after reconnecting otherwise. Counted, not violations.
+   */
+  cutOffByReset: number;
   /** Snapshots (subscribe without replay) checked against the stream, and those taken while an answer ran. */
   snapshots: number;
   midAnswerSnapshots: number;
@@ -237,6 +244,8 @@ interface Conn {
   /** Allowed refusals (frame errors) per chat, counted incrementally from client.events[refusalsScanned]. */
   refusals: Map<string, number>;
   refusalsScanned: number;
+  /** Terminated without a close handshake (an abrupt reconnect). */
+  reset: boolean;
 }
 
 interface SentChat {
@@ -313,7 +322,7 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
 
   const connect = async (label: string): Promise<Conn> => {
     const client = await TestClient.connect(server.wsUrl);
-    const conn: Conn = { label, client, follows: new Map(), replays: new Map(), closed: false, refusals: new Map(), refusalsScanned: 0 };
+    const conn: Conn = { label, client, follows: new Map(), replays: new Map(), closed: false, refusals: new Map(), refusalsScanned: 0, reset: false };
     client.socket.on('close', () => {
       conn.closed = true;
     });
@@ -367,6 +376,8 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
       // refused frames are never echoed, and are answered before the frames after them
       const rest = mine.slice(refusals).filter((f) => includeGivenUp || !f.givenUp);
       if (allowedErrors.size > 0 && conn.closed) continue;
+      // Not echoed by now, a frame of a reset connection may never have been read (see cutOffByReset).
+      if (conn.reset) continue;
       left.push(...rest);
     }
     return left;
@@ -429,6 +440,7 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
         while (old.client.socket.bufferedAmount > 0) await sleep(5);
         await sleep(30);
         const closed = new Promise<void>((r) => (old.closed ? r() : old.client.socket.once('close', () => r())));
+        old.reset = true;
         old.client.socket.terminate();
         await closed;
       } else {
@@ -582,12 +594,18 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
     if (leftovers.length > 0) violate(`9: agent CLI process(es) left after the server closed: ${leftovers.join(', ')}`);
 
     const figures = checkRecords({ conns: records, observer: 'observer', chatIds, stored, violate, allowedFrameErrors: [...allowedErrors] });
+    const echoes = new Set(observer.client.events.flatMap((e) => (e.type === 'user_message' ? [`${e.chat_id}\n${e.content}`] : [])));
+    let cutOffByReset = 0;
+    for (const [chatId, frames] of sent) {
+      for (const f of frames) if (f.conn.reset && !echoes.has(`${chatId}\n${f.content}`)) cutOffByReset++;
+    }
     await sleep(50);
     process.off('unhandledRejection', onUnhandled);
     return {
       seed,
       operations: plan.length,
       ...figures,
+      cutOffByReset,
       reconnects,
       agentsBeforeClose,
       violations: dedupe(violations),

@@ -49,12 +49,18 @@ export interface SocketIdentity {
 const MAX_ERROR_CHARS = 1000;
 const clip = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max)}…` : s);
 
+/** Frames (and bytes) read ahead of the one being handled before reading pauses; the first frame always fits. */
+const MAX_FRAMES_IN_HAND = 16;
+const MAX_BYTES_IN_HAND = 1024 * 1024;
+const frameBytes = (data: Buffer | ArrayBuffer | Buffer[]): number =>
+  Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+
 /** Close codes this handler uses (4000-4999 is the application range). */
 export const CLOSE_SLOW_CONSUMER = 4008;
 
 /**
  * One WebSocket connection: parses every frame with the protocol's schemas, follows any number of chats, and
- * relays their events. Frames are read one at a time in arrival order; each frame's chat operation is queued on
+ * relays their events. Frames are handled one at a time in arrival order; each frame's chat operation is queued on
  * its chat (so a `stop` after a `chat` applies to that chat's new query) and the next frame is read without
  * waiting for it, so one chat's slow operation (an agent replacement) never holds up another chat. A bad frame
  * gets an `error` event and the socket stays open.
@@ -70,6 +76,9 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   private loggedInvalidFrame = false;
   /** Bytes of snapshots handed to the socket and not yet written out: exempt from the slow-client rule. */
   private snapshotBytesInFlight = 0;
+  /** Frames read from the client and not handled yet, and their size (see start). */
+  private framesInHand = 0;
+  private bytesInHand = 0;
 
   constructor(
     private readonly socket: WebSocket,
@@ -82,13 +91,20 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     this.deps.openSockets?.add(this);
     this.deps.chatUpdates?.add(this);
     this.socket.on('message', (data, isBinary) => {
-      // One frame in hand at a time: reading from the client stops until it is handled, so a client that sends
-      // faster than frames are handled leaves them in its own TCP buffers, not in this process's memory.
-      this.socket.pause();
+      // Frames are read as they arrive, so that a connection reset right after the client sent something (a tab
+      // closed, an app killed) cannot discard frames that had already reached this machine but were not read yet.
+      // Past a few frames or bytes not handled yet, reading stops until they are: a client that sends faster than
+      // its frames are handled leaves them in its own TCP buffers, not in this process's memory.
+      const bytes = frameBytes(data);
+      this.framesInHand++;
+      this.bytesInHand += bytes;
+      if (this.framesInHand >= MAX_FRAMES_IN_HAND || this.bytesInHand >= MAX_BYTES_IN_HAND) this.socket.pause();
       void this.frames
         .run(() => this.handle(isBinary ? undefined : data.toString()))
         .finally(() => {
-          if (!this.detached) this.socket.resume();
+          this.framesInHand--;
+          this.bytesInHand -= bytes;
+          if (!this.detached && this.framesInHand < MAX_FRAMES_IN_HAND && this.bytesInHand < MAX_BYTES_IN_HAND) this.socket.resume();
         });
     });
     this.socket.on('close', () => this.detach());
