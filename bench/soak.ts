@@ -65,7 +65,7 @@ const metric = (text: string, name: string, labels = ''): number => {
 async function sample(service: ServiceProcess, startedAt: number, turns: number): Promise<Sample> {
   const status = fs.readFileSync(`/proc/${service.pid}/status`, 'utf8');
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  const metrics = await (await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  const metrics = await (await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(30_000) })).text();
   return {
     atS: Math.round((Date.now() - startedAt) / 1000),
     turns,
@@ -200,9 +200,19 @@ async function main(): Promise<void> {
   };
 
   const samples: Sample[] = [];
+  let slowSamples = 0;
   const sampler = (async () => {
     while (Date.now() < deadline) {
-      const s = await sample(service, startedAt, turns);
+      let s: Sample;
+      try {
+        s = await sample(service, startedAt, turns);
+      } catch (err) {
+        // A service too starved to answer /metrics in time (a loaded machine) is reported, not fatal.
+        slowSamples++;
+        console.log(`t=${Math.round((Date.now() - startedAt) / 1000)}s sample failed: ${(err as Error).message}`);
+        await sleep(SAMPLE_MS);
+        continue;
+      }
       samples.push(s);
       console.log(
         `t=${s.atS}s turns=${s.turns} rss=${s.rssMb}MB heap=${s.heapUsedMb}MB fds=${s.fds} timers=${s.timers} handles=${s.handles} sockets=${s.sockets} agents=${s.liveAgents} children=${s.childProcesses}`,
@@ -231,6 +241,7 @@ async function main(): Promise<void> {
     settings: { minutes: MINUTES, chats: CHATS, concurrency: CONCURRENCY, maxLiveAgents: MAX_LIVE_AGENTS, seed: Number(values.seed) },
     machine: { cores: os.cpus().length, loadAverage: os.loadavg() },
     turns,
+    slowSamples,
     turnsPerMinute: Math.round((turns / MINUTES) * 10) / 10,
     outcomes,
     verdicts,
