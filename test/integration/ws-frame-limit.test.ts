@@ -154,3 +154,33 @@ describe('errors before routing', () => {
     }
   });
 });
+
+/**
+ * Large frames from many sockets at once (large-frame-gate.ts): a few are received at a time, the others wait unread,
+ * are not dropped by the heartbeat while they wait, and every frame is answered in the end.
+ */
+describe('large frames from many sockets at once', () => {
+  it('are all read and answered, with every socket still open', async () => {
+    const server = await startTestServer({ WS_HEARTBEAT_MS: '10000' });
+    try {
+      const frame = JSON.stringify({ type: 'chat', chat_id: 'c'.repeat(8 * 1000 * 1000), content: 'x' });
+      const clients = await Promise.all(Array.from({ length: 6 }, () => TestClient.connect(server.wsUrl)));
+      for (const client of clients) {
+        client.send({ type: 'subscribe', chat_id: 'before' });
+        client.socket.send(frame);
+        client.send({ type: 'subscribe', chat_id: 'after' });
+      }
+      for (const client of clients) {
+        const answers = await Promise.all([
+          client.waitFor((e) => e.type === 'error' && e.code === 'bad_frame', { timeoutMs: 120_000 }),
+          client.waitFor((e) => e.type === 'error' && e.chat_id === 'after', { timeoutMs: 120_000 }),
+        ]);
+        expect(answers[0]).toMatchObject({ code: 'bad_frame' });
+        expect(client.socket.readyState).toBe(WebSocket.OPEN);
+      }
+      await Promise.all(clients.map((c) => c.close()));
+    } finally {
+      await server.close();
+    }
+  }, 180_000);
+});

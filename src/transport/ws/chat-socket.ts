@@ -15,6 +15,13 @@ import type { ErrorCode } from '../../protocol/errors.js';
 import type { RateLimiter } from '../../limits/rate-limiter.js';
 import type { Store } from '../../store/store.js';
 import type { ChatListListener, ChatUpdates } from '../../chats/chat-updates.js';
+import type { LargeFrameGate } from './large-frame-gate.js';
+
+/** What of the WebSocket library's internals the large-frame gate reads: the TCP socket and the frame in progress. */
+interface WebSocketInternals {
+  _socket?: { on(event: 'data', listener: () => void): void };
+  _receiver?: { _bufferedBytes?: number };
+}
 
 export interface ChatSocketDeps {
   store: Store;
@@ -36,6 +43,8 @@ export interface ChatSocketDeps {
   chatUpdates?: ChatUpdates;
   /** `chat` frames per minute per user, shared by all sockets (none: unlimited). */
   messageLimiter?: RateLimiter;
+  /** Bounds the large frames being received at once, over all sockets (none: unbounded). */
+  largeFrames?: LargeFrameGate;
 }
 
 /** Who holds a socket, fixed when it was admitted. */
@@ -98,15 +107,16 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
       const bytes = frameBytes(data);
       this.framesInHand++;
       this.bytesInHand += bytes;
-      if (this.framesInHand >= MAX_FRAMES_IN_HAND || this.bytesInHand >= MAX_BYTES_IN_HAND) this.socket.pause();
+      if (this.framesInHand >= MAX_FRAMES_IN_HAND || this.bytesInHand >= MAX_BYTES_IN_HAND) this.holdReading('frame');
       void this.frames
         .run(() => this.handle(isBinary ? undefined : data.toString()))
         .finally(() => {
           this.framesInHand--;
           this.bytesInHand -= bytes;
-          if (!this.detached && this.framesInHand < MAX_FRAMES_IN_HAND && this.bytesInHand < MAX_BYTES_IN_HAND) this.socket.resume();
+          if (this.framesInHand < MAX_FRAMES_IN_HAND && this.bytesInHand < MAX_BYTES_IN_HAND) this.releaseReading('frame');
         });
     });
+    this.watchLargeFrames();
     this.socket.on('close', () => this.detach());
     // Protocol errors are logged once, at warn, by the route (ws.routes.ts); no stack for a client's mistake.
     this.socket.on('error', (err) => this.log.debug({ reason: err.message, code: (err as { code?: unknown }).code }, 'websocket error'));
@@ -121,6 +131,9 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
       const buffered = this.socket.bufferedAmount;
       const draining = this.snapshotBytesInFlight > 0 && buffered < bufferedBefore;
       bufferedBefore = buffered;
+      // Not read while it waits for a large-frame slot: its pong waits behind its frame, by the service's choice.
+      // Once it has a slot, the usual rule applies: the frame must be through within two intervals.
+      if (this.deps.largeFrames?.isWaiting(this)) return;
       if (!this.alive && !draining) return void this.socket.terminate();
       this.alive = false;
       this.socket.ping();
@@ -167,8 +180,42 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     this.socket.send(data);
   }
 
+  /** Why reading from the client is paused; it resumes once there is no reason left. */
+  private readonly readingHeld = new Set<'frame' | 'large_frame'>();
+
+  private holdReading(reason: 'frame' | 'large_frame'): void {
+    this.readingHeld.add(reason);
+    this.socket.pause();
+  }
+
+  private releaseReading(reason: 'frame' | 'large_frame'): void {
+    this.readingHeld.delete(reason);
+    if (this.readingHeld.size === 0 && !this.detached) this.socket.resume();
+  }
+
+  /**
+   * After each chunk read (the library has already taken it into the frame in progress), the large-frame gate
+   * learns how big the frame in progress is; without a slot for it, reading stops until one frees.
+   */
+  private watchLargeFrames(): void {
+    const gate = this.deps.largeFrames;
+    const { _socket: tcp, _receiver: receiver } = this.socket as unknown as WebSocketInternals;
+    if (!gate || !tcp || !receiver) return;
+    tcp.on('data', () => {
+      if (this.detached) return;
+      const partial = receiver._bufferedBytes ?? 0;
+      const resume = () => {
+        // Its pong may be stuck behind the frame it waited with: a fresh heartbeat interval from here.
+        this.alive = true;
+        this.releaseReading('large_frame');
+      };
+      if (!gate.update(this, partial, resume)) this.holdReading('large_frame');
+    });
+  }
+
   private detach(): void {
     this.detached = true;
+    this.deps.largeFrames?.release(this);
     this.deps.openSockets?.delete(this);
     this.deps.chatUpdates?.remove(this);
     clearInterval(this.heartbeat);

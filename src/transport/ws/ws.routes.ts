@@ -4,6 +4,16 @@ import { limitKey } from '../../auth/principal.js';
 import type { RequestLimiter } from '../../auth/auth.plugin.js';
 import { admitSocket, CLOSE_UNAUTHORIZED, selectSubprotocol, type SocketAdmission } from '../../auth/socket-admission.js';
 import { ChatSocket, type ChatSocketDeps } from './chat-socket.js';
+import { LargeFrameGate } from './large-frame-gate.js';
+
+/**
+ * Frames over SMALL_FRAME_BYTES being received at once, over all sockets (large-frame-gate.ts): what the service
+ * holds of them is about LARGE_FRAMES_AT_ONCE × the largest frame, plus one being decoded. Two let two users send
+ * images at full speed at the same time; more would only raise the memory bound.
+ */
+const LARGE_FRAMES_AT_ONCE = 2;
+/** A frame in progress below this never waits for a slot (any text message; small images). */
+const SMALL_FRAME_BYTES = 1024 * 1024;
 
 export interface WsRoutesOptions extends ChatSocketDeps {
   /** CORS_ORIGINS: browser origins besides the service's own that may open the socket. */
@@ -48,6 +58,7 @@ export const wsRoutes: FastifyPluginAsync<WsRoutesOptions> = async (app, { corsO
     },
   });
   const socketsPerKey = new Map<string, number>();
+  const largeFrames = new LargeFrameGate(LARGE_FRAMES_AT_ONCE, SMALL_FRAME_BYTES);
   const admissions = new WeakMap<FastifyRequest, SocketAdmission>();
   app.get(
     '/ws/chat',
@@ -87,7 +98,7 @@ export const wsRoutes: FastifyPluginAsync<WsRoutesOptions> = async (app, { corsO
           else socketsPerKey.delete(key);
         });
       }
-      new ChatSocket(socket, deps, req.log, identity).start();
+      new ChatSocket(socket, { ...deps, largeFrames }, req.log, identity).start();
     },
   );
 };
