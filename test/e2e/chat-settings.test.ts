@@ -107,6 +107,19 @@ describe('per-chat settings', () => {
     await client.close();
   }, 180_000);
 
+  it("switches a live agent's permission mode without restarting it", async () => {
+    const chatId = await createChat(server.url);
+    const client = await TestClient.connect(server.wsUrl);
+    expect(JSON.stringify(await ask(server, client, chatId, 'before planning'))).not.toMatch(/plan mode is active/i);
+    const pid = server.app.agents.peek(chatId)?.agentPid;
+
+    expect((await patch(server, chatId, { settings: { permission_mode: 'plan' } })).status).toBe(200);
+    // The CLI tells the model it is in plan mode (no tool that changes anything runs).
+    expect(JSON.stringify(await ask(server, client, chatId, 'now planning'))).toMatch(/plan mode is active/i);
+    expect(server.app.agents.peek(chatId)?.agentPid, 'the mode changed in the running agent').toBe(pid);
+    await client.close();
+  }, 180_000);
+
   it('applies a system prompt addition at the next message, in a new agent that keeps the conversation', async () => {
     const chatId = await createChat(server.url);
     const client = await TestClient.connect(server.wsUrl);
