@@ -17,6 +17,7 @@ import { checkExposure } from './auth/exposure.js';
 import { isLoopbackHost } from './auth/loopback.js';
 import { metricsAccess } from './auth/metrics-access.js';
 import { ChatService } from './chats/chat.service.js';
+import { LocalChatChannel } from './chat-channel/local-chat-channel.js';
 import { ChatTitles } from './chats/chat-titles.js';
 import { ChatUpdates } from './chats/chat-updates.js';
 import { TitleModel } from './chats/title-model.js';
@@ -190,7 +191,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       ...(config.MAX_COST_PER_USER_PER_DAY_USD !== undefined ? { perUserPerDayUsd: config.MAX_COST_PER_USER_PER_DAY_USD } : {}),
     },
   });
-  const chats = new ChatService(store, agents, chatUpdates, {
+  // The transport reaches the chat runtime only through the channel (WebSocket frames, and REST through ChatService).
+  const channel = new LocalChatChannel(agents);
+  const chats = new ChatService(store, channel, chatUpdates, {
     maxChatsPerUser: config.MAX_CHATS_PER_USER,
     settingsPolicy: {
       allowedTools: config.ALLOWED_TOOLS,
@@ -233,8 +236,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   await app.register(authRoutes, { auth });
   await app.register(infoRoutes, { info: serviceInfo(APP_VERSION, config) });
   await app.register(wsRoutes, {
-    store,
-    agents,
+    channel,
+    chatAccess: (principal, chatId) => chats.canAccess(principal, chatId),
     auth,
     chatUpdates,
     corsOrigins: config.CORS_ORIGINS,

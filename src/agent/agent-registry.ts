@@ -6,7 +6,7 @@ import type { ServerEvent } from '../protocol/ws.js';
 import type { Store } from '../store/store.js';
 import type { AgentConnection, AgentConnectionFactory } from './agent-events.js';
 import { chatAgentHome, sharedConfigDir } from './agent-home.js';
-import { ChatError } from './chat-error.js';
+import { ChatError } from '../protocol/errors.js';
 import type { SnapshotLimits } from './chat-recorder.js';
 import { ChatSession, type Budgets, type ChatHooks } from './chat-session.js';
 import type { EventLogLimits } from './event-log.js';

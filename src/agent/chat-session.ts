@@ -5,7 +5,7 @@ import type { Store } from '../store/store.js';
 import type { ChatSettings } from '../protocol/chat.js';
 import type { AgentConnection, AgentConnectionFactory, AgentEvent, ChatAgentSettings } from './agent-events.js';
 import { AgentLink } from './agent-link.js';
-import { ChatError } from './chat-error.js';
+import { ChatError, type ErrorCode } from '../protocol/errors.js';
 import { ChatEventLog, type ChatSubscriber, type EventLogLimits } from './event-log.js';
 import { PermissionBroker, type PermissionRequest } from './permission-broker.js';
 import { QueryRun } from './query-run.js';
@@ -14,7 +14,6 @@ import { toolUsePath, truncateToolOutput } from '../chats/tool-output.js';
 import { buildImportContext, importedContextFor } from '../chats/import-context.js';
 import { Serial } from '../lib/serial.js';
 import { withTimeout } from '../lib/timeout.js';
-import type { ErrorCode } from '../protocol/errors.js';
 
 export type { ChatSubscriber };
 

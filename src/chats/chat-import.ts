@@ -1,4 +1,4 @@
-import { ChatError } from '../agent/chat-error.js';
+import { ChatError } from '../protocol/errors.js';
 import type { ChatExport } from '../protocol/export.js';
 import type { ChatToImport } from '../store/chat-transfer.repository.js';
 import { decodeImages, type ImageLimits } from './images.js';

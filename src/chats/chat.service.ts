@@ -6,20 +6,17 @@ import type { UsageReport } from '../protocol/rest.js';
 import type { Store } from '../store/store.js';
 import type { ChatUpdates } from './chat-updates.js';
 import type { ChatExport } from '../protocol/export.js';
+import type { ChatChannel } from '../chat-channel/chat-channel.js';
 import { buildChatExport } from './chat-export.js';
 import { prepareImport, type ImportLimits } from './chat-import.js';
 import { buildForkContext } from './import-context.js';
 
 /**
- * What the chat service needs from the agent side: to stop a chat's agent before the chat disappears, and to tell
- * a running agent that its chat's settings changed.
+ * What the chat service needs from the chat runtime (through the chat channel): to stop a chat's agent before the
+ * chat disappears, to tell a running agent that its chat's settings changed, and to give a fork's agent its
+ * sessions.
  */
-export interface ChatAgents {
-  discardChat(chatId: string): Promise<void>;
-  settingsChanged(chatId: string, before: ChatSettings, after: ChatSettings): Promise<void>;
-  /** Gives a fork's agent the SDK sessions of the chat it comes from; returns those with no transcript left. */
-  copyTranscripts(fromChatId: string, toChatId: string, sessionIds: string[]): Promise<string[]>;
-}
+export type ChatAgents = Pick<ChatChannel, 'discard' | 'settingsChanged' | 'copyTranscripts'>;
 
 /** The chat exists, the message named does not (in it). */
 export class MessageNotFoundError extends Error {
@@ -118,6 +115,11 @@ export class ChatService {
 
   get(principal: Principal, id: string): Promise<Chat | undefined> {
     return this.store.chats.get(id, ownerScope(principal));
+  }
+
+  /** Whether the principal may use the chat (another user's chat is as absent as one that does not exist). */
+  async canAccess(principal: Principal, id: string): Promise<boolean> {
+    return (await this.get(principal, id)) !== undefined;
   }
 
   /** The chat with what it has cost so far. */
@@ -267,7 +269,7 @@ export class ChatService {
   /** Stops the chat's agent first, so nothing is written for the chat after its rows are gone. */
   async delete(principal: Principal, id: string): Promise<boolean> {
     if (!(await this.get(principal, id))) return false;
-    await this.agents.discardChat(id);
+    await this.agents.discard(id);
     const deleted = await this.store.chats.delete(id, ownerScope(principal));
     if (deleted) this.updates.publish(ownerScope(principal).userId, 'deleted', null, id);
     return deleted;

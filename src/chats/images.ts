@@ -1,6 +1,6 @@
 import type { ImageInput, ImageMediaType } from '../protocol/chat.js';
 import type { ImageToStore } from '../store/messages.repository.js';
-import { ChatError } from '../agent/chat-error.js';
+import { ChatError } from '../protocol/errors.js';
 
 export interface ImageLimits {
   maxCount: number;

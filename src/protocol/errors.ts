@@ -42,3 +42,17 @@ export const ERROR_CODES: readonly ErrorCode[] = ErrorCodeSchema.options;
  * transport answers by itself (a frame it cannot parse, the rate limit, a storage fault, a bug) are not among them.
  */
 export type ChatErrorCode = Exclude<ErrorCode, 'bad_frame' | 'unknown_type' | 'rate_limited' | 'storage_unavailable' | 'internal'>;
+
+/**
+ * A failure a client can act on, reported as an `error` event with this code; never a crash. (A storage fault is
+ * answered `storage_unavailable`: see storageFault in db/errors.ts.)
+ */
+export class ChatError extends Error {
+  constructor(
+    readonly code: ChatErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ChatError';
+  }
+}

@@ -1,19 +1,15 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
-import type { AgentRegistry } from '../../agent/agent-registry.js';
-import { ChatError } from '../../agent/chat-error.js';
+import { ChatError, type ErrorCode } from '../../protocol/errors.js';
+import type { ChatChannel, ChatSubscriber, Delivery } from '../../chat-channel/chat-channel.js';
 import { storageFault } from '../../db/errors.js';
-import type { ChatSession, ChatSubscriber } from '../../agent/chat-session.js';
-import type { Delivery } from '../../agent/event-log.js';
 import { Serial } from '../../lib/serial.js';
 import type { AuthService } from '../../auth/auth.service.js';
 import { ownerScope, type Principal } from '../../auth/principal.js';
 import { CLOSE_UNAUTHORIZED } from '../../auth/socket-admission.js';
 import { decodeImages, type ImageLimits } from '../../chats/images.js';
 import { CLIENT_FRAME_TYPES, ClientFrameSchema, MAX_CHAT_ID_CHARS, type ClientFrame, type ServerEvent } from '../../protocol/ws.js';
-import type { ErrorCode } from '../../protocol/errors.js';
 import type { RateLimiter } from '../../limits/rate-limiter.js';
-import type { Store } from '../../store/store.js';
 import type { ChatListListener, ChatUpdates } from '../../chats/chat-updates.js';
 import type { LargeFrameGate } from './large-frame-gate.js';
 
@@ -23,9 +19,13 @@ interface WebSocketInternals {
   _receiver?: { _bufferedBytes?: number };
 }
 
+/** Whether the principal may use the chat: false for a chat that does not exist and for another user's chat alike. */
+export type ChatAccess = (principal: Principal, chatId: string) => Promise<boolean>;
+
 export interface ChatSocketDeps {
-  store: Store;
-  agents: AgentRegistry;
+  /** The chat runtime: every chat operation of a frame goes through it. */
+  channel: ChatChannel;
+  chatAccess: ChatAccess;
   images: ImageLimits;
   maxMessageChars: number;
   /** Start a chat's agent when it is subscribed. */
@@ -219,7 +219,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     this.deps.openSockets?.delete(this);
     this.deps.chatUpdates?.remove(this);
     clearInterval(this.heartbeat);
-    for (const chatId of this.followed) this.deps.agents.peek(chatId)?.unsubscribe(this);
+    for (const chatId of this.followed) this.deps.channel.unsubscribe(chatId, this);
     this.followed.clear();
     // Reading may be paused for a frame in hand. A socket the service closes (4401, 4008, 1011) must still read the
     // client's close frame, or the closing handshake waits out the close timeout (30 s) before the client learns
@@ -298,21 +298,21 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
 
   /** Carries out a frame; a chat operation it queued is returned wrapped (not awaited), so the socket reads on. */
   private async dispatch(frame: ClientFrame): Promise<{ operation: Promise<unknown> } | undefined> {
-    const { agents } = this.deps;
+    const { channel } = this.deps;
+    const chatId = frame.chat_id;
     if (frame.type === 'unsubscribe') {
-      agents.peek(frame.chat_id)?.unsubscribe(this);
-      this.followed.delete(frame.chat_id);
+      channel.unsubscribe(chatId, this);
+      this.followed.delete(chatId);
       return;
     }
-    await this.requireChat(frame.chat_id);
+    await this.requireChat(chatId);
     if ((frame.type === 'subscribe' || frame.type === 'chat' || frame.type === 'retry') && frame.capabilities) {
       this.capabilities = new Set(frame.capabilities);
     }
-    const session = agents.get(frame.chat_id);
     switch (frame.type) {
       case 'subscribe':
-        await this.follow(session, frame.last_seq);
-        if (this.deps.prewarm) this.prewarm(session);
+        await this.follow(chatId, frame.last_seq);
+        if (this.deps.prewarm) this.prewarm(chatId);
         return;
       case 'chat': {
         const content = frame.content;
@@ -323,45 +323,45 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
         if (content.length > this.deps.maxMessageChars) {
           throw new ChatError('invalid_message', `content is longer than ${this.deps.maxMessageChars} characters`);
         }
-        if (this.rateLimited(frame.chat_id)) return;
+        if (this.rateLimited(chatId)) return;
         // `chat` on a chat the socket does not follow yet subscribes it first (the seed client relies on it).
-        if (!session.isSubscribed(this)) await this.follow(session);
-        return { operation: session.send(content, images) };
+        if (!channel.isSubscribed(chatId, this)) await this.follow(chatId);
+        return { operation: channel.send(chatId, content, images) };
       }
       case 'stop':
-        return { operation: session.stop() };
+        return { operation: channel.stop(chatId) };
       case 'permission_response':
-        if (!session.answerPermission(frame.request_id, frame.allow, frame.remember)) {
+        if (!(await channel.answerPermission(chatId, frame.request_id, frame.allow, frame.remember))) {
           throw new ChatError('not_found', `no open permission request ${frame.request_id} (answered, expired or cancelled)`);
         }
         return;
       case 'clear_history':
-        if (!session.isSubscribed(this)) await this.follow(session);
-        return { operation: session.clear() };
+        if (!channel.isSubscribed(chatId, this)) await this.follow(chatId);
+        return { operation: channel.clear(chatId) };
       case 'retry':
         // A new answer costs like a message: the same rate limit.
-        if (this.rateLimited(frame.chat_id)) return;
-        if (!session.isSubscribed(this)) await this.follow(session);
-        return { operation: session.retry() };
+        if (this.rateLimited(chatId)) return;
+        if (!channel.isSubscribed(chatId, this)) await this.follow(chatId);
+        return { operation: channel.retry(chatId) };
     }
   }
 
   /** Subscribes this socket to the chat; undone if the socket closed while the snapshot was being read. */
-  private async follow(session: ChatSession, lastSeq?: number): Promise<void> {
-    this.followed.add(session.chatId);
-    await session.subscribe(this, lastSeq, { imageRefs: this.capabilities.has('image_urls') });
-    if (this.detached) session.unsubscribe(this);
+  private async follow(chatId: string, lastSeq?: number): Promise<void> {
+    const { channel } = this.deps;
+    this.followed.add(chatId);
+    await channel.subscribe(chatId, this, { ...(lastSeq !== undefined ? { lastSeq } : {}), imageRefs: this.capabilities.has('image_urls') });
+    if (this.detached) channel.unsubscribe(chatId, this);
   }
 
   /** Starting the agent is best effort: a failure shows up, with its reason, on the first message instead. */
-  private prewarm(session: ChatSession): void {
-    session.prewarm().catch((err: unknown) => this.log.debug({ err, chat_id: session.chatId }, 'prewarm failed'));
+  private prewarm(chatId: string): void {
+    this.deps.channel.prewarm(chatId).catch((err: unknown) => this.log.debug({ err, chat_id: chatId }, 'prewarm failed'));
   }
 
   /** Another user's chat is `not_found`, exactly like a chat that does not exist. */
   private async requireChat(chatId: string): Promise<void> {
-    const chat = await this.deps.store.chats.get(chatId, ownerScope(this.identity.principal));
-    if (!chat) throw new ChatError('not_found', `chat ${chatId} not found`);
+    if (!(await this.deps.chatAccess(this.identity.principal, chatId))) throw new ChatError('not_found', `chat ${chatId} not found`);
   }
 
   /** Past MESSAGES_PER_MINUTE, a `chat` (or `retry`) frame is answered `rate_limited` and nothing is stored or sent. */
