@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
-import { AgentRegistry } from './agent/agent-registry.js';
+import { AgentRegistry, type AgentRegistryDeps } from './agent/agent-registry.js';
 import type { AgentConnectionFactory } from './agent/agent-events.js';
 import { buildAgentEnv, missingCredentials } from './agent/agent-env.js';
 import { enforceConfinementPolicy, resolveConfinement, type AgentConfinement } from './agent/confinement.js';
@@ -16,7 +16,8 @@ import { AuthService } from './auth/auth.service.js';
 import { checkExposure } from './auth/exposure.js';
 import { isLoopbackHost } from './auth/loopback.js';
 import { metricsAccess } from './auth/metrics-access.js';
-import { ChatService } from './chats/chat.service.js';
+import { ChatService, type ChatServiceOptions } from './chats/chat.service.js';
+import type { ImageLimits } from './chats/images.js';
 import { LocalChatChannel } from './chat-channel/local-chat-channel.js';
 import { ChatTitles } from './chats/chat-titles.js';
 import { ChatUpdates } from './chats/chat-updates.js';
@@ -33,7 +34,7 @@ import { installErrorHandler } from './transport/rest/errors.js';
 import { healthRoutes } from './transport/rest/health.routes.js';
 import { registerOpenApi } from './transport/rest/openapi.js';
 import { installJsonBodyParser } from './transport/rest/json-body.js';
-import { wsRoutes } from './transport/ws/ws.routes.js';
+import { wsRoutes, type WsRoutesOptions } from './transport/ws/ws.routes.js';
 import { infoRoutes, serviceInfo } from './transport/rest/info.routes.js';
 import { webClientPlugin } from './transport/web/web.plugin.js';
 import { APP_VERSION } from './version.js';
@@ -48,6 +49,77 @@ declare module 'fastify' {
 
 /** How much longer than AGENT_API_TIMEOUT_MS a model stream may stay silent before the service ends the query. */
 const MODEL_STALL_GRACE_MS = 5_000;
+
+/**
+ * The settings of every part, derived from the configuration once (appSettings) and handed down unchanged: a
+ * part gets its own slice, and values shared by several parts (the image limits) are the same object in each.
+ * The start-up steps that act on the machine (exposure check, confinement probe, crash recovery, the agents'
+ * environment and SDK options, the title model) read the configuration itself: each runs once, in buildApp.
+ */
+export interface AppSettings {
+  /** What a message may carry: live `chat` frames and imported chats are held to the same limits. */
+  images: ImageLimits;
+  maxMessageChars: number;
+  /** The chat runtime's settings (AgentRegistry), without the parts it is given at run time. */
+  agents: Omit<AgentRegistryDeps, 'store' | 'connect' | 'preflight' | 'log' | 'tap' | 'hooks'>;
+  chats: ChatServiceOptions;
+  rest: { pageSize: number; importBodyLimit: number };
+  socket: Pick<WsRoutesOptions, 'images' | 'maxMessageChars' | 'prewarm' | 'maxBufferedBytes' | 'heartbeatMs' | 'corsOrigins' | 'maxSocketsPerUser'> & {
+    /** `chat` frames per minute per user; 0: unlimited. */
+    messagesPerMinute: number;
+  };
+}
+
+export function appSettings(config: Config): AppSettings {
+  const images: ImageLimits = { maxCount: config.MAX_IMAGES_PER_MESSAGE, maxBytes: config.MAX_IMAGE_BYTES };
+  return {
+    images,
+    maxMessageChars: config.MAX_MESSAGE_CHARS,
+    agents: {
+      workspaceDir: config.WORKSPACE_DIR,
+      agentHomeDir: config.AGENT_HOME_DIR,
+      interruptTimeoutMs: config.AGENT_INTERRUPT_TIMEOUT_MS,
+      // Past the CLI's own per-call timeout, so a request that gets no answer at all still ends with the CLI's error.
+      modelSilenceMs: config.AGENT_API_TIMEOUT_MS + MODEL_STALL_GRACE_MS,
+      checkpointMs: config.STREAM_CHECKPOINT_MS,
+      replay: { maxEvents: config.REPLAY_BUFFER_EVENTS, maxBytes: config.REPLAY_BUFFER_BYTES },
+      permissionTimeoutMs: config.PERMISSION_TIMEOUT_MS,
+      permissionFallback: config.PERMISSION_FALLBACK,
+      snapshot: {
+        maxMessages: config.PAGE_SIZE,
+        maxBytes: config.HISTORY_MAX_BYTES,
+        toolOutputMaxChars: config.TOOL_OUTPUT_MAX_CHARS,
+      },
+      maxLiveAgents: config.MAX_LIVE_AGENTS,
+      idleTimeoutMs: config.AGENT_IDLE_TIMEOUT_MS,
+      startBackoff: { firstDelayMs: config.AGENT_START_BACKOFF_MS, maxDelayMs: config.AGENT_START_BACKOFF_MAX_MS },
+      budgets: {
+        ...(config.MAX_COST_PER_MESSAGE_USD !== undefined ? { perMessageUsd: config.MAX_COST_PER_MESSAGE_USD } : {}),
+        ...(config.MAX_COST_PER_USER_PER_DAY_USD !== undefined ? { perUserPerDayUsd: config.MAX_COST_PER_USER_PER_DAY_USD } : {}),
+      },
+    },
+    chats: {
+      maxChatsPerUser: config.MAX_CHATS_PER_USER,
+      settingsPolicy: {
+        allowedTools: config.ALLOWED_TOOLS,
+        permissionMode: config.PERMISSION_MODE,
+        ...(config.ALLOWED_MODELS ? { allowedModels: config.ALLOWED_MODELS } : {}),
+      },
+      importLimits: { images, maxMessageChars: config.MAX_MESSAGE_CHARS },
+    },
+    rest: { pageSize: config.PAGE_SIZE, importBodyLimit: importBodyLimit({ images }) },
+    socket: {
+      images,
+      maxMessageChars: config.MAX_MESSAGE_CHARS,
+      prewarm: config.AGENT_PREWARM,
+      maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
+      heartbeatMs: config.WS_HEARTBEAT_MS,
+      corsOrigins: config.CORS_ORIGINS,
+      maxSocketsPerUser: config.MAX_SOCKETS_PER_USER,
+      messagesPerMinute: config.MESSAGES_PER_MINUTE,
+    },
+  };
+}
 
 export interface AppOptions {
   /** Fastify's logger option; server.ts passes pino settings, tests usually `false`. */
@@ -84,6 +156,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       void (reply as FastifyReply).code(err.statusCode ?? 400).send({ detail: err.message });
     },
   }).withTypeProvider<ZodTypeProvider>();
+  const settings = appSettings(config);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandler(app);
@@ -163,48 +236,17 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     openSockets: () => openSockets.size,
   });
   const agents: AgentRegistry = new AgentRegistry({
+    ...settings.agents,
     store,
     connect,
-    workspaceDir: config.WORKSPACE_DIR,
-    agentHomeDir: config.AGENT_HOME_DIR,
-    interruptTimeoutMs: config.AGENT_INTERRUPT_TIMEOUT_MS,
-    // Past the CLI's own per-call timeout, so a request that gets no answer at all still ends with the CLI's error.
-    modelSilenceMs: config.AGENT_API_TIMEOUT_MS + MODEL_STALL_GRACE_MS,
-    checkpointMs: config.STREAM_CHECKPOINT_MS,
-    replay: { maxEvents: config.REPLAY_BUFFER_EVENTS, maxBytes: config.REPLAY_BUFFER_BYTES },
-    permissionTimeoutMs: config.PERMISSION_TIMEOUT_MS,
-    permissionFallback: config.PERMISSION_FALLBACK,
-    snapshot: {
-      maxMessages: config.PAGE_SIZE,
-      maxBytes: config.HISTORY_MAX_BYTES,
-      toolOutputMaxChars: config.TOOL_OUTPUT_MAX_CHARS,
-    },
-    maxLiveAgents: config.MAX_LIVE_AGENTS,
-    idleTimeoutMs: config.AGENT_IDLE_TIMEOUT_MS,
     preflight: () => missingCredentials(config),
-    startBackoff: { firstDelayMs: config.AGENT_START_BACKOFF_MS, maxDelayMs: config.AGENT_START_BACKOFF_MAX_MS },
     log: app.log,
     tap: metrics.observe,
     hooks: titles,
-    budgets: {
-      ...(config.MAX_COST_PER_MESSAGE_USD !== undefined ? { perMessageUsd: config.MAX_COST_PER_MESSAGE_USD } : {}),
-      ...(config.MAX_COST_PER_USER_PER_DAY_USD !== undefined ? { perUserPerDayUsd: config.MAX_COST_PER_USER_PER_DAY_USD } : {}),
-    },
   });
   // The transport reaches the chat runtime only through the channel (WebSocket frames, and REST through ChatService).
   const channel = new LocalChatChannel(agents);
-  const chats = new ChatService(store, channel, chatUpdates, {
-    maxChatsPerUser: config.MAX_CHATS_PER_USER,
-    settingsPolicy: {
-      allowedTools: config.ALLOWED_TOOLS,
-      permissionMode: config.PERMISSION_MODE,
-      ...(config.ALLOWED_MODELS ? { allowedModels: config.ALLOWED_MODELS } : {}),
-    },
-    importLimits: {
-      images: { maxCount: config.MAX_IMAGES_PER_MESSAGE, maxBytes: config.MAX_IMAGE_BYTES },
-      maxMessageChars: config.MAX_MESSAGE_CHARS,
-    },
-  });
+  const chats = new ChatService(store, channel, chatUpdates, settings.chats);
   app.decorate('agents', agents);
 
   // Shutdown order: agents stop first (running answers end `cancelled`, partial text stored) while the WebSocket
@@ -228,27 +270,18 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     metrics,
     metricsAccess: metricsAccess({ metricsToken: config.METRICS_TOKEN, auth, ...(limit ? { limit } : {}) }),
   });
-  await app.register(chatsRoutes, {
-    chats,
-    pageSize: config.PAGE_SIZE,
-    importBodyLimit: importBodyLimit({ images: { maxCount: config.MAX_IMAGES_PER_MESSAGE, maxBytes: config.MAX_IMAGE_BYTES } }),
-  });
+  await app.register(chatsRoutes, { chats, ...settings.rest });
   await app.register(authRoutes, { auth });
   await app.register(infoRoutes, { info: serviceInfo(APP_VERSION, config) });
+  const { messagesPerMinute, ...socketSettings } = settings.socket;
   await app.register(wsRoutes, {
     channel,
     chatAccess: (principal, chatId) => chats.canAccess(principal, chatId),
     auth,
     chatUpdates,
-    corsOrigins: config.CORS_ORIGINS,
+    ...socketSettings,
     ...(limit ? { authFailureLimit: limit } : {}),
-    maxSocketsPerUser: config.MAX_SOCKETS_PER_USER,
-    ...(config.MESSAGES_PER_MINUTE > 0 ? { messageLimiter: new RateLimiter(config.MESSAGES_PER_MINUTE) } : {}),
-    images: { maxCount: config.MAX_IMAGES_PER_MESSAGE, maxBytes: config.MAX_IMAGE_BYTES },
-    maxMessageChars: config.MAX_MESSAGE_CHARS,
-    prewarm: config.AGENT_PREWARM,
-    maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
-    heartbeatMs: config.WS_HEARTBEAT_MS,
+    ...(messagesPerMinute > 0 ? { messageLimiter: new RateLimiter(messagesPerMinute) } : {}),
     onFrameError: (code) => metrics.frameError(code),
     openSockets,
   });
