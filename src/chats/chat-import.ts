@@ -22,6 +22,8 @@ export class ImportError extends Error {
  * such a message is stored `interrupted`, such a query `cancelled`.
  */
 export function prepareImport(doc: ChatExport, limits: ImportLimits): ChatToImport {
+  const nul = nulCharacterAt(doc, 'body');
+  if (nul) throw new ImportError(`${nul}: contains a NUL character (U+0000), which chat text cannot hold`);
   const queryRefs = new Set<string>();
   doc.queries.forEach((q, i) => {
     if (queryRefs.has(q.id)) throw new ImportError(`queries[${i}]: the id ${JSON.stringify(q.id)} is used twice`);
@@ -100,4 +102,27 @@ const IMPORT_TEXT_BYTES = 16 * 1024 * 1024;
  */
 export function importBodyLimit(limits: Pick<ImportLimits, 'images'>): number {
   return Math.ceil(limits.images.maxBytes / 3) * 4 * limits.images.maxCount + IMPORT_TEXT_BYTES;
+}
+
+/**
+ * Where a text of the export holds U+0000, if anywhere (PostgreSQL text cannot store it; no chat writes one). Tool
+ * inputs are stored as JSON, where it is escaped, so they may.
+ */
+function nulCharacterAt(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) {
+      const found = nulCharacterAt(item, `${path}[${i}]`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      if (key === 'input' && path.includes('.entries[')) continue;
+      const found = nulCharacterAt(item, `${path}.${key}`);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }

@@ -267,6 +267,12 @@ describeEachStore('chat export and import', (kind) => {
       ['bytes that are not the image type', () => withImage(Buffer.from('not a png').toString('base64')), 400, /entries\[0\]: image 1: the bytes are not image\/png/],
       ['an image over MAX_IMAGE_BYTES', () => withImage(Buffer.concat([png, Buffer.alloc(5000)]).toString('base64')), 400, /larger than 4096 bytes/],
       ['more images than MAX_IMAGES_PER_MESSAGE', () => withImage(pngBase64, 3), 400, /too many images: 3 \(at most 2 per message\)/],
+      [
+        'a NUL character in a text (the last entry: nothing before it may stay stored)',
+        () => ({ ...exported, entries: exported.entries.map((e, i, all) => (i === all.length - 1 && e.type === 'message' ? { ...e, content: 'a\u0000b' } : e)) }),
+        400,
+        /^body\.entries\[6\]\.content: contains a NUL character/,
+      ],
     ];
     for (const [what, body, status, detail] of refusals) {
       it(what, async () => {
