@@ -45,6 +45,7 @@ export function prepareImport(doc: ChatExport, limits: ImportLimits): ChatToImpo
         input: entry.input,
         result: entry.result,
         isError: entry.is_error,
+        superseded: entry.superseded,
       };
     }
     if (entry.role === 'user' && entry.content.length > limits.maxMessageChars) {

@@ -28,7 +28,7 @@ export function buildImportContext(entries: ExportedEntry[]): string | undefined
   const lines: string[] = [];
   for (const entry of entries) {
     if (entry.type === 'tool_use') {
-      if (entry.query_id !== null && supersededQueries.has(entry.query_id)) continue;
+      if (entry.superseded || (entry.query_id !== null && supersededQueries.has(entry.query_id))) continue;
       const result = entry.result === null ? 'no result' : cut(entry.result, TOOL_RESULT_MAX_CHARS);
       lines.push(`[tool call ${entry.name}] input: ${JSON.stringify(entry.input)}\n[tool ${entry.is_error ? 'error' : 'result'}] ${result}`);
       continue;

@@ -53,6 +53,10 @@ export const ExportedToolUseSchema = z
     is_error: z.boolean(),
     created_at: isoTime,
     completed_at: isoTime.nullable(),
+    superseded: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'A call of an answer replaced by a retry (absent in older files: false)' }),
   })
   .meta({ id: 'ExportedToolUse' });
 export type ExportedToolUse = z.infer<typeof ExportedToolUseSchema>;

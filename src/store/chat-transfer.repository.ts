@@ -52,6 +52,7 @@ export interface ChatToImport {
         input: Record<string, unknown>;
         result: string | null;
         isError: boolean;
+        superseded: boolean;
       }
   )[];
   /** What the chat's first message carries to the model (see ChatsTable.import_context), or null. */
@@ -128,6 +129,7 @@ export class ChatTransferRepository {
           is_error: t.is_error === 1,
           created_at: t.created_at,
           completed_at: t.completed_at,
+          superseded: t.superseded === 1,
         },
       })),
     ];
@@ -254,6 +256,7 @@ export class ChatTransferRepository {
               tool_input: JSON.stringify(entry.input),
               result_content: entry.result,
               is_error: entry.isError ? 1 : 0,
+              superseded: entry.superseded ? 1 : 0,
               created_at: at,
               // Nothing runs this call here: it is settled as it came, never left open for crash recovery to end.
               completed_at: at,

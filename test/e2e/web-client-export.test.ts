@@ -32,7 +32,7 @@ const file: ChatExport = {
     },
     {
       type: 'tool_use', id: 'toolu_1', query_id: 'q1', name: 'Bash', input: { command: 'echo imported' }, result: 'imported',
-      is_error: false, created_at: at, completed_at: at,
+      is_error: false, created_at: at, completed_at: at, superseded: false,
     },
     { type: 'message', id: 'm2', role: 'assistant', content: 'The answer from elsewhere', status: 'complete', created_at: at, query_id: 'q1', superseded: false, images: [] },
   ],

@@ -22,7 +22,7 @@ const conversation = (): ChatToImport => ({
   ],
   entries: [
     { type: 'message', role: 'user', content: 'question', status: 'complete', queryRef: 'q1', superseded: false, images: [{ mediaType: 'image/png', data: onePixelPng() }] },
-    { type: 'tool_use', toolUseId: 'toolu_1', queryRef: 'q1', name: 'Bash', input: { command: 'ls' }, result: 'a.txt', isError: false },
+    { type: 'tool_use', toolUseId: 'toolu_1', queryRef: 'q1', name: 'Bash', input: { command: 'ls' }, result: 'a.txt', isError: false, superseded: false },
     { type: 'message', role: 'assistant', content: 'answer', status: 'complete', queryRef: 'q1', superseded: false, images: [] },
   ],
 });
@@ -52,9 +52,12 @@ describeEachStore('chat import in the store', (kind) => {
   };
 
   it('stores the conversation in order, its usage marked imported (counted in no total), its transcript due', async () => {
-    const chat = (await store.transfer.importChat({ userId: null }, 0, conversation()))!;
+    const data = conversation();
+    Object.assign(data.entries[1]!, { superseded: true });
+    const chat = (await store.transfer.importChat({ userId: null }, 0, data))!;
     const { entries, queries } = await store.transfer.transcript(chat.id);
     expect(entries.map((e) => (e.type === 'message' ? e.content : e.name))).toEqual(['question', 'Bash', 'answer']);
+    expect(entries.map((e) => e.superseded)).toEqual([false, true, false]);
     expect(queries).toMatchObject([{ status: 'complete', cost_usd: 0.5, usage: [{ input_tokens: 10, cost_usd: 0.5 }] }]);
     expect(entries.every((e) => e.query_id === queries[0]!.id)).toBe(true);
     expect(await store.usage.chatTotals(chat.id)).toEqual({ input_tokens: 0, output_tokens: 0, cost_usd: 0, queries: 0 });

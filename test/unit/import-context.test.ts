@@ -25,6 +25,7 @@ const toolUse = (queryId: string, output: string): ExportedEntry => ({
   is_error: false,
   created_at: '2026-12-01T00:00:00.000Z',
   completed_at: '2026-12-01T00:00:00.000Z',
+  superseded: false,
 });
 
 describe('the transcript an imported chat carries to the model', () => {
