@@ -1,11 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeEachStore } from '../helpers/stores.js';
 import { createChat, startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
 import { TestClient } from '../helpers/ws-client.js';
 
-describe('a chat over /ws/chat with the real agent', () => {
+describeEachStore('a chat over /ws/chat with the real agent', (store) => {
   let server: AgentTestServer;
   beforeAll(async () => {
-    server = await startAgentServer();
+    server = await startAgentServer({}, { store });
   });
   afterAll(async () => {
     await server?.close();

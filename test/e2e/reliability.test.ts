@@ -1,8 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import { findAgentProcesses } from '../../src/agent/crash-recovery.js';
 import type { ServerEvent } from '../../src/protocol/ws.js';
+import { describeEachStore } from '../helpers/stores.js';
 import { createChat, startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
 import { TestClient } from '../helpers/ws-client.js';
 
@@ -26,7 +27,7 @@ const until = async (check: () => boolean | Promise<boolean>, what: string, time
   }
 };
 
-describe('reliability', () => {
+describeEachStore('reliability', (store) => {
   let server: AgentTestServer | undefined;
   afterEach(async () => {
     await server?.close();
@@ -34,7 +35,7 @@ describe('reliability', () => {
   });
 
   it('replays exactly the missed events to a client that resubscribes with its last seq', async () => {
-    server = await startAgentServer();
+    server = await startAgentServer({}, { store });
     const chatId = await createChat(server.url);
     const first = await TestClient.connect(server.wsUrl);
     const watcher = await TestClient.connect(server.wsUrl);
@@ -66,7 +67,7 @@ describe('reliability', () => {
   });
 
   it('keeps at most MAX_LIVE_AGENTS agents: the least recently used idle one makes room and resumes later', async () => {
-    server = await startAgentServer({ MAX_LIVE_AGENTS: '1', AGENT_PREWARM: 'false' });
+    server = await startAgentServer({ MAX_LIVE_AGENTS: '1', AGENT_PREWARM: 'false' }, { store });
     const agents = server.app.agents;
     const [a, b] = [await createChat(server.url), await createChat(server.url)];
     const client = await TestClient.connect(server.wsUrl);
@@ -97,7 +98,7 @@ describe('reliability', () => {
   });
 
   it('closes idle agents after AGENT_IDLE_TIMEOUT_MS and resumes the chat on the next message', async () => {
-    server = await startAgentServer({ AGENT_IDLE_TIMEOUT_MS: '1000', AGENT_PREWARM: 'false' });
+    server = await startAgentServer({ AGENT_IDLE_TIMEOUT_MS: '1000', AGENT_PREWARM: 'false' }, { store });
     const chatId = await createChat(server.url);
     const client = await TestClient.connect(server.wsUrl);
     await client.waitForEnd(await client.chat(chatId, 'remember me'));
@@ -111,7 +112,7 @@ describe('reliability', () => {
   });
 
   it('prewarms the agent when a chat is subscribed', async () => {
-    server = await startAgentServer();
+    server = await startAgentServer({}, { store });
     const chatId = await createChat(server.url);
     const client = await TestClient.connect(server.wsUrl);
     client.send({ type: 'subscribe', chat_id: chatId });
@@ -123,7 +124,7 @@ describe('reliability', () => {
   });
 
   it('leaves no agent process behind: not after deleting a chat mid-answer, not after shutdown', async () => {
-    server = await startAgentServer();
+    server = await startAgentServer({}, { store });
     const configDir = agentHomeDir(server);
     const [doomed, other] = [await createChat(server.url), await createChat(server.url)];
     const client = await TestClient.connect(server.wsUrl);
@@ -174,7 +175,7 @@ describe('reliability', () => {
     // Clearing chat A ends A's agent process and waits for it to exit. A message to chat B sent right after it on
     // the same socket must not wait for that: the socket once awaited each chat operation before reading the next
     // frame, and under the stress test's load (agent replacements taking seconds) such a held frame looked lost.
-    server = await startAgentServer();
+    server = await startAgentServer({}, { store });
     const [chatA, chatB] = [await createChat(server.url), await createChat(server.url)];
     const client = await TestClient.connect(server.wsUrl);
     for (const chatId of [chatA, chatB]) await client.waitForEnd(await client.chat(chatId, `warm up ${chatId}`));
@@ -189,7 +190,7 @@ describe('reliability', () => {
   });
 
   it('drops a connection that stops answering pings', async () => {
-    server = await startAgentServer({ WS_HEARTBEAT_MS: '1000' });
+    server = await startAgentServer({ WS_HEARTBEAT_MS: '1000' }, { store });
     const silent = await TestClient.connect(server.wsUrl, { autoPong: false });
     const alive = await TestClient.connect(server.wsUrl);
     const closedAt = await new Promise<number>((resolve) => silent.socket.once('close', () => resolve(Date.now())));
