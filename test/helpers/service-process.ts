@@ -13,6 +13,15 @@ export interface ServiceProcess {
 
 const root = path.resolve(import.meta.dirname, '../..');
 
+/** Service processes started and not exited yet: a test that fails or times out midway must not leave one. */
+const running = new Set<ChildProcess>();
+
+/** SIGKILLs every service process a test file started and did not stop (test/helpers/cleanup-setup.ts). */
+export function killServiceProcesses(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -43,6 +52,8 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));

@@ -1,5 +1,5 @@
 // Temporary folders of a test file (databases, workspaces, agent homes, browser profiles): each one is removed
-// after the file's last test (test/helpers/temp-dirs-setup.ts), so a run of `npm test` leaves nothing behind.
+// after the file's last test (test/helpers/cleanup-setup.ts), so a run of `npm test` leaves nothing behind.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
