@@ -154,8 +154,13 @@ export class AgentRegistry {
   /** The chat is being deleted: stop its agent at once, then remove its working directory and its agent's home. */
   async discardChat(chatId: string): Promise<void> {
     await this.closeChat(chatId, { fast: true });
-    await fs.rm(path.join(this.deps.workspaceDir, chatId), { recursive: true, force: true });
-    await fs.rm(chatAgentHome(this.deps.agentHomeDir, chatId).home, { recursive: true, force: true });
+    // The folders go after the agent has exited; removing them is retried (a file still being released), and a
+    // folder that cannot be removed is logged, never a reason to keep the chat the user deleted.
+    for (const folder of [path.join(this.deps.workspaceDir, chatId), chatAgentHome(this.deps.agentHomeDir, chatId).home]) {
+      await fs.rm(folder, { recursive: true, force: true, maxRetries: 5 }).catch((err: unknown) => {
+        this.deps.log.warn({ err, chat_id: chatId, folder }, 'could not remove a deleted chat\'s folder');
+      });
+    }
   }
 
   /**

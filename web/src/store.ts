@@ -254,8 +254,9 @@ export class AppStore {
     try {
       await this.api.deleteChat(id);
     } catch (err) {
-      if (err instanceof AuthError) return;
-      this.set({ toast: (err as Error).message });
+      // Not deleted: the chat stays in the list, and the user reads why.
+      if (!(err instanceof AuthError)) this.set({ toast: (err as Error).message });
+      return;
     }
     const views = new Map(this.state.views);
     views.delete(id);
