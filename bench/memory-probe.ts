@@ -18,13 +18,13 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { addUser } from '../src/auth/accounts.js';
 import { migrateToLatest, openDatabase } from '../src/db/database.js';
 import { Store } from '../src/store/store.js';
+import { freePort } from './lib/util.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BOUND_MB = Number(process.env.PROBE_RSS_BOUND_MB ?? 800);
@@ -39,16 +39,6 @@ const SUBSCRIBE_ROUNDS = 3;
 
 // ------------------------------------------------------------------ the service and its memory
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 function status(pid: number): { rssKb: number; hwmKb: number } {
   const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -278,11 +278,7 @@ export class ChatSession {
    */
   send(content: string, images: ImageToStore[]): Promise<string> {
     return this.op(async () => {
-      if (this.closed) throw new ChatError('not_found', 'chat is closed');
-      const unavailable = this.deps.preflight();
-      if (unavailable) throw new ChatError('agent_unavailable', unavailable);
-      await this.cancelRunning();
-      await this.checkDailyBudget();
+      await this.prepareQuery();
       // The SDK's budget counts from the process's start: with a budget, every message gets a fresh process
       // (resuming the session), so each message is held to its own limit. A process started with settings the
       // chat has since changed (tools, system prompt) is replaced the same way.
@@ -317,11 +313,7 @@ export class ChatSession {
    */
   retry(): Promise<string> {
     return this.op(async () => {
-      if (this.closed) throw new ChatError('not_found', 'chat is closed');
-      const unavailable = this.deps.preflight();
-      if (unavailable) throw new ChatError('agent_unavailable', unavailable);
-      await this.cancelRunning();
-      await this.checkDailyBudget();
+      await this.prepareQuery();
       const question = await this.record.lastQuestion();
       if (!question) throw new ChatError('nothing_to_retry', 'the chat has no message to answer again');
       // The running agent's context holds the answer being replaced: its successor starts from before it.
@@ -730,6 +722,18 @@ export class ChatSession {
       this.deps.log.warn({ err, query_id: run.id }, 'interrupt did not complete: replacing the agent process');
       await this.dropAgent();
     }
+  }
+
+  /**
+   * What a new query (a message or a retry) needs first, under `ops`: the chat open, the agent able to run, the
+   * running query ended (`cancelled`), the owner's day budget not spent.
+   */
+  private async prepareQuery(): Promise<void> {
+    if (this.closed) throw new ChatError('not_found', 'chat is closed');
+    const unavailable = this.deps.preflight();
+    if (unavailable) throw new ChatError('agent_unavailable', unavailable);
+    await this.cancelRunning();
+    await this.checkDailyBudget();
   }
 
   private get hasBudgets(): boolean {
