@@ -10,8 +10,19 @@ import type { DatabaseTarget } from '../../src/config/config.js';
 export type StoreKind = DatabaseTarget['kind'];
 export const STORE_KINDS: readonly StoreKind[] = ['sqlite', 'postgres'];
 
-const postgresAdminUrl = inject('postgresUrl');
-const runId = inject('testRunId');
+/**
+ * Inside vitest the global setup provides these; the stress, soak and bench scripts import the same helpers outside
+ * vitest, where only SQLite is used unless TEST_DATABASE_URL names a Postgres.
+ */
+function provided<T>(read: () => T, outside: () => T): T {
+  try {
+    return read();
+  } catch {
+    return outside();
+  }
+}
+const postgresAdminUrl: string | null = provided(() => inject('postgresUrl'), () => process.env.TEST_DATABASE_URL ?? null);
+const runId: string = provided(() => inject('testRunId'), () => `script${process.pid}`);
 
 export const storeAvailable = (kind: StoreKind): boolean => kind === 'sqlite' || postgresAdminUrl !== null;
 
