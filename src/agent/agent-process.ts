@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import type { SpawnedProcess, SpawnOptions } from '@anthropic-ai/claude-agent-sdk';
 import type { FastifyBaseLogger } from 'fastify';
+import { underWatchdog } from './orphan-watchdog.js';
 import { findProcessesWithEnv, killAll } from './process-scan.js';
 
 /** Environment entry tagging one agent process and everything it starts (see process-scan.ts). */
@@ -53,16 +54,20 @@ export class AgentProcess {
   }
 
   spawn = (options: SpawnOptions): SpawnedProcess => {
+    // Confined, bubblewrap ends the agent when the service dies; unconfined, a watchdog does (orphan-watchdog.ts).
     const { command, args } = this.confine
       ? this.confine(options.command, options.args)
-      : { command: options.command, args: options.args };
+      : underWatchdog(this.tag, options.command, options.args);
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: { ...options.env, [TAG_VARIABLE]: this.tag },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      // fd 3: the watchdog's pipe to this process, never written; its end of file tells the watchdog we are gone.
+      stdio: this.confine ? ['pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe', 'pipe'],
       detached: true,
     });
     this.child = child;
+    // The watchdog's pipe must not keep the service's event loop alive.
+    (child.stdio[3] as { unref?: () => void } | null | undefined)?.unref?.();
     child.once('exit', () => this.exitedResolve());
     child.once('error', (err) => {
       this.startError = err;

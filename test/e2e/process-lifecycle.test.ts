@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeModel, type FakeModel } from '../../fake-model/server.js';
@@ -7,6 +8,7 @@ import { startServiceProcess } from '../helpers/service-process.js';
 import { makeTempDir } from '../helpers/test-server.js';
 import { TestClient } from '../helpers/ws-client.js';
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 type StoredMessage = { role: string; content: string; status: string };
 const messagesOf = async (url: string, chatId: string) =>
   (await (await fetch(`${url}/api/chats/${chatId}/messages`)).json()) as StoredMessage[];
@@ -34,11 +36,11 @@ describe('the service process', { timeout: 180_000 }, () => {
     LOG_LEVEL: 'warn',
   });
 
-  it('after kill -9 mid-answer: nothing stored is lost, the partial answer is kept as interrupted, orphans are reaped, the chat resumes', async () => {
+  it('after kill -9 mid-answer: the agent stops by itself, nothing stored is lost, the partial answer is kept as interrupted, the chat resumes', async () => {
     const dir = makeTempDir();
     const configDir = path.join(dir, 'agent-home');
-    // Unconfined agents outlive a killed service and are reaped at the next start (confined ones die with it:
-    // agent-confinement.test.ts).
+    // Unconfined agents run under a watchdog that ends them when the service is gone (confined ones die with
+    // bubblewrap: agent-confinement.test.ts); the next start would reap any left.
     const unconfined = { ...envFor(dir), AGENT_CONFINEMENT: 'off' };
     const first = await startServiceProcess(unconfined);
     const chatId = await createChat(first.url);
@@ -48,10 +50,13 @@ describe('the service process', { timeout: 180_000 }, () => {
     await client.waitFor((e) => e.type === 'text_delta' && e.delta === 'chunk20 ');
     const streamed = client.streamedText(slow);
 
+    expect((await findAgentProcesses(configDir)).length).toBeGreaterThan(0);
     first.child.kill('SIGKILL');
     await first.exited;
-    // The CLI does not die with its parent: it is still there, reparented.
-    expect((await findAgentProcesses(configDir)).length).toBeGreaterThan(0);
+    // The service can no longer end its agent: the agent's watchdog does, within moments (the limit is 10 s).
+    const killedAt = Date.now();
+    while ((await findAgentProcesses(configDir)).length > 0 && Date.now() - killedAt < 10_000) await sleep(100);
+    expect(await findAgentProcesses(configDir)).toEqual([]);
 
     const second = await startServiceProcess(unconfined);
     expect(await findAgentProcesses(configDir)).toEqual([]);
@@ -74,6 +79,29 @@ describe('the service process', { timeout: 180_000 }, () => {
     await again.close();
     second.child.kill('SIGTERM');
     expect(await second.exited).toEqual({ code: 0, signal: null });
+    expect(await findAgentProcesses(configDir)).toEqual([]);
+    await client.close();
+  });
+
+  it('after kill -9 during a tool: the unconfined agent and the tool it started stop by themselves within 10 s', async () => {
+    const dir = makeTempDir();
+    const configDir = path.join(dir, 'agent-home');
+    const service = await startServiceProcess({ ...envFor(dir), AGENT_CONFINEMENT: 'off' });
+    const chatId = await createChat(service.url);
+    const client = await TestClient.connect(service.wsUrl);
+    await client.chat(chatId, '/bashslow 60');
+    await client.waitFor((e) => e.type === 'tool_use');
+    // The tool (in a process group of its own, as the CLI starts tools) is running.
+    const commandOf = (pid: number) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    const toolRuns = async () => (await findAgentProcesses(configDir)).some((pid) => { try { return commandOf(pid).includes('tail -f /dev/null'); } catch { return false; } });
+    const since = Date.now();
+    while (!(await toolRuns()) && Date.now() - since < 20_000) await sleep(100);
+    expect(await toolRuns()).toBe(true);
+
+    service.child.kill('SIGKILL');
+    await service.exited;
+    const killedAt = Date.now();
+    while ((await findAgentProcesses(configDir)).length > 0 && Date.now() - killedAt < 10_000) await sleep(100);
     expect(await findAgentProcesses(configDir)).toEqual([]);
     await client.close();
   });
