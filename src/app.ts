@@ -3,6 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { openSeqOrigin } from './agent/seq-origin.js';
 import { AgentRegistry, type AgentRegistryDeps } from './agent/agent-registry.js';
 import type { AgentConnectionFactory } from './agent/agent-events.js';
 import { buildAgentEnv, missingCredentials } from './agent/agent-env.js';
@@ -61,7 +62,7 @@ export interface AppSettings {
   images: ImageLimits;
   maxMessageChars: number;
   /** The chat runtime's settings (AgentRegistry), without the parts it is given at run time. */
-  agents: Omit<AgentRegistryDeps, 'store' | 'connect' | 'preflight' | 'log' | 'tap' | 'hooks'>;
+  agents: Omit<AgentRegistryDeps, 'store' | 'connect' | 'preflight' | 'log' | 'tap' | 'hooks' | 'seqOrigin'>;
   chats: ChatServiceOptions;
   rest: { pageSize: number; importBodyLimit: number };
   socket: Pick<WsRoutesOptions, 'images' | 'maxMessageChars' | 'prewarm' | 'maxBufferedBytes' | 'heartbeatMs' | 'corsOrigins' | 'maxSocketsPerUser'> & {
@@ -235,8 +236,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     liveAgents: (): number => agents.liveAgents,
     openSockets: () => openSockets.size,
   });
+  const eventNumbering = await openSeqOrigin(store.settings, app.log);
   const agents: AgentRegistry = new AgentRegistry({
     ...settings.agents,
+    seqOrigin: eventNumbering.origin,
     store,
     connect,
     preflight: () => missingCredentials(config),
@@ -256,6 +259,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await agents.closeAll();
   });
   app.addHook('onClose', async () => {
+    await eventNumbering.stop();
     await db.destroy();
   });
 

@@ -83,7 +83,7 @@ export interface AgentConnection {
   readonly ended: Promise<{ error?: Error }>;
   /** The agent process id, once started (for operators and tests). */
   readonly pid: number | undefined;
-  /** When the process last reported anything (Date.now()): how the chat tells a stalled model from a slow one. */
+  /** When the process last reported anything (lib/clock.ts monotonicNow()): how the chat tells a stalled model from a slow one. */
   readonly lastActivityAt: number;
 }
 

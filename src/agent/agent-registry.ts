@@ -1,3 +1,5 @@
+import { monotonicNow } from '../lib/clock.js';
+import type { SeqOrigin } from './seq-origin.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
@@ -24,6 +26,8 @@ export interface AgentRegistryDeps {
   modelSilenceMs: number;
   checkpointMs: number;
   replay: EventLogLimits;
+  /** Where chats' event numbering starts (seq-origin.ts). */
+  seqOrigin: SeqOrigin;
   permissionTimeoutMs: number;
   permissionFallback: 'deny' | 'wait';
   /** Bounds of the snapshot sent on subscribe. */
@@ -76,6 +80,7 @@ export class AgentRegistry {
         modelSilenceMs: this.deps.modelSilenceMs,
         checkpointMs: this.deps.checkpointMs,
         replay: this.deps.replay,
+        seqOrigin: this.deps.seqOrigin,
         permissionTimeoutMs: this.deps.permissionTimeoutMs,
         permissionFallback: this.deps.permissionFallback,
         snapshot: this.deps.snapshot,
@@ -235,7 +240,7 @@ export class AgentRegistry {
 
   /** Closes agents idle past the timeout and forgets sessions nobody follows. */
   private async sweep(): Promise<void> {
-    const cutoff = Date.now() - this.deps.idleTimeoutMs;
+    const cutoff = monotonicNow() - this.deps.idleTimeoutMs;
     for (const session of [...this.sessions.values()]) {
       if (session.isBusy || session.lastActivity > cutoff) continue;
       if (session.isIdle) {

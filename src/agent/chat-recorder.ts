@@ -1,3 +1,4 @@
+import { monotonicNow } from '../lib/clock.js';
 import type { FastifyBaseLogger } from 'fastify';
 import type { HistoryMessage, ToolUseRecord } from '../protocol/chat.js';
 import type { ImageToStore } from '../store/messages.repository.js';
@@ -200,7 +201,7 @@ export class ChatRecorder {
 
   /** Runs a write, retrying it with backoff while the store has a fault (logged once), for the retry window. */
   private async retrying<T>(what: string, task: () => Promise<T>): Promise<T> {
-    const started = Date.now();
+    const started = monotonicNow();
     for (let delay = RETRY_FIRST_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
       try {
         const result = await task();
@@ -209,7 +210,7 @@ export class ChatRecorder {
         return result;
       } catch (err) {
         const fault = storageFault(err);
-        if (!fault || Date.now() - started + delay > STORAGE_RETRY_WINDOW_MS) {
+        if (!fault || monotonicNow() - started + delay > STORAGE_RETRY_WINDOW_MS) {
           this.fault = undefined;
           throw err;
         }

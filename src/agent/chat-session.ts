@@ -6,6 +6,8 @@ import type { ChatSettings } from '../protocol/chat.js';
 import type { AgentConnection, AgentConnectionFactory, AgentEvent, ChatAgentSettings } from './agent-events.js';
 import { AgentLink } from './agent-link.js';
 import { ChatError, type ErrorCode } from '../protocol/errors.js';
+import { monotonicNow } from '../lib/clock.js';
+import type { SeqOrigin } from './seq-origin.js';
 import { ChatEventLog, type ChatSubscriber, type EventLogLimits } from './event-log.js';
 import { PermissionBroker, type PermissionRequest } from './permission-broker.js';
 import { QueryRun } from './query-run.js';
@@ -59,7 +61,10 @@ export interface ChatSessionDeps {
   /** The service-wide crash-loop guard: reports of agent starts, and the wait before the next may be tried. */
   agentStarts: { started(): void; failed(reason: string): void; waitMs(): number };
   log: FastifyBaseLogger;
+  /** The clock for durations (stall watchdog, checkpoints, idle time); the monotonic one unless a test sets it. */
   now?: () => number;
+  /** Where the chat's event numbering starts (shared by every chat of the service). */
+  seqOrigin: SeqOrigin;
   /** Sees every event of the chat (metrics). */
   tap?: (event: ServerEvent) => void;
   /** What the rest of the service learns about a chat's conversation (titles, chat list updates). */
@@ -114,8 +119,8 @@ export class ChatSession {
   lastActivity: number;
 
   constructor(private readonly deps: ChatSessionDeps) {
-    this.now = deps.now ?? Date.now;
-    this.events = new ChatEventLog(deps.replay, this.now, deps.tap);
+    this.now = deps.now ?? monotonicNow;
+    this.events = new ChatEventLog(deps.replay, deps.seqOrigin, deps.tap);
     this.record = new ChatRecorder(deps.store, deps.chatId, deps.log);
     this.agent = new AgentLink(
       {
@@ -156,7 +161,6 @@ export class ChatSession {
       settled: (request, outcome) =>
         this.emit({ type: 'permission_resolved', query_id: request.queryId, request_id: request.requestId, outcome }),
       failed: (err, what) => this.deps.log.error({ err }, `could not ${what}`),
-      now: this.now,
     });
   }
 
@@ -746,7 +750,7 @@ export class ChatSession {
     const limit = this.deps.budgets?.perUserPerDayUsd;
     if (limit === undefined) return undefined;
     const owner = await this.deps.store.chats.getWithOwner(this.chatId);
-    const dayStart = new Date(this.now()).toISOString().slice(0, 10) + 'T00:00:00.000Z';
+    const dayStart = new Date().toISOString().slice(0, 10) + 'T00:00:00.000Z';
     return limit - (await this.deps.store.usage.spentSince(owner?.ownerId ?? null, dayStart));
   }
 

@@ -1,4 +1,5 @@
 import type { ServerEvent } from '../protocol/ws.js';
+import type { SeqOrigin } from './seq-origin.js';
 
 /** How an event is delivered: `snapshot` marks the state sent on subscribe, which the slow-client rule never cuts. */
 export interface Delivery {
@@ -23,9 +24,9 @@ export interface EventLogLimits {
  * A chat's event stream: numbers every event (`seq`), delivers it to the chat's subscribers, and keeps the recent
  * ones so a client that reconnects with the last `seq` it saw gets exactly what it missed.
  *
- * Numbering starts from the wall clock in microseconds, so it increases across restarts of the service too: a
- * `seq` from an earlier run is always older than anything of this run, and its replay request falls back to a
- * full history instead of being answered with another run's events. (Events are far fewer than one per µs.)
+ * Numbering starts where the service's SeqOrigin says (above the wall clock in µs, above anything issued before,
+ * by this run or the previous one), so a `seq` of an earlier stream of the chat is never reused: its replay request
+ * falls back to a full history instead of being answered with another stream's events.
  */
 export class ChatEventLog {
   private readonly subscribers = new Set<ChatSubscriber>();
@@ -35,11 +36,11 @@ export class ChatEventLog {
 
   constructor(
     private readonly limits: EventLogLimits,
-    now: () => number = Date.now,
+    private readonly origin: SeqOrigin,
     /** Sees every event (metrics). */
     private readonly tap?: (event: ServerEvent) => void,
   ) {
-    this.seq = now() * 1000;
+    this.seq = origin.start();
   }
 
   get lastSeq(): number {
@@ -71,6 +72,7 @@ export class ChatEventLog {
   /** Numbers the event, keeps it for replay and sends it to every subscriber. */
   emit(make: (seq: number) => ServerEvent, onSendError: (err: unknown) => void): ServerEvent {
     const seq = ++this.seq;
+    this.origin.issued(seq);
     const event = make(seq);
     const json = JSON.stringify(event);
     this.recent.push({ seq, event, json });

@@ -33,7 +33,7 @@ export class QueryRun {
   restartedSession = false;
   /** Tools started and not finished yet: the agent is not waiting on the model meanwhile. */
   toolsRunning = 0;
-  /** The model is not expected to send anything before this time (Date.now()): a turn start, a retry's wait. */
+  /** The model is not expected to send anything before this time (lib/clock.ts monotonicNow()): a turn start, a retry's wait. */
   quietUntil = 0;
   /** Checks that the model keeps sending while the turn waits on it (see ChatSession.watchModel). */
   silenceTimer: NodeJS.Timeout | undefined;

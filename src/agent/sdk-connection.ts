@@ -1,3 +1,4 @@
+import { monotonicNow } from '../lib/clock.js';
 import fs from 'node:fs';
 import type {
   McpServerConfig,
@@ -75,7 +76,7 @@ class SdkConnection implements AgentConnection {
   private closed = false;
   /** The permission mode the process started in: without a canUseTool (bypass) it can never ask later. */
   private readonly startMode: PermissionMode;
-  lastActivityAt = Date.now();
+  lastActivityAt = monotonicNow();
   readonly ended: Promise<{ error?: Error }>;
 
   constructor(
@@ -173,7 +174,7 @@ class SdkConnection implements AgentConnection {
   private async pump(): Promise<{ error?: Error }> {
     try {
       for await (const message of this.query) {
-        this.lastActivityAt = Date.now();
+        this.lastActivityAt = monotonicNow();
         try {
           this.reducer.reduce(message);
         } catch (err) {

@@ -1,3 +1,4 @@
+import { monotonicNow } from '../lib/clock.js';
 /** How soon agent starts may be tried again after the agent CLI failed to start. */
 export interface StartBackoffSettings {
   /** The wait after the first failure; it doubles with every further failure in a row. */
@@ -20,7 +21,7 @@ export class StartBackoff {
 
   constructor(
     private readonly settings: StartBackoffSettings,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicNow,
   ) {}
 
   /** Failed starts in a row. */

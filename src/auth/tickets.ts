@@ -1,3 +1,4 @@
+import { monotonicNow } from '../lib/clock.js';
 import type { Principal } from './principal.js';
 import { newTicket } from './tokens.js';
 
@@ -13,7 +14,7 @@ export class TicketStore {
   private readonly tickets = new Map<string, { principal: Principal; expiresAt: number }>();
 
   constructor(
-    private readonly now: () => number = () => Date.now(),
+    private readonly now: () => number = monotonicNow,
     readonly ttlMs: number = TICKET_TTL_MS,
   ) {}
 

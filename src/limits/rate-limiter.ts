@@ -1,3 +1,4 @@
+import { monotonicNow } from '../lib/clock.js';
 /** Above this many tracked keys, buckets that have refilled completely are dropped (they hold no information). */
 const SWEEP_THRESHOLD = 10_000;
 
@@ -12,7 +13,7 @@ export class RateLimiter {
 
   constructor(
     readonly perMinute: number,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicNow,
   ) {
     if (!(perMinute > 0)) throw new RangeError('perMinute must be positive');
     this.refillPerMs = perMinute / 60_000;
