@@ -12,6 +12,7 @@ import { loadMcpServers } from './agent/mcp-servers.js';
 import { recoverFromCrash } from './agent/crash-recovery.js';
 import { Metrics } from './observability/metrics.js';
 import { sdkConnectionFactory } from './agent/sdk-connection.js';
+import { chatTranscripts } from './agent/chat-transcripts.js';
 import { installAuth } from './auth/auth.plugin.js';
 import { AuthService } from './auth/auth.service.js';
 import { checkExposure } from './auth/exposure.js';
@@ -62,7 +63,7 @@ export interface AppSettings {
   images: ImageLimits;
   maxMessageChars: number;
   /** The chat runtime's settings (AgentRegistry), without the parts it is given at run time. */
-  agents: Omit<AgentRegistryDeps, 'store' | 'connect' | 'preflight' | 'log' | 'tap' | 'hooks' | 'seqOrigin'>;
+  agents: Omit<AgentRegistryDeps, 'store' | 'connect' | 'preflight' | 'log' | 'tap' | 'hooks' | 'seqOrigin' | 'transcripts'>;
   chats: ChatServiceOptions;
   rest: { pageSize: number; importBodyLimit: number };
   socket: Pick<WsRoutesOptions, 'images' | 'maxMessageChars' | 'prewarm' | 'maxBufferedBytes' | 'heartbeatMs' | 'corsOrigins' | 'maxSocketsPerUser'> & {
@@ -199,6 +200,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     );
   }
 
+  const transcripts = chatTranscripts(
+    config.SESSION_STORE,
+    store.agentTranscripts,
+    { agentHomeDir: config.AGENT_HOME_DIR, workspaceDir: config.WORKSPACE_DIR },
+    app.log,
+  );
   const connect =
     options.connect ??
     sdkConnectionFactory(
@@ -214,6 +221,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         ...(confinement.kind === 'bwrap' ? { confinement: confinement.sandbox } : {}),
         sandbox: config.AGENT_SANDBOX && confinement.kind !== 'bwrap',
         ...(config.AGENT_CLI_PATH ? { cliPath: config.AGENT_CLI_PATH } : {}),
+        sessionStore: (chatId) => transcripts.sessionStore(chatId),
       },
       app.log,
     );
@@ -241,6 +249,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     ...settings.agents,
     seqOrigin: eventNumbering.origin,
     store,
+    transcripts,
     connect,
     preflight: () => missingCredentials(config),
     log: app.log,

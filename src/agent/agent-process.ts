@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
 import type { SpawnedProcess, SpawnOptions } from '@anthropic-ai/claude-agent-sdk';
 import type { FastifyBaseLogger } from 'fastify';
 import { underWatchdog } from './orphan-watchdog.js';
@@ -21,7 +22,11 @@ export const AGENT_EXIT_GRACE_MS = 1_500;
  * process the service holds, and bwrap ends the whole namespace when it dies: so the polite SIGTERM, which lets the
  * CLI finish its writes, goes to the CLI itself (found by its tag), and only the final SIGKILL goes to the group.
  */
-export type Confine = (command: string, args: string[]) => { command: string; args: string[] };
+export type Confine = (
+  command: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+) => { command: string; args: string[]; mountPoints: string[] };
 
 export class AgentProcess {
   private child: ChildProcess | undefined;
@@ -55,9 +60,10 @@ export class AgentProcess {
 
   spawn = (options: SpawnOptions): SpawnedProcess => {
     // Confined, bubblewrap ends the agent when the service dies; unconfined, a watchdog does (orphan-watchdog.ts).
-    const { command, args } = this.confine
-      ? this.confine(options.command, options.args)
-      : underWatchdog(this.tag, options.command, options.args);
+    const { command, args, mountPoints } = this.confine
+      ? this.confine(options.command, options.args, options.env)
+      : { ...underWatchdog(this.tag, options.command, options.args), mountPoints: [] };
+    this.mountPoints = mountPoints;
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: { ...options.env, [TAG_VARIABLE]: this.tag },
@@ -97,11 +103,15 @@ export class AgentProcess {
       // Tools the CLI started outlive it (their own process groups, or a backgrounded command): end them too.
       this.killGroup('SIGKILL');
       killAll(await findProcessesWithEnv(`${TAG_VARIABLE}=${this.tag}`));
+      // rmdir removes only an empty folder: a mount point the namespace no longer uses.
+      for (const dir of this.mountPoints) await fs.rmdir(dir).catch(() => undefined);
     })();
     await this.terminating;
   }
 
   private terminating: Promise<void> | undefined;
+  /** Folders bwrap made on the host as mount points for this process (Confine). */
+  private mountPoints: string[] = [];
 
   /** SIGTERM to the CLI and its tools: the process group, or inside a confinement the tagged processes. */
   private async askToExit(): Promise<void> {

@@ -7,14 +7,14 @@ import type { ChatSettings } from '../protocol/chat.js';
 import type { ServerEvent } from '../protocol/ws.js';
 import type { Store } from '../store/store.js';
 import type { AgentConnection, AgentConnectionFactory } from './agent-events.js';
-import { chatAgentHome, sharedConfigDir } from './agent-home.js';
+import { chatAgentHome } from './agent-home.js';
+import type { ChatTranscripts } from './chat-transcripts.js';
 import { ChatError } from '../protocol/errors.js';
 import type { SnapshotLimits } from './chat-recorder.js';
 import { ChatSession, type Budgets, type ChatHooks } from './chat-session.js';
 import type { EventLogLimits } from './event-log.js';
 import { Serial } from '../lib/serial.js';
 import { StartBackoff, type StartBackoffSettings } from './start-backoff.js';
-import { copyTranscript, transcriptExists } from './transcripts.js';
 
 export interface AgentRegistryDeps {
   store: Store;
@@ -22,6 +22,8 @@ export interface AgentRegistryDeps {
   workspaceDir: string;
   /** AGENT_HOME_DIR: each chat's agent has its own home below it (agent-home.ts). */
   agentHomeDir: string;
+  /** Where the chats' agent session transcripts live (SESSION_STORE). */
+  transcripts: ChatTranscripts;
   interruptTimeoutMs: number;
   modelSilenceMs: number;
   checkpointMs: number;
@@ -84,13 +86,7 @@ export class AgentRegistry {
         permissionTimeoutMs: this.deps.permissionTimeoutMs,
         permissionFallback: this.deps.permissionFallback,
         snapshot: this.deps.snapshot,
-        transcriptExists: (sessionId) =>
-          transcriptExists(
-            chatAgentHome(this.deps.agentHomeDir, chatId).configDir,
-            cwd,
-            sessionId,
-            sharedConfigDir(this.deps.agentHomeDir),
-          ),
+        transcriptExists: (sessionId) => this.deps.transcripts.exists(chatId, sessionId),
         preflight: this.deps.preflight,
         admitAgent: (s, start, options) => this.admit(s, start, options),
         agentStarts: {
@@ -139,19 +135,14 @@ export class AgentRegistry {
   }
 
   /**
-   * A fork's agent resumes sessions of the chat it was forked from: their transcripts are copied into its own agent
-   * home (each chat's agent sees only its own). Returns the sessions that had no transcript left.
+   * A fork's agent resumes sessions of the chat it was forked from: their transcripts are copied to the fork (into
+   * its own agent home, or its own rows: each chat's agent sees only its own). Returns the sessions that had no
+   * transcript left.
    */
   async copyTranscripts(fromChatId: string, toChatId: string, sessionIds: string[]): Promise<string[]> {
-    const at = (chatId: string) => ({
-      configDir: chatAgentHome(this.deps.agentHomeDir, chatId).configDir,
-      cwd: path.join(this.deps.workspaceDir, chatId),
-    });
     const missing: string[] = [];
     for (const sessionId of sessionIds) {
-      if (!(await copyTranscript(at(fromChatId), at(toChatId), sessionId, sharedConfigDir(this.deps.agentHomeDir)))) {
-        missing.push(sessionId);
-      }
+      if (!(await this.deps.transcripts.copy(fromChatId, toChatId, sessionId))) missing.push(sessionId);
     }
     return missing;
   }

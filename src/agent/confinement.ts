@@ -26,14 +26,30 @@ const run = promisify(execFile);
 export class BwrapSandbox {
   constructor(private readonly base: string[]) {}
 
-  /** The bwrap command line that runs `command args` confined to the chat's workspace and agent home. */
-  wrap(command: string, args: string[], chat: { workspace: string; home: ChatAgentHome }): { command: string; args: string[] } {
+  /**
+   * The bwrap command line that runs `command args` confined to the chat's workspace and agent home, and to
+   * `configDir` if the CLI was given one elsewhere: the agent SDK resumes a session kept in a session store from a
+   * temporary config dir of its own (`<system temp>/claude-resume-*`, holding only that chat's transcript and
+   * settings), which must keep its path inside. `mountPoints` are the empty folders bwrap leaves on the host for it
+   * (under the chat's temp folder), for the caller to remove once the process has exited.
+   */
+  wrap(
+    command: string,
+    args: string[],
+    chat: { workspace: string; home: ChatAgentHome; configDir?: string | undefined },
+  ): { command: string; args: string[]; mountPoints: string[] } {
     const own = new Set<string>();
     // The CLI's own package folder (the SDK starts the native binary, or `node cli.js` for the JS build).
     for (const file of [command, args[0]]) {
       if (file && path.isAbsolute(file) && !isUnder(file, '/usr')) own.add(path.dirname(file));
     }
+    const elsewhere = chat.configDir && path.isAbsolute(chat.configDir) && !isUnder(chat.configDir, chat.home.home);
+    const configDir = elsewhere ? chat.configDir : undefined;
+    // Under /tmp it is mounted inside the chat's temp folder (the namespace's /tmp), where bwrap makes its mount point.
+    const mountPoints =
+      configDir && isUnder(configDir, '/tmp') ? [path.join(chat.home.tmpDir, path.relative('/tmp', configDir))] : [];
     return {
+      mountPoints,
       command: 'bwrap',
       args: [
         // Its own temp folder as /tmp (short paths for the CLI's sockets; kept on disk, not in memory). Mounted
@@ -44,6 +60,7 @@ export class BwrapSandbox {
         ...[...own].flatMap((dir) => ['--ro-bind', dir, dir]),
         '--bind', chat.workspace, chat.workspace,
         '--bind', chat.home.home, chat.home.home,
+        ...(configDir ? ['--bind', configDir, configDir] : []),
         '--chdir', chat.workspace,
         '--',
         command,

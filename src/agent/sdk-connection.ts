@@ -8,6 +8,7 @@ import type {
   Query,
   SDKMessage,
   SDKUserMessage,
+  SessionStore,
 } from '@anthropic-ai/claude-agent-sdk';
 import type { FastifyBaseLogger } from 'fastify';
 import { resolveAgentExecutable } from './agent-executable.js';
@@ -41,6 +42,11 @@ export interface SdkAgentSettings {
   sandbox?: boolean;
   /** The agent CLI to run instead of the SDK's bundled one. */
   cliPath?: string;
+  /**
+   * Where a chat's session transcripts are mirrored and resumed from (SESSION_STORE=database, chat-transcripts.ts);
+   * undefined: the CLI's own files in the chat's agent home.
+   */
+  sessionStore?(chatId: string): SessionStore | undefined;
 }
 
 /**
@@ -92,8 +98,11 @@ class SdkConnection implements AgentConnection {
     const confinement = settings.confinement;
     this.process = new AgentProcess(
       log,
-      confinement ? (command, args) => confinement.wrap(command, args, { workspace: request.cwd, home }) : undefined,
+      confinement
+        ? (command, args, env) => confinement.wrap(command, args, { workspace: request.cwd, home, configDir: env.CLAUDE_CONFIG_DIR })
+        : undefined,
     );
+    const sessionStore = settings.sessionStore?.(request.chatId);
     const chat = request.settings ?? {};
     this.startMode = chat.permissionMode ?? settings.permissionMode ?? 'default';
     // Confined, the chat's own temp folder is the agent's /tmp; unconfined, all share one (agent-home.ts says why).
@@ -123,6 +132,9 @@ class SdkConnection implements AgentConnection {
         ...(request.resume ? { resume: request.resume } : {}),
         ...(request.resume && request.resumeAt ? { resumeSessionAt: request.resumeAt, forkSession: true } : {}),
         ...(request.maxBudgetUsd !== undefined ? { maxBudgetUsd: request.maxBudgetUsd } : {}),
+        // Resuming with a store, the SDK loads the session into a temporary config dir and starts the CLI with it
+        // (AgentProcess lets a confined CLI see that folder).
+        ...(sessionStore ? { sessionStore } : {}),
         ...(settings.sandbox ? { sandbox: { enabled: true, failIfUnavailable: true, allowUnsandboxedCommands: false } } : {}),
         // Isolation: no user/project settings or hooks from disk; the service's config is the whole config.
         settingSources: [],
@@ -175,6 +187,13 @@ class SdkConnection implements AgentConnection {
     try {
       for await (const message of this.query) {
         this.lastActivityAt = monotonicNow();
+        if (message.type === 'system' && message.subtype === 'mirror_error') {
+          // The SDK gave up storing a batch of transcript lines (after its retries): a resume elsewhere lacks them.
+          this.log.error(
+            { sdk_session_id: message.session_id, subpath: message.key.subpath, error: message.error },
+            'agent transcript lines not stored',
+          );
+        }
         try {
           this.reducer.reduce(message);
         } catch (err) {

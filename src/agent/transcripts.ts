@@ -65,3 +65,56 @@ export async function copyTranscript(
   await fs.copyFile(source, target);
   return true;
 }
+
+/** A session's transcript files read back as lines: the main transcript and each subagent's (by SDK subpath). */
+export interface LocalTranscript {
+  main: Array<{ type: string; [key: string]: unknown }>;
+  subagents: Array<{ subpath: string; entries: Array<{ type: string; [key: string]: unknown }> }>;
+}
+
+/**
+ * The session's transcript as the CLI left it in `configDir` (or, for chats started by an older version, the shared
+ * `legacyConfigDir`), for copying into the database; undefined when there is none. Subagent transcripts
+ * (`<session id>/subagents/**.jsonl`) come with it, each followed by its sidecar as an `agent_metadata` line, the way
+ * the agent SDK itself mirrors them. A line that is not JSON (a write cut off by a crash) is left out.
+ */
+export async function readLocalTranscript(
+  configDir: string,
+  cwd: string,
+  sessionId: string,
+  legacyConfigDir?: string,
+): Promise<LocalTranscript | undefined> {
+  const file =
+    (await findTranscript(configDir, cwd, sessionId)) ??
+    (legacyConfigDir ? await findTranscript(legacyConfigDir, cwd, sessionId) : undefined);
+  if (!file) return undefined;
+  const subagentRoot = path.join(path.dirname(file), sessionId);
+  const names = (await fs.readdir(path.join(subagentRoot, 'subagents'), { recursive: true }).catch(() => [] as string[])).sort();
+  const subagents: LocalTranscript['subagents'] = [];
+  for (const name of names.filter((n) => n.endsWith('.jsonl'))) {
+    const subagentFile = path.join(subagentRoot, 'subagents', name);
+    const entries = await readLines(subagentFile);
+    const meta = await fs.readFile(subagentFile.replace(/\.jsonl$/, '.meta.json'), 'utf8').then(
+      (text) => JSON.parse(text) as Record<string, unknown>,
+      () => undefined,
+    );
+    if (meta) entries.push({ ...meta, type: 'agent_metadata' });
+    subagents.push({ subpath: path.join('subagents', name).replace(/\.jsonl$/, '').split(path.sep).join('/'), entries });
+  }
+  return { main: await readLines(file), subagents };
+}
+
+async function readLines(file: string): Promise<Array<{ type: string; [key: string]: unknown }>> {
+  const lines = (await fs.readFile(file, 'utf8')).split('\n');
+  return lines.flatMap((line) => {
+    if (line.trim().length === 0) return [];
+    try {
+      const entry = JSON.parse(line) as unknown;
+      return entry !== null && typeof entry === 'object' && typeof (entry as { type?: unknown }).type === 'string'
+        ? [entry as { type: string }]
+        : [];
+    } catch {
+      return [];
+    }
+  });
+}

@@ -113,6 +113,12 @@ export const EnvSchema = z.object({
   WORKSPACE_DIR: z.string().min(1).default('./data/workspaces').transform((p) => path.resolve(p)),
   /** Where the agent CLI keeps its config and session transcripts: ours, never the operator's ~/.claude. */
   AGENT_HOME_DIR: z.string().min(1).default('./data/agent-home').transform((p) => path.resolve(p)),
+  /**
+   * Where the agents' session transcripts (each chat's model context) live: `files`, the CLI's own files in each
+   * chat's agent home (one node); `database`, rows of the chat in the store, so any node resumes any chat with its
+   * context (several nodes). Either way the CLI also writes its local files.
+   */
+  SESSION_STORE: z.enum(['files', 'database']).default('files'),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
 
   SYSTEM_PROMPT: z.string().default(DEFAULT_SYSTEM_PROMPT),

@@ -1,4 +1,4 @@
-import type { ColumnType, Selectable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 
 /**
  * Table types of the store. Times are ISO-8601 strings; booleans are 0/1 integers (portable to Postgres via the
@@ -150,6 +150,20 @@ export interface PermissionRulesTable {
   created_at: string;
 }
 
+/**
+ * One line of an agent session's transcript, as the agent SDK mirrors it (SESSION_STORE=database). `subpath` is ''
+ * for the session's main transcript, else a subagent's; `entry` is the line's JSON, passed through untouched.
+ */
+export interface AgentTranscriptEntriesTable {
+  id: Generated<number | string>;
+  chat_id: string;
+  session_id: string;
+  subpath: ColumnType<string, string | undefined, string>;
+  uuid: string | null;
+  entry: string;
+  created_at: string;
+}
+
 export interface Database {
   chats: ChatsTable;
   messages: MessagesTable;
@@ -161,6 +175,7 @@ export interface Database {
   settings: SettingsTable;
   usage: UsageTable;
   permission_rules: PermissionRulesTable;
+  agent_transcript_entries: AgentTranscriptEntriesTable;
 }
 
 export type ChatRow = Selectable<ChatsTable>;

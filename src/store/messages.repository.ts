@@ -353,12 +353,14 @@ export class MessagesRepository {
     return rows.sort((a, b) => a.position - b.position).map((r) => r.id);
   }
 
-  /** Forgets the chat's conversation (messages, images, tool uses, queries); the chat itself stays. */
+  /** Forgets the chat's conversation (messages, images, tool uses, queries, agent transcripts); the chat itself stays. */
   async clear(chatId: string): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('messages').where('chat_id', '=', chatId).execute();
       await trx.deleteFrom('tool_uses').where('chat_id', '=', chatId).execute();
       await trx.deleteFrom('queries').where('chat_id', '=', chatId).execute();
+      // The model's context goes too: the next message starts a new agent session.
+      await trx.deleteFrom('agent_transcript_entries').where('chat_id', '=', chatId).execute();
       await trx
         .updateTable('chats')
         .set({ sdk_session_id: null, resume_at: null, updated_at: this.now().toISOString() })

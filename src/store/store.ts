@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.js';
+import { AgentTranscriptsRepository } from './agent-transcripts.repository.js';
 import { monotonicClock } from './clock.js';
 import { ChatsRepository } from './chats.repository.js';
 import { ChatTransferRepository } from './chat-transfer.repository.js';
@@ -25,6 +26,7 @@ export class Store {
   readonly permissionRules: PermissionRulesRepository;
   readonly transfer: ChatTransferRepository;
   readonly forks: ForksRepository;
+  readonly agentTranscripts: AgentTranscriptsRepository;
 
   constructor(
     readonly db: Db,
@@ -41,6 +43,7 @@ export class Store {
     this.permissionRules = new PermissionRulesRepository(db, now);
     this.transfer = new ChatTransferRepository(db, now);
     this.forks = new ForksRepository(db);
+    this.agentTranscripts = new AgentTranscriptsRepository(db, now);
   }
 
   /** Runs `work` in one transaction, with repositories bound to it. */

@@ -13,3 +13,10 @@ export const bytesType = (db: Kysely<any>) => (onPostgres(db) ? sql`bytea` : sql
 /** An 8-byte float: SQLite's `real` is one, Postgres's is 4 bytes (`double precision` is 8). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const float8Type = (db: Kysely<any>) => (onPostgres(db) ? 'double precision' : 'real');
+
+/**
+ * An integer key the database assigns in insertion order (with `primaryKey()`): SQLite's `integer primary key` is the
+ * rowid, Postgres's `bigserial` a sequence (read back as a string by `pg`).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const serialIdType = (db: Kysely<any>) => (onPostgres(db) ? 'bigserial' : 'integer');

@@ -1,0 +1,42 @@
+import type { SessionKey, SessionStore, SessionStoreEntry } from '@anthropic-ai/claude-agent-sdk';
+import type { AgentTranscriptsRepository } from '../store/agent-transcripts.repository.js';
+
+/**
+ * The agent SDK's `sessionStore` for one chat's agent (SESSION_STORE=database): the SDK mirrors every transcript line
+ * the CLI writes into the chat's rows, and on `resume` loads them into a temporary config dir for the CLI, so any
+ * node can resume the chat's session with its full context whatever its own agent home holds.
+ *
+ * What the SDK (0.3.x) does with it, as observed: one `append` per turn, at its end and before the turn's `result`
+ * is delivered (more only past 500 lines or 1 MiB pending), plus one when the process closes; never per streamed
+ * delta. On resume: `load` of the main transcript, `listSubkeys`, and `load` of each subagent transcript, before
+ * the CLI is spawned. `delete` and `listSessions` are only called by SDK functions the service does not use.
+ *
+ * The SDK's `projectKey` is ignored: it is derived from the working directory's path, which differs between nodes
+ * whose WORKSPACE_DIR differs, and this store only ever serves the one chat it was made for.
+ */
+export class ChatSessionStore implements SessionStore {
+  constructor(
+    private readonly transcripts: AgentTranscriptsRepository,
+    private readonly chatId: string,
+  ) {}
+
+  append(key: SessionKey, entries: SessionStoreEntry[]): Promise<void> {
+    return this.transcripts.append(this.key(key), entries);
+  }
+
+  load(key: SessionKey): Promise<SessionStoreEntry[] | null> {
+    return this.transcripts.load(this.key(key));
+  }
+
+  listSubkeys(key: { projectKey: string; sessionId: string }): Promise<string[]> {
+    return this.transcripts.subpaths(this.chatId, key.sessionId);
+  }
+
+  delete(key: SessionKey): Promise<void> {
+    return this.transcripts.remove(this.key(key));
+  }
+
+  private key(key: SessionKey) {
+    return { chatId: this.chatId, sessionId: key.sessionId, ...(key.subpath ? { subpath: key.subpath } : {}) };
+  }
+}
