@@ -6,10 +6,11 @@ import type { AgentTranscriptsRepository } from '../store/agent-transcripts.repo
  * the CLI writes into the chat's rows, and on `resume` loads them into a temporary config dir for the CLI, so any
  * node can resume the chat's session with its full context whatever its own agent home holds.
  *
- * What the SDK (0.3.x) does with it, as observed: one `append` per turn, at its end and before the turn's `result`
- * is delivered (more only past 500 lines or 1 MiB pending), plus one when the process closes; never per streamed
- * delta. On resume: `load` of the main transcript, `listSubkeys`, and `load` of each subagent transcript, before
- * the CLI is spawned. `delete` and `listSessions` are only called by SDK functions the service does not use.
+ * What the SDK (0.3.x) does with it, as observed: with `sessionStoreFlush: 'eager'` (sdk-connection.ts) one
+ * `append` per group of lines the CLI writes, one at a time, about 3 per turn, the last awaited before the turn's
+ * `result` is delivered; never per streamed delta (`batched`, the default, appends once at the turn's end). On resume:
+ * `load` of the main transcript, `listSubkeys`, and `load` of each subagent transcript, before the CLI is spawned.
+ * `delete` and `listSessions` are only called by SDK functions the service does not use.
  *
  * The SDK's `projectKey` is ignored: it is derived from the working directory's path, which differs between nodes
  * whose WORKSPACE_DIR differs, and this store only ever serves the one chat it was made for.

@@ -133,8 +133,10 @@ class SdkConnection implements AgentConnection {
         ...(request.resume && request.resumeAt ? { resumeSessionAt: request.resumeAt, forkSession: true } : {}),
         ...(request.maxBudgetUsd !== undefined ? { maxBudgetUsd: request.maxBudgetUsd } : {}),
         // Resuming with a store, the SDK loads the session into a temporary config dir and starts the CLI with it
-        // (AgentProcess lets a confined CLI see that folder).
-        ...(sessionStore ? { sessionStore } : {}),
+        // (AgentProcess lets a confined CLI see that folder). Eager: each group of lines is stored as the CLI writes it
+        // (about 3 appends a turn, never per delta) rather than all at the turn's end, so a node that dies mid-answer
+        // leaves the question, and a fork's or retry's new session from its very start, for another node to resume.
+        ...(sessionStore ? { sessionStore, sessionStoreFlush: 'eager' as const } : {}),
         ...(settings.sandbox ? { sandbox: { enabled: true, failIfUnavailable: true, allowUnsandboxedCommands: false } } : {}),
         // Isolation: no user/project settings or hooks from disk; the service's config is the whole config.
         settingSources: [],

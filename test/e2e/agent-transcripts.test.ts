@@ -49,6 +49,26 @@ const transcriptRows = async (db: Db, chatId: string) =>
     ).n,
   );
 
+/** What the user typed in each user line of a session's stored transcript (tool results and CLI notes left out). */
+async function userTexts(db: Db, chatId: string, sessionId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('agent_transcript_entries')
+    .select('entry')
+    .where('chat_id', '=', chatId)
+    .where('session_id', '=', sessionId)
+    .where('subpath', '=', '')
+    .orderBy('id')
+    .execute();
+  return rows.flatMap((row) => {
+    const entry = JSON.parse(row.entry) as { type: string; isMeta?: boolean; message?: { content?: unknown } };
+    if (entry.type !== 'user' || entry.isMeta) return [];
+    const content = entry.message?.content;
+    if (typeof content === 'string') return [content];
+    const texts = Array.isArray(content) ? content.filter((b) => b?.type === 'text').map((b) => String(b.text)) : [];
+    return texts.length > 0 ? [texts.join('\n')] : [];
+  });
+}
+
 describeEachStore('agent transcripts in the database', (kind) => {
   let database: TestDatabase;
   let db: Db;
@@ -115,11 +135,29 @@ describeEachStore('agent transcripts in the database', (kind) => {
     const forked = await api<Chat>(node.url, 'POST', `/api/chats/${chatId}/fork`, { json: { message_id: answer.id } });
     expect(forked.status).toBe(201);
     expect(await transcriptRows(db, forked.body.id)).toBeGreaterThan(0);
-    expect(await ask(node, forked.body.id, 'third')).toEqual([...turn('first'), { role: 'user', text: 'third' }]);
+
+    // The fork's first answer continues the copied session as a new one, whose lines are stored as they are written:
+    // while the answer still streams, the database already holds the new session with the forked context and the
+    // question (what another node resumes if this one dies now).
+    const slow = await TestClient.connect(node.wsUrl);
+    const slowQuery = await slow.chat(forked.body.id, '/slow 40 100');
+    await slow.waitFor((e) => e.type === 'text_delta' && e.query_id === slowQuery, { timeoutMs: 60_000 });
+    let newSession = '';
+    await until(async () => {
+      newSession = (await api<Chat>(node.url, 'GET', `/api/chats/${forked.body.id}`)).body.sdk_session_id ?? '';
+      return newSession !== forked.body.sdk_session_id && (await userTexts(db, forked.body.id, newSession)).includes('/slow 40 100');
+    }, 'the new session in the database');
+    expect(slow.queryEvents(slowQuery).some((e) => e.type === 'result' || e.type === 'error' || e.type === 'cancelled')).toBe(false);
+    expect(await userTexts(db, forked.body.id, newSession)).toEqual(['first', '/slow 40 100']);
+    expect(await slow.waitForEnd(slowQuery, 60_000)).toMatchObject({ type: 'result', success: true });
+    await slow.close();
+    const context = await ask(node, forked.body.id, 'third');
+    expect(context.slice(0, 3)).toEqual([...turn('first'), { role: 'user', text: '/slow 40 100' }]);
+    expect(context.slice(4)).toEqual([{ role: 'user', text: 'third' }]);
 
     const exported = await api<{ entries: unknown[] }>(node.url, 'GET', `/api/chats/${forked.body.id}/export?format=json`);
     expect(exported.status).toBe(200);
-    expect(exported.body.entries).toHaveLength(4);
+    expect(exported.body.entries).toHaveLength(6);
     const imported = await api<Chat>(node.url, 'POST', '/api/chats/import', { json: exported.body });
     expect(imported.status).toBe(201);
     // The imported conversation reaches the model once, with the first message; from then on the agent's session
