@@ -57,8 +57,10 @@ interface Sample {
   childProcesses: number;
 }
 
+/** A sample's value; the `node` label every series carries is left out of the comparison. */
 const metric = (text: string, name: string, labels = ''): number => {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `) || (labels === '' && l.startsWith(`${name} `)));
+  const withoutNode = (l: string) => l.replace(/,node="[^"]*"\}/, '}').replace(/\{node="[^"]*"\}/, '');
+  const line = text.split('\n').map(withoutNode).find((l) => l.startsWith(`${name}${labels} `));
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 };
 

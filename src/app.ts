@@ -25,6 +25,7 @@ import { ChatTitles } from './chats/chat-titles.js';
 import { ChatUpdates } from './chats/chat-updates.js';
 import { TitleModel } from './chats/title-model.js';
 import type { Config } from './config/config.js';
+import { openRedis, type RedisHandle, type RedisSettings } from './cluster/redis.js';
 import { openDatabase } from './db/database.js';
 import { RateLimiter } from './limits/rate-limiter.js';
 import { registerRestRateLimit } from './limits/rest-rate-limit.js';
@@ -66,6 +67,11 @@ export interface AppSettings {
   agents: Omit<AgentRegistryDeps, 'store' | 'connect' | 'preflight' | 'log' | 'tap' | 'hooks' | 'seqOrigin' | 'transcripts'>;
   chats: ChatServiceOptions;
   rest: { pageSize: number; importBodyLimit: number };
+  /**
+   * This node in a deployment: its id (logs, metrics, the rows of the work it runs) and, in multi-node mode, the
+   * Redis the nodes share.
+   */
+  cluster: { nodeId: string; redis?: RedisSettings };
   socket: Pick<WsRoutesOptions, 'images' | 'maxMessageChars' | 'prewarm' | 'maxBufferedBytes' | 'heartbeatMs' | 'corsOrigins' | 'maxSocketsPerUser'> & {
     /** `chat` frames per minute per user; 0: unlimited. */
     messagesPerMinute: number;
@@ -110,6 +116,10 @@ export function appSettings(config: Config): AppSettings {
       importLimits: { images, maxMessageChars: config.MAX_MESSAGE_CHARS },
     },
     rest: { pageSize: config.PAGE_SIZE, importBodyLimit: importBodyLimit({ images }) },
+    cluster: {
+      nodeId: config.NODE_ID,
+      ...(config.REDIS_URL ? { redis: { url: config.REDIS_URL, keyPrefix: config.REDIS_KEY_PREFIX } } : {}),
+    },
     socket: {
       images,
       maxMessageChars: config.MAX_MESSAGE_CHARS,
@@ -172,6 +182,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const store = new Store(db, options.now);
   const auth = new AuthService({ store, disabled: config.AUTH_DISABLED });
   let confinement: AgentConfinement;
+  let redis: RedisHandle | undefined;
   try {
     // Before anything else runs: a service that must not start touches nothing (no crash recovery, no agents).
     await checkExposure({ host: config.HOST, authDisabled: config.AUTH_DISABLED }, auth, app.log);
@@ -185,6 +196,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       { setting: config.AGENT_CONFINEMENT, multiUser, allowUnconfined: config.ALLOW_UNCONFINED_AGENTS },
       app.log,
     );
+    // Multi-node mode: a node that cannot reach the shared state must not serve (its limits and tickets would be
+    // its own), so an unreachable Redis stops the start here, before crash recovery and agents.
+    if (settings.cluster.redis) redis = await openRedis(settings.cluster.redis, app.log);
   } catch (err) {
     await db.destroy();
     throw err;
@@ -241,6 +255,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   );
   const openSockets = new Set<unknown>();
   const metrics: Metrics = new Metrics({
+    node: settings.cluster.nodeId,
     liveAgents: (): number => agents.liveAgents,
     openSockets: () => openSockets.size,
   });
@@ -270,6 +285,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   app.addHook('onClose', async () => {
     await eventNumbering.stop();
     await db.destroy();
+    await redis?.close();
   });
 
   // CORS first (its hook answers preflights and decorates refusals), then authentication with the rate limit.
@@ -280,6 +296,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   await registerOpenApi(app, APP_VERSION);
   await app.register(healthRoutes, {
     db,
+    ...(redis ? { redis } : {}),
     metrics,
     metricsAccess: metricsAccess({ metricsToken: config.METRICS_TOKEN, auth, ...(limit ? { limit } : {}) }),
   });

@@ -1,5 +1,6 @@
 import 'dotenv/config';
 import { buildApp } from './app.js';
+import { RedisUnavailableError } from './cluster/redis.js';
 import { StartupRefusedError } from './auth/exposure.js';
 import { loggerOptions } from './observability/logger.js';
 import { loadConfigOrReport } from './config/config.js';
@@ -22,6 +23,10 @@ async function main(): Promise<void> {
     if (err instanceof StartupRefusedError) {
       console.error(err.message);
       process.exit(2);
+    }
+    if (err instanceof RedisUnavailableError) {
+      console.error(err.message);
+      process.exit(1);
     }
     throw err;
   }

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { PERMISSION_MODES } from '../protocol/chat.js';
@@ -70,6 +71,35 @@ function parseDatabaseUrl(url: string, ctx: z.RefinementCtx): DatabaseTarget {
   });
   return z.NEVER;
 }
+
+/**
+ * Where the nodes of one deployment share state: `redis://[user:password@]host[:port][/db]` (`rediss://` for TLS).
+ * Its presence turns multi-node mode on.
+ */
+function parseRedisUrl(url: string, ctx: z.RefinementCtx): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || !/^rediss?:$/.test(parsed.protocol) || !parsed.hostname) {
+    ctx.addIssue({ code: 'custom', message: `"${redactUrl(url)}" is not a Redis URL like redis://host:6379/0` });
+    return z.NEVER;
+  }
+  if (parsed.pathname.length > 1 && !/^\/\d{1,2}$/.test(parsed.pathname)) {
+    ctx.addIssue({ code: 'custom', message: `the database of "${redactUrl(url)}" must be a number, e.g. redis://host:6379/0` });
+    return z.NEVER;
+  }
+  return url;
+}
+
+/**
+ * A node's name in logs, metrics, Redis and the rows of the work it runs: letters, digits, `.`, `_`, `-`, at most
+ * 64 characters (a host name fits). It must be unique in the deployment and the same across restarts of one node,
+ * because start-up recovery repairs only the work its own node left unfinished.
+ */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** A URL as it may appear in logs and error messages: without its password. */
 export function redactUrl(url: string): string {
@@ -250,6 +280,21 @@ export const EnvSchema = z.object({
   MAX_SOCKETS_PER_USER: integer(0, 1_000_000).default(32),
   /** Chats one user may own; creating more answers 403. 0: no limit. */
   MAX_CHATS_PER_USER: integer(0, 100_000_000).default(1_000),
+
+  /** Shared state between the nodes of one deployment (multi-node mode); unset: one process, nothing shared. */
+  REDIS_URL: z.string().transform(parseRedisUrl).optional(),
+  /** Prepended to every Redis key and channel: several deployments (or tests) can share one Redis. */
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:._-]{1,64}$/, 'REDIS_KEY_PREFIX may hold letters, digits, ":", ".", "_" and "-" (at most 64)')
+    .default('agent-chat:'),
+  /** This node's name (default: the machine's host name); see NODE_ID_PATTERN. */
+  NODE_ID: z
+    .string()
+    .default(() => os.hostname())
+    .refine((id) => NODE_ID_PATTERN.test(id), {
+      message: 'NODE_ID must be 1-64 letters, digits, ".", "_" or "-" starting with a letter or digit (default: the host name; set it when the host name does not fit)',
+    }),
 
   /**
    * Answers come from the repo's scripted fake model (`npm run demo` sets it): GET /api/info says so and the web

@@ -2,6 +2,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { ServerEvent } from '../protocol/ws.js';
 
 export interface MetricsSources {
+  /** NODE_ID: every metric carries it as the `node` label, so one dashboard tells the nodes of a deployment apart. */
+  node: string;
   liveAgents(): number;
   openSockets(): number;
 }
@@ -24,6 +26,7 @@ export class Metrics {
 
   constructor(sources: MetricsSources, private readonly now: () => number = () => performance.now()) {
     const registers = [this.registry];
+    this.registry.setDefaultLabels({ node: sources.node });
     collectDefaultMetrics({ register: this.registry });
     new Gauge({ name: 'agent_live_agents', help: 'Agent CLI processes alive', registers, collect() {
       this.set(sources.liveAgents());

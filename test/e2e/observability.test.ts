@@ -2,16 +2,29 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChat, startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
 import { TestClient } from '../helpers/ws-client.js';
 
-/** The value of one sample line of a Prometheus text exposition (`name{labels} value`). */
+const NODE_ID = 'obs-node-1';
+
+/** `name{a="1",b="2"}` as its name and its labels, sorted (prom-client puts default labels first or last). */
+const seriesKey = (series: string): string => {
+  const [name, labels = ''] = series.replace(/\}$/, '').split('{');
+  return `${name}{${labels.split(',').filter((l) => l.length > 0).sort().join(',')}}`;
+};
+
+/**
+ * The value of one sample line of a Prometheus text exposition (`name{labels} value`); `series` names the labels
+ * other than `node`, which every series carries.
+ */
 const sample = (text: string, series: string): number | undefined => {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  const node = `node="${NODE_ID}"`;
+  const wanted = seriesKey(series.endsWith('}') ? `${series.slice(0, -1)},${node}}` : `${series}{${node}}`);
+  const line = text.split('\n').find((l) => seriesKey(l.slice(0, l.lastIndexOf(' '))) === wanted);
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 };
 
 describe('observability', () => {
   let server: AgentTestServer;
   beforeAll(async () => {
-    server = await startAgentServer({ AGENT_PREWARM: 'false' });
+    server = await startAgentServer({ AGENT_PREWARM: 'false', NODE_ID });
   });
   afterAll(async () => {
     await server?.close();
@@ -48,6 +61,9 @@ describe('observability', () => {
     expect(sample(text, 'ws_connections')).toBe(1);
     expect(sample(text, 'chat_errors_total{kind="bad_frame"}')).toBe(1);
     expect(text).toContain('process_resident_memory_bytes');
+    // Every series names the node it comes from (NODE_ID), so a deployment's nodes can be told apart.
+    const series = text.split('\n').filter((l) => l.length > 0 && !l.startsWith('#'));
+    expect(series.filter((l) => !l.includes(`node="${NODE_ID}"`))).toEqual([]);
     await client.close();
   });
 });

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { startFakeModel, type FakeModel } from '../../fake-model/server.js';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
@@ -20,6 +20,8 @@ export interface ServiceOptions {
   agent?: boolean;
   /** A fake model to share (closed by its owner); with `agent`, one is started (and closed) otherwise. */
   fake?: FakeModel;
+  /** The service's logger settings for its configuration (default: none); e.g. loggerOptions with a stream to read. */
+  logger?: (config: Config) => FastifyServerOptions['logger'];
   /** The folder of the SQLite file, the workspaces and the agent homes: the same one again restarts on the same data. */
   dir?: string;
 }
@@ -107,7 +109,7 @@ async function listen(
       : {}),
     ...options.env,
   });
-  const app = await buildApp(config);
+  const app = await buildApp(config, options.logger ? { logger: options.logger(config) } : {});
   try {
     await app.listen({ port: 0, host: '127.0.0.1' });
   } catch (err) {

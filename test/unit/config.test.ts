@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULT_ALLOWED_TOOLS, loadConfig } from '../../src/config/config.js';
@@ -160,5 +161,41 @@ describe('security settings', () => {
 
   it.each(['*', 'chat.example.com', 'https://chat.example.com/app', 'ftp://x.example'])('refuses %s in CORS_ORIGINS', (value) => {
     expect(configError({ CORS_ORIGINS: value }).problems[0]).toMatch(/^CORS_ORIGINS: .*not an origin/);
+  });
+});
+
+describe('multi-node settings', () => {
+  it('is one node with no Redis by default, named after the host', () => {
+    const config = loadConfig({});
+    expect(config.REDIS_URL).toBeUndefined();
+    expect(config.NODE_ID).toBe(os.hostname());
+    expect(config.REDIS_KEY_PREFIX).toBe('agent-chat:');
+  });
+
+  it('accepts redis:// and rediss:// URLs with credentials and a database number', () => {
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379/2' }).REDIS_URL).toBe('redis://127.0.0.1:6379/2');
+    expect(loadConfig({ REDIS_URL: 'rediss://user:pw@cache.internal' }).REDIS_URL).toBe('rediss://user:pw@cache.internal');
+  });
+
+  it('refuses another scheme or a database that is not a number, without printing the password', () => {
+    expect(configError({ REDIS_URL: 'http://cache:6379' }).problems).toEqual([
+      'REDIS_URL: "http://cache:6379" is not a Redis URL like redis://host:6379/0',
+    ]);
+    const problems = configError({ REDIS_URL: 'redis://admin:hunter2secret@cache/main' }).problems.join('\n');
+    expect(problems).toContain('REDIS_URL: the database of "redis://admin:***@cache/main" must be a number');
+    expect(problems).not.toContain('hunter2secret');
+  });
+
+  it('takes a NODE_ID of letters, digits, ".", "_", "-" up to 64 characters, and refuses others', () => {
+    expect(loadConfig({ NODE_ID: 'node-1.eu_west' }).NODE_ID).toBe('node-1.eu_west');
+    expect(loadConfig({ NODE_ID: 'n'.repeat(64) }).NODE_ID).toHaveLength(64);
+    for (const bad of ['n'.repeat(65), 'node 1', 'node/1', '-node', 'nöde', 'a:b']) {
+      expect(configError({ NODE_ID: bad }).problems[0]).toMatch(/^NODE_ID: /);
+    }
+  });
+
+  it('refuses a key prefix with characters that would need escaping in key patterns', () => {
+    expect(configError({ REDIS_KEY_PREFIX: 'chat*' }).problems[0]).toMatch(/^REDIS_KEY_PREFIX: /);
+    expect(loadConfig({ REDIS_KEY_PREFIX: 'prod:chat:' }).REDIS_KEY_PREFIX).toBe('prod:chat:');
   });
 });
