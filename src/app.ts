@@ -28,6 +28,8 @@ import type { Config } from './config/config.js';
 import { openRedis, type RedisHandle, type RedisSettings } from './cluster/redis.js';
 import { openDatabase } from './db/database.js';
 import { RateLimiter } from './limits/rate-limiter.js';
+import { RedisRateLimiter } from './limits/redis-rate-limiter.js';
+import { RedisTicketStore } from './auth/redis-tickets.js';
 import { registerRestRateLimit } from './limits/rest-rate-limit.js';
 import { Store } from './store/store.js';
 import { authRoutes } from './transport/rest/auth.routes.js';
@@ -180,9 +182,22 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     onConnectionError: (err) => app.log.warn({ err }, 'an idle database connection broke; the next query reconnects'),
   });
   const store = new Store(db, options.now);
-  const auth = new AuthService({ store, disabled: config.AUTH_DISABLED });
-  let confinement: AgentConfinement;
+  // Multi-node mode: a node that cannot reach the shared state must not serve (its limits and tickets would be
+  // its own), so an unreachable Redis stops the start here, before crash recovery and agents.
   let redis: RedisHandle | undefined;
+  try {
+    if (settings.cluster.redis) redis = await openRedis(settings.cluster.redis, app.log);
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  const auth = new AuthService({
+    store,
+    disabled: config.AUTH_DISABLED,
+    // A ticket asked for on one node may open a socket on another.
+    ...(redis ? { tickets: new RedisTicketStore(redis) } : {}),
+  });
+  let confinement: AgentConfinement;
   try {
     // Before anything else runs: a service that must not start touches nothing (no crash recovery, no agents).
     await checkExposure({ host: config.HOST, authDisabled: config.AUTH_DISABLED }, auth, app.log);
@@ -196,10 +211,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       { setting: config.AGENT_CONFINEMENT, multiUser, allowUnconfined: config.ALLOW_UNCONFINED_AGENTS },
       app.log,
     );
-    // Multi-node mode: a node that cannot reach the shared state must not serve (its limits and tickets would be
-    // its own), so an unreachable Redis stops the start here, before crash recovery and agents.
-    if (settings.cluster.redis) redis = await openRedis(settings.cluster.redis, app.log);
   } catch (err) {
+    await redis?.close();
     await db.destroy();
     throw err;
   }
@@ -290,7 +303,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
 
   // CORS first (its hook answers preflights and decorates refusals), then authentication with the rate limit.
   await registerCors(app, config.CORS_ORIGINS);
-  const limit = config.RATE_LIMIT_PER_MINUTE > 0 ? await registerRestRateLimit(app, config.RATE_LIMIT_PER_MINUTE) : undefined;
+  const limit = config.RATE_LIMIT_PER_MINUTE > 0 ? await registerRestRateLimit(app, config.RATE_LIMIT_PER_MINUTE, redis) : undefined;
   installAuth(app, { auth, corsOrigins: config.CORS_ORIGINS, ...(limit ? { limit } : {}) });
 
   await registerOpenApi(app, APP_VERSION);
@@ -311,7 +324,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     chatUpdates,
     ...socketSettings,
     ...(limit ? { authFailureLimit: limit } : {}),
-    ...(messagesPerMinute > 0 ? { messageLimiter: new RateLimiter(messagesPerMinute) } : {}),
+    ...(messagesPerMinute > 0
+      ? {
+          // Several nodes: one bucket per user in Redis, whichever nodes their sockets are on.
+          messageLimiter: redis ? new RedisRateLimiter(redis, 'messages', messagesPerMinute) : new RateLimiter(messagesPerMinute),
+        }
+      : {}),
     onFrameError: (code) => metrics.frameError(code),
     openSockets,
   });

@@ -2,6 +2,7 @@ import type { Store } from '../store/store.js';
 import { SETTING_AUTH_ENABLED } from '../store/settings.repository.js';
 import { AUTH_DISABLED_PRINCIPAL, LOCAL_PRINCIPAL, type Principal } from './principal.js';
 import { TicketStore } from './tickets.js';
+import type { WsTickets } from './ws-tickets.js';
 import { hashToken } from './tokens.js';
 
 /**
@@ -23,12 +24,13 @@ export interface AuthServiceOptions {
   disabled: boolean;
   now?: () => number;
   recheckMs?: number;
-  tickets?: TicketStore;
+  /** Where WebSocket tickets live: in this process by default, in Redis with several nodes. */
+  tickets?: WsTickets;
 }
 
 /** Verifies credentials into principals, and knows whether authentication is in force. */
 export class AuthService {
-  readonly tickets: TicketStore;
+  readonly tickets: WsTickets;
   private readonly store: Store;
   private readonly now: () => number;
   private readonly recheckMs: number;

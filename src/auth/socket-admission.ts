@@ -68,7 +68,14 @@ export async function admitSocket(
   const refused = (reason: string): SocketAdmission => ({ ok: false, code: CLOSE_UNAUTHORIZED, reason });
   const ticket = (req.query as Record<string, unknown> | undefined)?.ticket;
   if (ticket !== undefined) {
-    const principal = typeof ticket === 'string' ? auth.tickets.redeem(ticket) : undefined;
+    let principal: Principal | undefined;
+    try {
+      principal = typeof ticket === 'string' ? await auth.tickets.redeem(ticket) : undefined;
+    } catch (err) {
+      // Tickets shared through Redis, and Redis unreachable: the client asks again, or uses its token.
+      req.log.warn({ err }, 'could not redeem a WebSocket ticket');
+      return refused('tickets unavailable: try again shortly');
+    }
     return principal ? { ok: true, principal } : refused('invalid, used or expired ticket');
   }
   const fromProtocol = offeredSubprotocols(req.headers['sec-websocket-protocol'])

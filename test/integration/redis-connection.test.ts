@@ -1,6 +1,7 @@
 // A node's connection to the shared Redis (REDIS_URL), on the real Redis: start-up refuses an unreachable one with a
 // message that names it without its password; a Redis lost while running is logged, reported by /readyz, never
-// fatal, and found again by itself; every log line and metric names the node.
+// fatal (what needs only the database keeps working), and found again by itself; every log line and metric names
+// the node.
 import net from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -132,11 +133,15 @@ describeWithRedis('the shared Redis', () => {
       const down = await fetch(`${service.url}/readyz`);
       expect(down.status).toBe(503);
       expect(await down.json()).toEqual({ status: 'unavailable', detail: 'redis unreachable' });
-      // The database still serves: only Redis is named.
+      // The database still serves: only Redis is named. Tickets, which live in Redis, are refused for now.
       expect((await fetch(`${service.url}/api/chats`)).status).toBe(200);
+      const ticket = await fetch(`${service.url}/api/ws-ticket`, { method: 'POST' });
+      expect(ticket.status).toBe(503);
+      expect(await ticket.json()).toEqual({ detail: 'tickets unavailable: try again shortly' });
 
       await relay.up();
       await expect.poll(async () => (await fetch(`${service.url}/readyz`)).status, { timeout: 10_000 }).toBe(200);
+      expect((await fetch(`${service.url}/api/ws-ticket`, { method: 'POST' })).status).toBe(200);
 
       expect(lines.some((l) => l.msg === 'Redis connection error; reconnecting')).toBe(true);
       expect(lines.some((l) => l.msg === 'Redis connection restored')).toBe(true);

@@ -9,7 +9,7 @@ import { ownerScope, type Principal } from '../../auth/principal.js';
 import { CLOSE_UNAUTHORIZED } from '../../auth/socket-admission.js';
 import { decodeImages, type ImageLimits } from '../../chats/images.js';
 import { CLIENT_FRAME_TYPES, ClientFrameSchema, MAX_CHAT_ID_CHARS, type ClientFrame, type ServerEvent } from '../../protocol/ws.js';
-import type { RateLimiter } from '../../limits/rate-limiter.js';
+import type { MessageLimiter } from '../../limits/message-limiter.js';
 import type { ChatListListener, ChatUpdates } from '../../chats/chat-updates.js';
 import type { LargeFrameGate } from './large-frame-gate.js';
 
@@ -42,7 +42,7 @@ export interface ChatSocketDeps {
   /** Chat list changes of the socket's owner (`chat_updated`), whatever chat the socket follows. */
   chatUpdates?: ChatUpdates;
   /** `chat` frames per minute per user, shared by all sockets (none: unlimited). */
-  messageLimiter?: RateLimiter;
+  messageLimiter?: MessageLimiter;
   /** Bounds the large frames being received at once, over all sockets (none: unbounded). */
   largeFrames?: LargeFrameGate;
 }
@@ -323,7 +323,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
         if (content.length > this.deps.maxMessageChars) {
           throw new ChatError('invalid_message', `content is longer than ${this.deps.maxMessageChars} characters`);
         }
-        if (this.rateLimited(chatId)) return;
+        if (await this.rateLimited(chatId)) return;
         // `chat` on a chat the socket does not follow yet subscribes it first (the seed client relies on it).
         if (!channel.isSubscribed(chatId, this)) await this.follow(chatId);
         return { operation: channel.send(chatId, content, images) };
@@ -340,7 +340,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
         return { operation: channel.clear(chatId) };
       case 'retry':
         // A new answer costs like a message: the same rate limit.
-        if (this.rateLimited(chatId)) return;
+        if (await this.rateLimited(chatId)) return;
         if (!channel.isSubscribed(chatId, this)) await this.follow(chatId);
         return { operation: channel.retry(chatId) };
     }
@@ -364,11 +364,21 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     if (!(await this.deps.chatAccess(this.identity.principal, chatId))) throw new ChatError('not_found', `chat ${chatId} not found`);
   }
 
-  /** Past MESSAGES_PER_MINUTE, a `chat` (or `retry`) frame is answered `rate_limited` and nothing is stored or sent. */
-  private rateLimited(chatId: string): boolean {
+  /**
+   * Past MESSAGES_PER_MINUTE, a `chat` (or `retry`) frame is answered `rate_limited` and nothing is stored or sent.
+   * A limiter that cannot answer (Redis unreachable) lets the frame through: the node reports itself unready
+   * meanwhile, and a message is worth more than a count.
+   */
+  private async rateLimited(chatId: string): Promise<boolean> {
     const { messageLimiter } = this.deps;
     if (!messageLimiter || this.identity.limitKey === undefined) return false;
-    const waitMs = messageLimiter.take(this.identity.limitKey);
+    let waitMs: number;
+    try {
+      waitMs = await messageLimiter.take(this.identity.limitKey);
+    } catch (err) {
+      this.log.warn({ err }, 'message rate limit unavailable: frame let through');
+      return false;
+    }
     if (waitMs === 0) return false;
     this.send({
       type: 'error',
