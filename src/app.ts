@@ -25,6 +25,7 @@ import { ChatTitles } from './chats/chat-titles.js';
 import { ChatUpdates } from './chats/chat-updates.js';
 import { TitleModel } from './chats/title-model.js';
 import type { Config } from './config/config.js';
+import { newNodeRun } from './cluster/node-identity.js';
 import { openRedis, type RedisHandle, type RedisSettings } from './cluster/redis.js';
 import { openDatabase } from './db/database.js';
 import { RateLimiter } from './limits/rate-limiter.js';
@@ -181,7 +182,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const db = await openDatabase(config.DATABASE_URL, {
     onConnectionError: (err) => app.log.warn({ err }, 'an idle database connection broke; the next query reconnects'),
   });
-  const store = new Store(db, options.now);
+  // This run of this node: recorded on the queries it starts, so recovery repairs only what it left (node-identity.ts).
+  const nodeRun = newNodeRun(settings.cluster.nodeId);
+  const store = new Store(db, options.now, nodeRun);
   // Multi-node mode: a node that cannot reach the shared state must not serve (its limits and tickets would be
   // its own), so an unreachable Redis stops the start here, before crash recovery and agents.
   let redis: RedisHandle | undefined;
@@ -216,7 +219,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await db.destroy();
     throw err;
   }
-  await recoverFromCrash(config, store, app.log);
+  // Alone on its database every unfinished row is this node's; in a cluster only those of its own name.
+  await recoverFromCrash(config, store, app.log, redis ? { kind: 'node', nodeId: nodeRun.nodeId } : { kind: 'all' });
   if (config.AGENT_SANDBOX && confinement.kind === 'bwrap') {
     // The CLI's sandbox is a bubblewrap of its own, and namespaces cannot be nested inside ours (it drops the
     // privileges that needs). Ours already confines Bash's files; what is lost is the CLI's network filter.

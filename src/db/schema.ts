@@ -89,6 +89,9 @@ export interface QueriesTable {
   /** The SDK session the answer was given in, and the uuid of its last entry there: where a fork or retry resumes. */
   sdk_session_id: ColumnType<string | null, string | null | undefined, string | null>;
   sdk_tail_uuid: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The node that runs (ran) the query, NODE_ID, and which run of it (a new id at every start); NULL before 008. */
+  node_id: ColumnType<string | null, string | null | undefined, string | null>;
+  node_run: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { MessageImageRow, MessageRow, MessageStatus } from '../db/schema.js
 import { sql } from 'kysely';
 import type { AnswerEnd, ChatMessage, HistoryMessage, ImageMediaType } from '../protocol/chat.js';
 import { ChatsRepository } from './chats.repository.js';
+import { queriesIn, type WorkScope } from './queries.repository.js';
 
 export interface ImageToStore {
   mediaType: ImageMediaType;
@@ -112,16 +113,19 @@ export class MessagesRepository {
   }
 
   /**
-   * Answers a crashed process left `streaming`: they keep the text checkpointed so far and become `interrupted`.
-   * Run at start-up, before any agent runs.
+   * Answers of `scope` a crashed process left `streaming`: they keep the text checkpointed so far and become
+   * `interrupted` (one that had no text yet is removed). Run before any agent of that scope runs again.
    */
-  async interruptAbandonedStreams(): Promise<number> {
-    const result = await this.db
-      .updateTable('messages')
-      .set({ status: 'interrupted' })
-      .where('status', '=', 'streaming')
-      .executeTakeFirst();
-    await this.db.deleteFrom('messages').where('status', '=', 'interrupted').where('content', '=', '').execute();
+  async interruptAbandonedStreams(scope: WorkScope = { kind: 'all' }): Promise<number> {
+    const queries = queriesIn(this.db, scope);
+    let update = this.db.updateTable('messages').set({ status: 'interrupted' }).where('status', '=', 'streaming');
+    let empty = this.db.deleteFrom('messages').where('status', '=', 'interrupted').where('content', '=', '');
+    if (queries) {
+      update = update.where('query_id', 'in', queries);
+      empty = empty.where('query_id', 'in', queries);
+    }
+    const result = await update.executeTakeFirst();
+    await empty.execute();
     return Number(result.numUpdatedRows);
   }
 

@@ -1,6 +1,29 @@
 import { randomUUID } from 'node:crypto';
+import type { ExpressionBuilder } from 'kysely';
+import type { NodeRun } from '../cluster/node-identity.js';
 import type { Db } from '../db/database.js';
-import type { QueryStatus } from '../db/schema.js';
+import type { Database, QueryStatus } from '../db/schema.js';
+
+/**
+ * Whose unfinished work a recovery repairs (crash-recovery.ts):
+ * - `all`: one node alone on its database: every unfinished row is its own;
+ * - `node`: a node of a cluster starting: its earlier runs' rows (its name runs once at a time, so they are dead) and
+ *   rows from before migration 008, which record no node (no node of a cluster writes those);
+ * - `run`: one run of a node that the cluster found dead, exactly its rows.
+ */
+export type WorkScope = { kind: 'all' } | { kind: 'node'; nodeId: string } | { kind: 'run'; run: NodeRun };
+
+/** The ids of the queries in `scope` (any status), as a subquery; undefined for `all`. */
+export function queriesIn(db: Db, scope: WorkScope) {
+  if (scope.kind === 'all') return undefined;
+  return db.selectFrom('queries').select('queries.id').where((eb) => ranBy(eb, scope));
+}
+
+function ranBy(eb: ExpressionBuilder<Database, 'queries'>, scope: Exclude<WorkScope, { kind: 'all' }>) {
+  return scope.kind === 'node'
+    ? eb.or([eb('queries.node_id', '=', scope.nodeId), eb('queries.node_id', 'is', null)])
+    : eb.and([eb('queries.node_id', '=', scope.run.nodeId), eb('queries.node_run', '=', scope.run.runId)]);
+}
 
 export interface QueryOutcome {
   status: Exclude<QueryStatus, 'running'>;
@@ -14,6 +37,8 @@ export class QueriesRepository {
   constructor(
     private readonly db: Db,
     private readonly now: () => Date,
+    /** The node run that starts queries through this repository (recorded on each); none outside the service. */
+    private readonly node?: NodeRun,
   ) {}
 
   /** A new running query; `userMessageId` when the user message it answers is already stored (a retry). */
@@ -27,6 +52,8 @@ export class QueriesRepository {
         status: 'running',
         started_at: this.now().toISOString(),
         user_message_id: userMessageId ?? null,
+        node_id: this.node?.nodeId ?? null,
+        node_run: this.node?.runId ?? null,
       })
       .execute();
     return id;
@@ -86,13 +113,14 @@ export class QueriesRepository {
     return this.db.selectFrom('queries').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
-  /** Queries left running by a process that died: they can never finish, so they are marked as errors. */
-  async failAbandoned(reason: string): Promise<number> {
-    const result = await this.db
+  /** Queries of `scope` left running by a process that died: they can never finish, so they are marked as errors. */
+  async failAbandoned(reason: string, scope: WorkScope = { kind: 'all' }): Promise<number> {
+    let update = this.db
       .updateTable('queries')
       .set({ status: 'error', error: reason, ended_at: this.now().toISOString() })
-      .where('status', '=', 'running')
-      .executeTakeFirst();
+      .where('status', '=', 'running');
+    if (scope.kind !== 'all') update = update.where((eb) => ranBy(eb, scope));
+    const result = await update.executeTakeFirst();
     return Number(result.numUpdatedRows);
   }
 }

@@ -1,3 +1,4 @@
+import type { NodeRun } from '../cluster/node-identity.js';
 import type { Db } from '../db/database.js';
 import { AgentTranscriptsRepository } from './agent-transcripts.repository.js';
 import { monotonicClock } from './clock.js';
@@ -31,11 +32,13 @@ export class Store {
   constructor(
     readonly db: Db,
     readonly now: () => Date = monotonicClock(),
+    /** The node run of the service using this store: recorded on the queries it starts (see NodeRun). */
+    readonly node?: NodeRun,
   ) {
     this.chats = new ChatsRepository(db, now);
     this.messages = new MessagesRepository(db, now);
     this.toolUses = new ToolUsesRepository(db, now);
-    this.queries = new QueriesRepository(db, now);
+    this.queries = new QueriesRepository(db, now, node);
     this.users = new UsersRepository(db, now);
     this.tokens = new TokensRepository(db, now);
     this.settings = new SettingsRepository(db);
@@ -48,6 +51,6 @@ export class Store {
 
   /** Runs `work` in one transaction, with repositories bound to it. */
   transaction<T>(work: (store: Store) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute((trx) => work(new Store(trx, this.now)));
+    return this.db.transaction().execute((trx) => work(new Store(trx, this.now, this.node)));
   }
 }

@@ -5,6 +5,7 @@ import type { ToolUseRecord } from '../protocol/chat.js';
 import { sql } from 'kysely';
 import { toolUsePath, truncationMarker } from '../chats/tool-output.js';
 import { ChatsRepository } from './chats.repository.js';
+import { queriesIn, type WorkScope } from './queries.repository.js';
 
 const parseInput = (json: string): Record<string, unknown> => {
   try {
@@ -151,6 +152,19 @@ export class ToolUsesRepository {
       .where('completed_at', 'is', null);
     if (queryId !== undefined) update = update.where('query_id', '=', queryId);
     const result = await update.executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  /** interruptOpen for the queries of `scope` (crash recovery: see WorkScope). */
+  async interruptOpenOf(scope: WorkScope): Promise<number> {
+    const queries = queriesIn(this.db, scope);
+    if (!queries) return this.interruptOpen();
+    const result = await this.db
+      .updateTable('tool_uses')
+      .set({ result_content: INTERRUPTED_TOOL_RESULT, is_error: 1, completed_at: this.now().toISOString() })
+      .where('completed_at', 'is', null)
+      .where('query_id', 'in', queries)
+      .executeTakeFirst();
     return Number(result.numUpdatedRows);
   }
 }

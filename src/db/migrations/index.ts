@@ -6,6 +6,7 @@ import * as m004 from './004-superseded-tool-uses.js';
 import * as m005 from './005-permission-rules.js';
 import * as m006 from './006-message-search.js';
 import * as m007 from './007-chat-import.js';
+import * as m008 from './008-query-nodes.js';
 import * as m009 from './009-agent-transcripts.js';
 
 /** Migrations in code (no directory scan), so a bundled or compiled build finds them too. Order is by name. */
@@ -17,6 +18,7 @@ export const migrations: Record<string, Migration> = {
   '005-permission-rules': m005,
   '006-message-search': m006,
   '007-chat-import': m007,
+  '008-query-nodes': m008,
   '009-agent-transcripts': m009,
 };
 
