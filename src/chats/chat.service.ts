@@ -158,13 +158,17 @@ export class ChatService {
     const owner = ownerScope(principal);
     let chat = await this.store.chats.get(id, owner);
     if (!chat) return undefined;
-    if (changes.settings) {
-      const before = chat.settings ?? {};
-      const after = mergeSettings(before, changes.settings);
-      if (this.policy) checkSettings(after, this.policy);
-      chat = await this.store.chats.setSettings(id, after, owner);
-      if (!chat) return undefined;
-      await this.agents.settingsChanged(id, before, after);
+    const patch = changes.settings;
+    if (patch) {
+      // Merged with what is stored at that moment, under the chat's lock: PATCHes on several nodes lose nothing.
+      const changed = await this.store.chats.changeSettings(id, owner, (before) => {
+        const after = mergeSettings(before, patch);
+        if (this.policy) checkSettings(after, this.policy);
+        return after;
+      });
+      if (!changed) return undefined;
+      chat = changed.chat;
+      await this.agents.settingsChanged(id, changed.before, changed.after);
     }
     if (changes.title !== undefined) {
       chat = await this.store.chats.rename(id, changes.title, owner);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type ExpressionBuilder } from 'kysely';
-import type { Db } from '../db/database.js';
+import { inTransaction, type Db } from '../db/database.js';
 import { lockUntilCommit } from '../db/locks.js';
 import { chatHasMessageContaining } from '../db/message-search.js';
 import type { ChatRow, Database, TitleSource } from '../db/schema.js';
@@ -124,6 +124,28 @@ export class ChatsRepository {
       .returningAll()
       .executeTakeFirst();
     return row && toChat(row);
+  }
+
+  /**
+   * Reads the chat's settings, applies `change` (which may throw: nothing is written) and stores the result, under
+   * the chat's lock: concurrent changes, from any process on the same database, apply one after the other, so
+   * none is lost. Undefined when the chat does not exist (for `owner`).
+   */
+  async changeSettings(
+    id: string,
+    owner: OwnerScope,
+    change: (before: ChatSettings) => ChatSettings,
+  ): Promise<{ chat: Chat; before: ChatSettings; after: ChatSettings } | undefined> {
+    return inTransaction(this.db, async (trx) => {
+      await lockUntilCommit(trx, `chat-settings:${id}`);
+      const chats = new ChatsRepository(trx, this.now);
+      const current = await chats.get(id, owner);
+      if (!current) return undefined;
+      const before = current.settings ?? {};
+      const after = change(before);
+      const chat = await chats.setSettings(id, after, owner);
+      return chat && { chat, before, after };
+    });
   }
 
   async setSettings(id: string, settings: ChatSettings, owner?: OwnerScope): Promise<Chat | undefined> {

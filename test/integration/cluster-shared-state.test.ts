@@ -138,3 +138,30 @@ describe.skipIf(redisUrl === null || !storeAvailable('postgres'))('state shared 
     expect(listed.body).toHaveLength(MAX_CHATS);
   });
 });
+
+describe.skipIf(redisUrl === null || !storeAvailable('postgres'))('read-modify-writes from several nodes', () => {
+  let cluster: Cluster;
+  beforeAll(async () => {
+    // Local mode (no user): nothing is rate limited, so the requests race as they come.
+    cluster = await startCluster(['node-a', 'node-b'], { env: { AGENT_PREWARM: 'false' } });
+  });
+  afterAll(async () => {
+    await cluster?.close();
+  });
+
+  it('keeps every setting of concurrent PATCHes of one chat on both nodes (none is lost)', async () => {
+    const [a, b] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
+    const chat = (await api<Chat>(a.url, 'POST', '/api/chats', { json: { title: 'settings' } })).body;
+    for (let round = 0; round < 10; round++) {
+      const model = `model-${round}`;
+      const prompt = `append ${round}`;
+      const [onA, onB] = await Promise.all([
+        api(a.url, 'PATCH', `/api/chats/${chat.id}`, { json: { settings: { model } } }),
+        api(b.url, 'PATCH', `/api/chats/${chat.id}`, { json: { settings: { system_prompt_append: prompt } } }),
+      ]);
+      expect([onA.status, onB.status]).toEqual([200, 200]);
+      const stored = (await api<Chat>(b.url, 'GET', `/api/chats/${chat.id}`)).body;
+      expect(stored.settings).toMatchObject({ model, system_prompt_append: prompt });
+    }
+  });
+});
