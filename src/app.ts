@@ -183,6 +183,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     onConnectionError: (err) => app.log.warn({ err }, 'an idle database connection broke; the next query reconnects'),
   });
   // This run of this node: recorded on the queries it starts, so recovery repairs only what it left (node-identity.ts).
+  // In a cluster its member id (memberOf(nodeRun)) is the one the other nodes see, so a node that finds it dead
+  // repairs exactly its rows with recoverNode(store, parseMember(member)).
   const nodeRun = newNodeRun(settings.cluster.nodeId);
   const store = new Store(db, options.now, nodeRun);
   // Multi-node mode: a node that cannot reach the shared state must not serve (its limits and tickets would be

@@ -10,6 +10,8 @@ import { buildApp } from '../../src/app.js';
 import { openRedis, RedisUnavailableError } from '../../src/cluster/redis.js';
 import { loadConfig } from '../../src/config/config.js';
 import { loggerOptions } from '../../src/observability/logger.js';
+import type { Chat } from '../../src/protocol/chat.js';
+import { api, openSocket, request, seedUsers } from '../helpers/auth.js';
 import { describeWithRedis, testRedis, type TestRedis } from '../helpers/redis.js';
 import { startService, type Service } from '../helpers/service.js';
 import { makeTempDir } from '../helpers/temp-dirs.js';
@@ -59,6 +61,8 @@ class RedisRelay {
     return `redis://127.0.0.1:${this.port}${this.target.pathname}`;
   }
 }
+
+const METRICS_TOKEN = 'metrics-token-0123456789';
 
 const silent = { warn: () => undefined, info: () => undefined } as unknown as Parameters<typeof openRedis>[1];
 
@@ -113,7 +117,7 @@ describeWithRedis('the shared Redis', () => {
       await relay?.down();
     });
 
-    it('is logged and reported by /readyz, never fatal, and found again by itself; logs and metrics name the node', async () => {
+    it('is logged and reported by /readyz, never fatal (limits let requests through), found again by itself; logs and metrics name the node', async () => {
       relay = new RedisRelay(new URL(redis.url));
       await relay.up();
       const sink = new Writable({
@@ -122,26 +126,39 @@ describeWithRedis('the shared Redis', () => {
           done();
         },
       });
-      const env = { ...redis.env('node-a'), REDIS_URL: relay.url(), LOG_LEVEL: 'info' };
-      service = await startService({ env, logger: (config) => ({ ...(loggerOptions(config) as object), stream: sink }) });
+      const dir = makeTempDir();
+      const token = (await seedUsers(dir, ['alice'])).alice!.token;
+      const auth = { authorization: `Bearer ${token}` };
+      const env = { ...redis.env('node-a'), REDIS_URL: relay.url(), LOG_LEVEL: 'info', METRICS_TOKEN };
+      service = await startService({ dir, env, logger: (config) => ({ ...(loggerOptions(config) as object), stream: sink }) });
+      const chat = (await api<Chat>(service.url, 'POST', '/api/chats', { token })).body;
 
       expect(await (await fetch(`${service.url}/readyz`)).json()).toEqual({ status: 'ok' });
-      const metrics = await (await fetch(`${service.url}/metrics`)).text();
+      const metrics = await (await fetch(`${service.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
       expect(metrics).toMatch(/^ws_connections\{node="node-a"\} 0$/m);
 
       await relay.down();
       const down = await fetch(`${service.url}/readyz`);
       expect(down.status).toBe(503);
       expect(await down.json()).toEqual({ status: 'unavailable', detail: 'redis unreachable' });
-      // The database still serves: only Redis is named. Tickets, which live in Redis, are refused for now.
-      expect((await fetch(`${service.url}/api/chats`)).status).toBe(200);
-      const ticket = await fetch(`${service.url}/api/ws-ticket`, { method: 'POST' });
+      // What needs only the database keeps working, uncounted by the limits in Redis; tickets, which live in Redis,
+      // are refused for now.
+      expect((await fetch(`${service.url}/api/chats`, { headers: auth })).status).toBe(200);
+      const socket = await openSocket(service.wsUrl, ['agent-chat', `bearer.${token}`]);
+      if (!socket.admitted) throw new Error(`refused: ${socket.code}`);
+      const answer = await request(socket.socket, socket.events, { type: 'chat', chat_id: chat.id, content: 'hi' }, (e) =>
+        'chat_id' in e && e.chat_id === chat.id && (e.type === 'error' || e.type === 'user_message'),
+      );
+      // This node has no model: the message got past the limit to the agent's own refusal.
+      expect(answer).toMatchObject({ type: 'error', code: 'agent_unavailable' });
+      socket.socket.terminate();
+      const ticket = await fetch(`${service.url}/api/ws-ticket`, { method: 'POST', headers: auth });
       expect(ticket.status).toBe(503);
       expect(await ticket.json()).toEqual({ detail: 'tickets unavailable: try again shortly' });
 
       await relay.up();
       await expect.poll(async () => (await fetch(`${service.url}/readyz`)).status, { timeout: 10_000 }).toBe(200);
-      expect((await fetch(`${service.url}/api/ws-ticket`, { method: 'POST' })).status).toBe(200);
+      expect((await fetch(`${service.url}/api/ws-ticket`, { method: 'POST', headers: auth })).status).toBe(200);
 
       expect(lines.some((l) => l.msg === 'Redis connection error; reconnecting')).toBe(true);
       expect(lines.some((l) => l.msg === 'Redis connection restored')).toBe(true);
