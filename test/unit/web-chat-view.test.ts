@@ -174,4 +174,69 @@ describe('web client chat view', () => {
     expect(v.items[4]).toMatchObject({ kind: 'end', outcome: 'result', success: true, cost: 0.02, duration: 1500 });
     expect(v.items[7]).toMatchObject({ kind: 'end', outcome: 'cancelled' });
   });
+
+  it('replaces the shown answer when a retry starts, and leaves superseded answers and their tools out of history', () => {
+    const at = (n: number) => `2026-01-01T00:00:0${n}.000Z`;
+    let v = run([
+      {
+        type: 'history',
+        chat_id: CHAT,
+        seq: 1,
+        messages: [
+          { id: 'u1', chat_id: CHAT, role: 'user', content: 'hi', timestamp: at(0), images: null, status: 'complete', query_id: 'q1' },
+          {
+            id: 'a1',
+            chat_id: CHAT,
+            role: 'assistant',
+            content: 'old',
+            timestamp: at(2),
+            images: null,
+            status: 'complete',
+            query_id: 'q1',
+            answer_end: { status: 'complete', cost: 0.01, duration: 10, error: null },
+          },
+        ],
+      },
+      {
+        type: 'tool_history',
+        chat_id: CHAT,
+        seq: 1,
+        tool_uses: [{ id: 't1', tool_name: 'Bash', tool_input: {}, result_content: 'x', is_error: false, timestamp: at(1) }],
+      },
+      { type: 'processing_state', chat_id: CHAT, seq: 1, is_processing: false, query_id: null, streaming_state: null },
+    ]);
+    expect(v.items.map((i) => i.key)).toEqual(['u1', 'tool:t1', 'a1', 'end:q1']);
+    v = run(
+      [
+        { type: 'answer_retried', chat_id: CHAT, seq: 2, query_id: 'q2', message_id: 'u1', superseded_message_ids: ['a1'] },
+        { type: 'stream_start', chat_id: CHAT, seq: 3, query_id: 'q2' },
+        { type: 'text_delta', chat_id: CHAT, seq: 4, query_id: 'q2', delta: 'new' },
+      ],
+      v,
+    );
+    expect(v.items.map((i) => i.kind)).toEqual(['user', 'assistant']);
+    expect(v.items[1]).toMatchObject({ content: 'new', status: 'streaming', queryId: 'q2' });
+    expect(v).toMatchObject({ processing: true, queryId: 'q2' });
+
+    // Read back: the superseded answer and its tool call are in history, flagged; the page leaves them out.
+    v = run([
+      {
+        type: 'history',
+        chat_id: CHAT,
+        seq: 9,
+        messages: [
+          { id: 'u1', chat_id: CHAT, role: 'user', content: 'hi', timestamp: at(0), images: null, status: 'complete', query_id: 'q1' },
+          { id: 'a1', chat_id: CHAT, role: 'assistant', content: 'old', timestamp: at(2), images: null, status: 'complete', query_id: 'q1', superseded: true },
+          { id: 'a2', chat_id: CHAT, role: 'assistant', content: 'new', timestamp: at(3), images: null, status: 'complete', query_id: 'q2' },
+        ],
+      },
+      {
+        type: 'tool_history',
+        chat_id: CHAT,
+        seq: 9,
+        tool_uses: [{ id: 't1', tool_name: 'Bash', tool_input: {}, result_content: 'x', is_error: false, timestamp: at(1), superseded: true }],
+      },
+    ]);
+    expect(v.items.map((i) => i.key)).toEqual(['u1', 'a2']);
+  });
 });

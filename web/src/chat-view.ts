@@ -166,7 +166,7 @@ export function applyEvent(view: ChatView, e: ServerEvent, sent?: SentImages): C
 
   switch (e.type) {
     case 'history': {
-      v.items = e.messages.flatMap(messageItems);
+      v.items = e.messages.filter(shown).flatMap(messageItems);
       // The snapshot lists the questions open now; those answered meanwhile (e.g. while the socket was down) go.
       v.prompts = [];
       v.loaded = true;
@@ -176,10 +176,10 @@ export function applyEvent(view: ChatView, e: ServerEvent, sent?: SentImages): C
       return v;
     }
     case 'tool_history': {
-      v.toolRecords = e.tool_uses;
+      v.toolRecords = e.tool_uses.filter(shown);
       // Messages with their answers' end lines (an end line stays right after the message it follows).
       const messages = v.items.filter((i) => i.kind === 'user' || i.kind === 'assistant' || i.kind === 'end');
-      const tools = e.tool_uses.filter((u) => !v.hasMore || !messages[0] || u.timestamp >= itemTime(messages[0]));
+      const tools = v.toolRecords.filter((u) => !v.hasMore || !messages[0] || u.timestamp >= itemTime(messages[0]));
       v.items = mergeItems(messages, tools.map(toolItem));
       return v;
     }
@@ -209,6 +209,19 @@ export function applyEvent(view: ChatView, e: ServerEvent, sent?: SentImages): C
         ...v.items,
         { kind: 'user', key: e.message_id, content: e.content, images: sent?.take(e.content) ?? [], timestamp: new Date().toISOString() },
       ];
+      return v;
+    }
+    case 'answer_retried': {
+      // The replaced answer goes from view (the service keeps it, superseded, and leaves it out of history): every
+      // answer item after the question answered again (a retry answers the chat's last question), and the stored
+      // messages it names wherever they are.
+      const replaced = new Set(e.superseded_message_ids);
+      const question = v.items.findIndex((it) => it.kind === 'user' && it.key === e.message_id);
+      v.items = v.items.filter(
+        (it, i) => !replaced.has(it.key) && !(question >= 0 && i > question && it.kind !== 'user' && it.kind !== 'notice'),
+      );
+      v.processing = true;
+      v.queryId = e.query_id;
       return v;
     }
     case 'stream_start': {
@@ -333,15 +346,23 @@ export function applyEvent(view: ChatView, e: ServerEvent, sent?: SentImages): C
 }
 
 /** Older messages paged in over REST go in front, with the stored tool uses of their time span. */
-export function prependOlder(view: ChatView, messages: ChatMessage[], hasMore: boolean): ChatView {
-  if (messages.length === 0) return { ...view, hasMore };
+export function prependOlder(view: ChatView, page: ChatMessage[], hasMore: boolean): ChatView {
+  if (page.length === 0) return { ...view, hasMore };
+  const oldestMessageId = page[0]!.id;
+  const messages = page.filter(shown);
+  if (messages.length === 0) return { ...view, hasMore, oldestMessageId };
   const firstShown = view.items.find((i) => i.kind === 'user' || i.kind === 'assistant');
-  const from = hasMore ? messages[0]!.timestamp : '';
+  const from = hasMore ? page[0]!.timestamp : '';
   const to = firstShown ? itemTime(firstShown) : '\uffff';
   const tools = view.toolRecords.filter((u) => u.timestamp >= from && u.timestamp < to);
   const shownToolIds = new Set(view.items.flatMap((i) => (i.kind === 'tool' ? [i.toolId] : [])));
   const older = mergeByTime(messages, tools.filter((u) => !shownToolIds.has(u.id)));
-  return { ...view, items: [...older, ...view.items], hasMore, oldestMessageId: messages[0]!.id };
+  return { ...view, items: [...older, ...view.items], hasMore, oldestMessageId };
+}
+
+/** Answers replaced by a `retry` (and their tool calls) are kept by the service, not shown. */
+function shown(m: { superseded?: boolean | undefined }): boolean {
+  return m.superseded !== true;
 }
 
 function itemTime(i: Item): string {

@@ -1,6 +1,6 @@
 /**
  * English and Simplified Chinese, chosen from the browser's language. Accessible names that tests and assistive
- * technology rely on ("New chat", "Message", "Send", "Stop", "Attach image", "Allow", "Allow for this chat",
+ * technology rely on ("New chat", "Message", "Send", "Stop", "Retry", "Attach image", "Allow", "Allow for this chat",
  * "Deny") stay English `aria-label`s in both languages, so scripts and screen-reader commands work everywhere; the
  * visible text (and `title` tooltips) are translated.
  */
@@ -37,6 +37,9 @@ const en = {
   permissionTitle: 'The agent wants to use',
   expiresIn: (s: number) => (s > 0 ? `Denied automatically in ${fmtSeconds(s)}` : 'Timed out'),
   interrupted: 'Stopped',
+  retry: 'Retry',
+  retryTitle: 'Answer the last message again (the current answer is replaced)',
+  sending: 'Sending…',
   errorAnswer: 'Error',
   stoppedNote: 'Answer stopped',
   jumpToLatest: 'Jump to latest',
@@ -122,6 +125,9 @@ const zh: Strings = {
   permissionTitle: '智能体请求使用',
   expiresIn: (s: number) => (s > 0 ? `${fmtSeconds(s)} 后自动拒绝` : '已超时'),
   interrupted: '已停止',
+  retry: '重试',
+  retryTitle: '重新回答最后一条消息（替换当前回答）',
+  sending: '发送中…',
   errorAnswer: '出错',
   stoppedNote: '回答已停止',
   jumpToLatest: '跳到最新',

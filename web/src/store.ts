@@ -2,9 +2,10 @@ import type { Chat, ImageInput } from '../../src/protocol/chat.js';
 import type { ServiceInfo } from '../../src/protocol/rest.js';
 import type { ClientCapability, ClientFrame, ServerEvent } from '../../src/protocol/ws.js';
 import { Api, AuthError } from './api.js';
-import { applyEvent, emptyView, prependOlder, type ChatView, type ImageRef } from './chat-view.js';
+import { applyEvent, emptyView, prependOlder, type ChatView } from './chat-view.js';
 import { Connection, type ConnectionState } from './connection.js';
 import { t } from './i18n.js';
+import { Outbox, type PendingMessage } from './outbox.js';
 import { tokenStore } from './token-store.js';
 
 export type AuthState =
@@ -20,6 +21,8 @@ export interface AppState {
   searchResults: Chat[] | null;
   selectedId: string | null;
   views: Map<string, ChatView>;
+  /** Messages sent and not yet echoed by the service, per chat (shown as "sending"). */
+  pending: Map<string, readonly PendingMessage[]>;
   connection: ConnectionState;
   toast: string | null;
 }
@@ -48,6 +51,7 @@ export class AppStore {
     searchResults: null,
     selectedId: null,
     views: new Map(),
+    pending: new Map(),
     connection: { kind: 'connecting' },
     toast: null,
   };
@@ -59,8 +63,19 @@ export class AppStore {
   private searchSeq = 0;
   /** Window listeners and timers are installed once, not again after a sign-in. */
   private started = false;
-  /** Images this page sent, by message text, until the service echoes the message (user_message has no images). */
-  private sentImages = new Map<string, ImageRef[][]>();
+  /** Chat messages until their echo; sent again after a reconnect when the service did not get them. */
+  private readonly outbox = new Outbox({
+    send: (frame) => this.connection?.send(frame) ?? false,
+    chatFrame: (chatId, content, images) => ({
+      type: 'chat',
+      chat_id: chatId,
+      content,
+      capabilities: CAPABILITIES,
+      ...(images.length > 0 ? { images } : {}),
+    }),
+    changed: () => this.set({ pending: this.outbox.all() }),
+    setTimeout: (fn, ms) => setTimeout(fn, ms),
+  });
 
   subscribe(listener: () => void): () => void {
     this.listeners.add(listener);
@@ -143,6 +158,7 @@ export class AppStore {
     this.api.forgetImages();
     this.connection?.stop();
     this.connection = null;
+    this.outbox.forget();
     this.set({
       auth: { kind: 'signed-out', message },
       chats: [],
@@ -260,6 +276,7 @@ export class AppStore {
     }
     const views = new Map(this.state.views);
     views.delete(id);
+    this.outbox.forget(id);
     this.set({
       chats: this.state.chats.filter((c) => c.id !== id),
       searchResults: this.state.searchResults?.filter((c) => c.id !== id) ?? null,
@@ -294,9 +311,14 @@ export class AppStore {
     this.set({ views }, opts);
   }
 
+  /**
+   * On every (re)connect. A chat with messages awaiting their echo gets its snapshot rather than a replay: the
+   * outbox needs to know where the service's answer ends to tell which of them arrived (see Outbox).
+   */
   private resubscribeFrames(): ClientFrame[] {
+    this.outbox.reconnected();
     return [...this.state.views.values()].map((v) =>
-      v.lastSeq !== null && v.loaded
+      v.lastSeq !== null && v.loaded && !this.outbox.needsSnapshot(v.chatId)
         ? { type: 'subscribe', chat_id: v.chatId, last_seq: v.lastSeq, capabilities: CAPABILITIES }
         : { type: 'subscribe', chat_id: v.chatId, capabilities: CAPABILITIES },
     );
@@ -314,7 +336,9 @@ export class AppStore {
     const view = this.state.views.get(chatId);
     if (!view) return;
     if (e.type === 'error' && !e.query_id) {
-      // Not about an answer (a refused frame): the message is for the person who sent it.
+      // Not about an answer (a refused frame): the message is for the person who sent it. A refused chat message
+      // was not stored: it is no longer pending.
+      this.outbox.refused(chatId);
       if (e.code === 'not_found' && !view.loaded) {
         void this.remove(chatId);
         return;
@@ -322,34 +346,27 @@ export class AppStore {
       this.set({ toast: e.error });
       return;
     }
-    const next = applyEvent(view, e, { take: (content) => this.takeSentImages(content) });
+    if (e.type === 'history') this.outbox.snapshot(chatId, e.messages);
+    if (e.type === 'answer_retried') this.outbox.retried(chatId);
+    // The echo settles the pending message; the images the user attached show with it (user_message has none).
+    const next = applyEvent(view, e, { take: (content) => this.outbox.accept(chatId, content) });
     if (next !== view) this.putView(next, { now: e.type === 'history' });
   }
 
-  private takeSentImages(content: string): ImageRef[] {
-    const queue = this.sentImages.get(content);
-    const images = queue?.shift() ?? [];
-    if (queue && queue.length === 0) this.sentImages.delete(content);
-    return images;
+  /**
+   * Sends a message (interrupting a running answer, as the protocol does); it stays pending until the service echoes
+   * it. False when not connected.
+   */
+  send(chatId: string, content: string, images: ImageInput[]): boolean {
+    if (!this.state.views.has(chatId)) this.putView(emptyView(chatId));
+    const view = this.state.views.get(chatId)!;
+    return this.outbox.send(chatId, content, images, view.loaded ? lastUserKey(view) : undefined);
   }
 
-  /** Sends a message (interrupting a running answer, as the protocol does). False when not connected. */
-  send(chatId: string, content: string, images: ImageInput[]): boolean {
-    const frame: ClientFrame = {
-      type: 'chat',
-      chat_id: chatId,
-      content,
-      capabilities: CAPABILITIES,
-      ...(images.length > 0 ? { images } : {}),
-    };
-    if (!this.state.views.has(chatId)) this.putView(emptyView(chatId));
-    const ok = this.connection?.send(frame) ?? false;
-    if (ok && images.length > 0) {
-      const list = this.sentImages.get(content) ?? [];
-      list.push(images.map((i) => ({ src: `data:${i.media_type};base64,${i.base64}` })));
-      this.sentImages.set(content, list);
-    }
-    return ok;
+  /** Answers the chat's last question again; the new answer replaces the shown one when it starts (answer_retried). */
+  retry(chatId: string): void {
+    if (this.connection?.send({ type: 'retry', chat_id: chatId, capabilities: CAPABILITIES })) this.outbox.retrySent(chatId);
+    else this.set({ toast: t.notConnected });
   }
 
   stop(chatId: string): void {
@@ -396,4 +413,10 @@ export class AppStore {
   showToast(message: string): void {
     this.set({ toast: message });
   }
+}
+
+/** The newest user message of the view (its key is the stored message's id), or null. */
+function lastUserKey(view: ChatView): string | null {
+  for (let i = view.items.length - 1; i >= 0; i--) if (view.items[i]!.kind === 'user') return view.items[i]!.key;
+  return null;
 }

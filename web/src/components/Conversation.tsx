@@ -4,8 +4,8 @@ import type { ChatView } from '../chat-view.js';
 import { names, t } from '../i18n.js';
 import type { AppState, AppStore } from '../store.js';
 import { Composer, type ComposerHandle } from './Composer.js';
-import { IconDown, IconDownload, IconMenu } from './icons.js';
-import { ItemView } from './Messages.js';
+import { IconDown, IconDownload, IconMenu, IconRetry } from './icons.js';
+import { ItemView, PendingView } from './Messages.js';
 import { PermissionCard } from './PermissionCard.js';
 
 /** Within this distance of the bottom the view follows new text; scrolled further up, it stays put. */
@@ -65,6 +65,10 @@ export function Conversation({
     } else if (view?.hasMore && chatId) void store.loadOlder(chatId);
   };
   const processing = view?.processing ?? false;
+  const pending = (chatId && state.pending.get(chatId)) || [];
+  // Retry answers the chat's last question again: offered when nothing runs or waits to be sent.
+  const canRetry =
+    !processing && pending.length === 0 && !!view?.loaded && state.connection.kind === 'open' && allItems.some((i) => i.kind === 'user');
 
   // Keep the reader's place: follow the bottom when stuck to it, keep the visible text still when older
   // messages are put in front.
@@ -148,7 +152,7 @@ export function Conversation({
     });
   };
 
-  const empty = !view || (view.loaded && allItems.length === 0);
+  const empty = !view || (view.loaded && allItems.length === 0 && pending.length === 0);
   return (
     <main
       class={`conversation${dragging ? ' dragging' : ''}`}
@@ -194,6 +198,17 @@ export function Conversation({
             <Welcome demo={state.info?.demo ?? false} />
           ) : (
             items.map((item) => <ItemView key={item.key} item={item} />)
+          )}
+          {pending.map((p) => (
+            <PendingView key={p.id} message={p} />
+          ))}
+          {canRetry && chatId && (
+            <div class="answer-actions">
+              <button class="ghost small" aria-label={names.retry} title={t.retryTitle} onClick={() => store.retry(chatId)}>
+                <IconRetry />
+                <span>{t.retry}</span>
+              </button>
+            </div>
           )}
           {view && view.prompts.length > 0 && (
             <div class="prompts">

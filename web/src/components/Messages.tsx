@@ -2,6 +2,7 @@ import { createContext } from 'preact';
 import { memo } from 'preact/compat';
 import { useContext, useEffect, useState } from 'preact/hooks';
 import type { ImageRef, Item } from '../chat-view.js';
+import type { PendingMessage } from '../outbox.js';
 import { t } from '../i18n.js';
 import { renderMarkdown, renderStreamingMarkdown } from '../markdown.js';
 import { IconChevron, IconTool } from './icons.js';
@@ -59,6 +60,27 @@ export const ItemView = memo(function ItemView({ item }: { item: Item }) {
         </div>
       );
   }
+});
+
+/** A message sent and not yet confirmed by the service (sent again after a reconnect when it was lost). */
+export const PendingView = memo(function PendingView({ message }: { message: PendingMessage }) {
+  return (
+    <div class="msg user pending" data-role="user" data-pending="true">
+      <div class="bubble">
+        {message.images.length > 0 && (
+          <div class="msg-images">
+            {message.images.map((img, i) => (
+              <MessageImage key={i} image={{ src: `data:${img.media_type};base64,${img.base64}` }} />
+            ))}
+          </div>
+        )}
+        {message.content && <div class="user-text">{message.content}</div>}
+      </div>
+      <span class="sending">
+        {t.sending}
+      </span>
+    </div>
+  );
 });
 
 function AssistantMessage({ item }: { item: Extract<Item, { kind: 'assistant' }> }) {

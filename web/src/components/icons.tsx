@@ -23,3 +23,4 @@ export const IconShield = () => <Svg size={18} d="M12 3l8 3v6c0 5-3.5 8-8 9-4.5-
 export const IconLogout = () => <Svg size={16} d="M9 21H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h4M16 17l5-5-5-5M21 12H9" />;
 export const IconDownload = () => <Svg size={15} d="M12 4v11M7 10l5 5 5-5M5 20h14" />;
 export const IconUpload = () => <Svg size={16} d="M12 20V9M7 14l5-5 5 5M5 4h14" />;
+export const IconRetry = () => <Svg size={15} d="M3 12a9 9 0 1 0 3-6.7M3 4v5h5" />;
