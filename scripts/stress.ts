@@ -2,9 +2,13 @@
 //   npm run stress -- --ops 5000 --seed 7 [--chats 4 --sockets 3] [--clear] [--env KEY=VALUE ...]
 //   npm run stress -- --model-faults --env AGENT_API_TIMEOUT_MS=2000 ...   (the fake model's fault scripts mixed in)
 //   npm run stress:deep -- [--seeds 10] [--first-seed 1] [--ops 10000] [--profiles replace,pressure,faults,plain]
+//                          [--record bench/results/stress-deep.jsonl]
 // One run prints its figures and every violation; the deep mode runs one fresh service per seed, rotating through
 // the profiles below, prints a line per seed and a summary. Both exit 1 on any violation.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startAgentServer } from '../test/helpers/agent-server.js';
 import { runStress, STRESS_SERVER_ENV, type StressFigures } from '../test/stress/stress-runner.js';
@@ -29,6 +33,11 @@ const { values } = parseArgs({
     seeds: { type: 'string', default: '10' },
     'first-seed': { type: 'string', default: '1' },
     profiles: { type: 'string', default: 'replace,pressure,faults,plain' },
+    /**
+     * Appends one JSON line per finished seed (its figures, violations, the commit and the machine's load) to this
+     * file: a deep run that outlasts one sitting can be continued with --first-seed and still add up to one record.
+     */
+    record: { type: 'string' },
   },
 });
 
@@ -121,6 +130,20 @@ function reproduce(s: RunSettings): string {
   return `npm run stress -- --seed ${s.seed} --ops ${s.ops} --chats ${s.chats} --sockets ${s.sockets}${envArgs}${flags}`;
 }
 
+/** One finished seed, with what it ran on, appended as a JSON line. */
+function record(file: string, row: Record<string, unknown>): void {
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    if (execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim()) commit += '+changes';
+  } catch {
+    // not a git checkout: the commit stays unknown
+  }
+  const line = { finishedAt: new Date().toISOString(), commit, loadAverage: os.loadavg().map((l) => Math.round(l * 10) / 10), cores: os.cpus().length, ...row };
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.appendFileSync(file, `${JSON.stringify(line)}\n`);
+}
+
 if (values.deep) {
   const seeds = num('seeds', values.seeds);
   const first = num('first-seed', values['first-seed']);
@@ -158,6 +181,7 @@ if (values.deep) {
     };
     rows.push(row);
     console.log(`seed ${f.seed} [${profile}]: ${JSON.stringify(row)}`);
+    if (values.record) record(values.record, { ...row, violations: f.violations, reproduce: reproduce(settings) });
     if (f.violations.length > 0) {
       failed.push({ settings, violations: f.violations });
       for (const v of f.violations) console.log(`  - ${v}`);
