@@ -49,12 +49,16 @@ async function repairUnfinishedWork(store: Store, scope: WorkScope, reason: stri
 
 /**
  * Our agents are recognised by their environment: every CLI and every tool process it starts carries
- * CLAUDE_CONFIG_DIR=<a folder under this service's AGENT_HOME_DIR> (its chat's, see agent-home.ts), which nothing
- * else on the machine has. A confined agent dies with the service (bubblewrap's --die-with-parent); this finds the
- * unconfined ones.
+ * HOME and CLAUDE_CONFIG_DIR=<a folder under this service's AGENT_HOME_DIR> (its chat's, see agent-home.ts), which
+ * nothing else on the machine has. Either is enough: an agent resuming a session from the database store runs with the
+ * SDK's temporary CLAUDE_CONFIG_DIR (`<system temp>/claude-resume-*`), its HOME still the chat's. A confined agent
+ * dies with the service (bubblewrap's --die-with-parent); this finds the unconfined ones.
  */
-export function findAgentProcesses(agentHomeDir: string): Promise<number[]> {
-  return findProcessesWithEnv(`CLAUDE_CONFIG_DIR=${agentHomeDir}${path.sep}`, { prefix: true });
+export async function findAgentProcesses(agentHomeDir: string): Promise<number[]> {
+  const found = await Promise.all(
+    ['HOME', 'CLAUDE_CONFIG_DIR'].map((name) => findProcessesWithEnv(`${name}=${agentHomeDir}${path.sep}`, { prefix: true })),
+  );
+  return [...new Set(found.flat())].sort((a, b) => a - b);
 }
 
 async function killOrphanAgents(agentHomeDir: string): Promise<number[]> {

@@ -2,10 +2,12 @@
 // real SDK and CLI against the fake model, on SQLite and Postgres: a chat's agent resumes with its full context
 // wherever it starts, whatever that node's agent home holds; forks, export and import work; the rows go with the chat.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeModel, type FakeModel } from '../../fake-model/server.js';
 import { chatAgentHome } from '../../src/agent/agent-home.js';
+import { findAgentProcesses } from '../../src/agent/crash-recovery.js';
 import { openDatabase, type Db } from '../../src/db/database.js';
 import type { Chat } from '../../src/protocol/chat.js';
 import { createChat, startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
@@ -100,8 +102,14 @@ describeEachStore('agent transcripts in the database', (kind) => {
     expect(await ask(node, chatId, 'three')).toEqual([...turn('one'), ...turn('two'), { role: 'user', text: 'three' }]);
     // The session came from the database: the CLI resumed it from a temporary folder, not from the agent home.
     expect(localTranscripts(node, chatId)).toEqual([]);
+    // Such an agent is still found as one of this node's (its CLAUDE_CONFIG_DIR is elsewhere, its HOME is not).
+    const agents = await findAgentProcesses(node.config.AGENT_HOME_DIR);
+    const resumeDir = `CLAUDE_CONFIG_DIR=${path.join(os.tmpdir(), 'claude-resume-')}`;
+    const environ = (pid: number) => fs.readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+    expect(agents.some((pid) => environ(pid).some((entry) => entry.startsWith(resumeDir)))).toBe(true);
     // A confined agent saw that folder through a mount point in its own temp folder, removed once it exited.
     await node.app.agents.closeChat(chatId);
+    await until(async () => (await findAgentProcesses(node.config.AGENT_HOME_DIR)).length === 0, 'no agent process left');
     const tmpDir = chatAgentHome(node.config.AGENT_HOME_DIR, chatId).tmpDir;
     expect(fs.readdirSync(tmpDir).filter((name) => name.startsWith('claude-resume-'))).toEqual([]);
   }, 240_000);
