@@ -24,7 +24,7 @@ import { LocalChatChannel } from './chat-channel/local-chat-channel.js';
 import { ChatTitles } from './chats/chat-titles.js';
 import { ChatUpdates } from './chats/chat-updates.js';
 import { TitleModel } from './chats/title-model.js';
-import type { Config } from './config/config.js';
+import { sessionStoreKind, type Config } from './config/config.js';
 import { newNodeRun } from './cluster/node-identity.js';
 import { openRedis, type RedisHandle, type RedisSettings } from './cluster/redis.js';
 import { openDatabase } from './db/database.js';
@@ -233,8 +233,15 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     );
   }
 
+  const sessionStore = sessionStoreKind(config);
+  if (sessionStore === 'files' && config.REDIS_URL) {
+    app.log.warn(
+      "SESSION_STORE=files with REDIS_URL: each node keeps its chats' agent transcripts, so a chat whose agent moves " +
+        'to another node loses its model context there. SESSION_STORE=database keeps them in the shared database.',
+    );
+  }
   const transcripts = chatTranscripts(
-    config.SESSION_STORE,
+    sessionStore,
     store.agentTranscripts,
     { agentHomeDir: config.AGENT_HOME_DIR, workspaceDir: config.WORKSPACE_DIR },
     app.log,

@@ -146,9 +146,9 @@ export const EnvSchema = z.object({
   /**
    * Where the agents' session transcripts (each chat's model context) live: `files`, the CLI's own files in each
    * chat's agent home (one node); `database`, rows of the chat in the store, so any node resumes any chat with its
-   * context (several nodes). Either way the CLI also writes its local files.
+   * context (several nodes). Either way the CLI also writes its local files. Unset: see sessionStoreKind.
    */
-  SESSION_STORE: z.enum(['files', 'database']).default('files'),
+  SESSION_STORE: z.enum(['files', 'database']).optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
 
   SYSTEM_PROMPT: z.string().default(DEFAULT_SYSTEM_PROMPT),
@@ -304,6 +304,11 @@ export const EnvSchema = z.object({
 });
 
 export type Config = Readonly<z.output<typeof EnvSchema>>;
+
+/** SESSION_STORE, or by default `database` in multi-node mode (REDIS_URL: a chat's agent moves between nodes), else `files`. */
+export function sessionStoreKind(config: Pick<Config, 'SESSION_STORE' | 'REDIS_URL'>): 'files' | 'database' {
+  return config.SESSION_STORE ?? (config.REDIS_URL ? 'database' : 'files');
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_ALLOWED_TOOLS, loadConfig } from '../../src/config/config.js';
+import { ConfigError, DEFAULT_ALLOWED_TOOLS, loadConfig, sessionStoreKind } from '../../src/config/config.js';
 
 /** The ConfigError loadConfig throws for `env`, or a failure when it does not throw one. */
 function configError(env: Record<string, string | undefined>): ConfigError {
@@ -192,6 +192,14 @@ describe('multi-node settings', () => {
     for (const bad of ['n'.repeat(65), 'node 1', 'node/1', '-node', 'nöde', 'a:b']) {
       expect(configError({ NODE_ID: bad }).problems[0]).toMatch(/^NODE_ID: /);
     }
+  });
+
+  it("keeps agent transcripts in files on one node and in the database with REDIS_URL, unless SESSION_STORE says", () => {
+    expect(sessionStoreKind(loadConfig({}))).toBe('files');
+    expect(sessionStoreKind(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379/2' }))).toBe('database');
+    expect(sessionStoreKind(loadConfig({ SESSION_STORE: 'database' }))).toBe('database');
+    expect(sessionStoreKind(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379/2', SESSION_STORE: 'files' }))).toBe('files');
+    expect(configError({ SESSION_STORE: 'redis' }).problems[0]).toMatch(/^SESSION_STORE: /);
   });
 
   it('refuses a key prefix with characters that would need escaping in key patterns', () => {
