@@ -111,6 +111,7 @@ describe.runIf(chromiumAvailable())('web client: messages across a connection re
     await composer().press('Enter');
     // Shown at once, as sending, while the page reconnects.
     await page.locator('.msg.user.pending', { hasText: 'lost in flight' }).waitFor();
+    await screenshot(page, 'desktop-sending-after-reset');
     expect(await cuts()).toBe(1);
     await expect.poll(() => page.locator('.msg.assistant', { hasText: 'Echo: lost in flight' }).count(), { timeout: 60_000 }).toBe(1);
     await expect.poll(() => page.locator('.msg.user.pending').count()).toBe(0);
@@ -180,6 +181,7 @@ describe.runIf(chromiumAvailable())('web client: messages across a connection re
     expect(fresh).not.toEqual(old);
     await expect.poll(endLines).toBe(1);
     await retryButton().waitFor();
+    await screenshot(page, 'desktop-retried');
 
     // The service keeps the old answer, superseded; the page leaves it out after a reload too.
     const messages = await stored(chatId);
