@@ -276,8 +276,9 @@ const isTerminal = (e: Ev) => TERMINAL.has(e.type) && qid(e) !== undefined;
 
 /** Agent CLI processes (and only those) started by the service whose agent home is `agentHomeDir`. */
 export function agentProcessesOf(agentHomeDir: string): number[] {
-  // Each chat's agent has its own config dir under the agent home (src/agent/agent-home.ts).
-  const marker = `CLAUDE_CONFIG_DIR=${agentHomeDir}${path.sep}`;
+  // Each chat's agent has its own home and config dir under the agent home (src/agent/agent-home.ts); one resuming a
+  // session from the database store has the SDK's temporary config dir instead, its HOME still the chat's.
+  const markers = ['HOME', 'CLAUDE_CONFIG_DIR'].map((name) => `${name}=${agentHomeDir}${path.sep}`);
   const pids: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -286,7 +287,7 @@ export function agentProcessesOf(agentHomeDir: string): number[] {
       // The CLI itself, not the bubblewrap process that confines it (whose arguments name the CLI too).
       if (!(cmdline.split('\0')[0] ?? '').includes('claude-agent-sdk-linux')) continue;
       const environ = fs.readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
-      if (environ.some((entry) => entry.startsWith(marker))) pids.push(Number(entry));
+      if (environ.some((entry) => markers.some((marker) => entry.startsWith(marker)))) pids.push(Number(entry));
     } catch {
       // gone meanwhile, or not ours to read
     }
