@@ -20,7 +20,9 @@ import { isLoopbackHost } from './auth/loopback.js';
 import { metricsAccess } from './auth/metrics-access.js';
 import { ChatService, type ChatServiceOptions } from './chats/chat.service.js';
 import type { ImageLimits } from './chats/images.js';
+import type { ChatChannel } from './chat-channel/chat-channel.js';
 import { LocalChatChannel } from './chat-channel/local-chat-channel.js';
+import { startClusterRuntime, type ClusterRuntime } from './cluster/cluster-runtime.js';
 import { ChatTitles } from './chats/chat-titles.js';
 import { ChatUpdates } from './chats/chat-updates.js';
 import { TitleModel } from './chats/title-model.js';
@@ -286,7 +288,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     openSockets: () => openSockets.size,
   });
   const eventNumbering = await openSeqOrigin(store.settings, app.log);
-  const agents: AgentRegistry = new AgentRegistry({
+  const agentDeps: AgentRegistryDeps = {
     ...settings.agents,
     seqOrigin: eventNumbering.origin,
     store,
@@ -296,17 +298,32 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     log: app.log,
     tap: metrics.observe,
     hooks: titles,
-  });
-  // The transport reaches the chat runtime only through the channel (WebSocket frames, and REST through ChatService).
-  const channel = new LocalChatChannel(agents);
+  };
+  // The transport reaches the chat runtime only through the channel (WebSocket frames, and REST through ChatService):
+  // this process's agents alone, or, with Redis, the cluster's (docs/cluster.md).
+  let agents: AgentRegistry;
+  let channel: ChatChannel;
+  let cluster: ClusterRuntime | undefined;
+  if (redis) {
+    cluster = await startClusterRuntime(
+      { redis, nodeId: settings.cluster.nodeId, store, log: app.log, replayEvents: settings.agents.replay.maxEvents },
+      (hooks) => new AgentRegistry({ ...agentDeps, cluster: hooks }),
+    );
+    agents = cluster.agents;
+    channel = cluster.channel;
+  } else {
+    agents = new AgentRegistry(agentDeps);
+    channel = new LocalChatChannel(agents);
+  }
   const chats = new ChatService(store, channel, chatUpdates, settings.chats);
   app.decorate('agents', agents);
 
   // Shutdown order: agents stop first (running answers end `cancelled`, partial text stored) while the WebSocket
   // clients are still connected to hear it (preClose runs before @fastify/websocket closes them, as this hook is
-  // added first); the database closes last.
+  // added first); with several nodes the node then leaves the cluster; the database closes last.
   app.addHook('preClose', async () => {
-    await agents.closeAll();
+    if (cluster) await cluster.close();
+    else await agents.closeAll();
   });
   app.addHook('onClose', async () => {
     await eventNumbering.stop();

@@ -11,7 +11,7 @@ import { chatAgentHome } from './agent-home.js';
 import type { ChatTranscripts } from './chat-transcripts.js';
 import { ChatError } from '../protocol/errors.js';
 import type { SnapshotLimits } from './chat-recorder.js';
-import { ChatSession, type Budgets, type ChatHooks } from './chat-session.js';
+import { ChatSession, type Budgets, type ChatHooks, type ChatSessionDeps } from './chat-session.js';
 import type { EventLogLimits } from './event-log.js';
 import { Serial } from '../lib/serial.js';
 import { StartBackoff, type StartBackoffSettings } from './start-backoff.js';
@@ -46,6 +46,14 @@ export interface AgentRegistryDeps {
   tap?: (event: ServerEvent) => void;
   hooks?: ChatHooks;
   budgets?: Budgets;
+  /**
+   * Several nodes (src/chat-channel/cluster-chat-channel.ts): what a chat's new session publishes its events to, and
+   * word of a session forgotten (its chat's lease is then released).
+   */
+  cluster?: {
+    sink(chatId: string): NonNullable<ChatSessionDeps['sink']>;
+    forgotten(chatId: string): void;
+  };
 }
 
 /**
@@ -98,6 +106,7 @@ export class AgentRegistry {
         ...(this.deps.tap ? { tap: this.deps.tap } : {}),
         ...(this.deps.hooks ? { hooks: this.deps.hooks } : {}),
         ...(this.deps.budgets ? { budgets: this.deps.budgets } : {}),
+        ...(this.deps.cluster ? { sink: this.deps.cluster.sink(chatId) } : {}),
       });
       this.sessions.set(chatId, session);
     }
@@ -126,7 +135,11 @@ export class AgentRegistry {
     const session = this.sessions.get(chatId);
     if (!session) return;
     this.sessions.delete(chatId);
-    await session.close(options);
+    try {
+      await session.close(options);
+    } finally {
+      this.forgotten(session);
+    }
   }
 
   /** The chat's settings changed: its running agent, if any, applies them (ChatSession.settingsChanged). */
@@ -168,7 +181,12 @@ export class AgentRegistry {
     clearInterval(this.sweeper);
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
-    await Promise.allSettled(sessions.map((s) => s.close({ fast: true })));
+    await Promise.allSettled(sessions.map((s) => s.close({ fast: true }).finally(() => this.forgotten(s))));
+  }
+
+  /** A session is gone for good: with several nodes, its chat's lease goes with it. */
+  private forgotten(session: ChatSession): void {
+    if (this.sessions.get(session.chatId) !== session) this.deps.cluster?.forgotten(session.chatId);
   }
 
   private live(): ChatSession[] {
@@ -240,6 +258,7 @@ export class AgentRegistry {
       }
       if (session.subscriberCount === 0 && !session.hasLiveAgent && !session.isBusy) {
         this.sessions.delete(session.chatId);
+        this.forgotten(session);
       }
     }
   }

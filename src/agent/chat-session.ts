@@ -8,7 +8,7 @@ import { AgentLink } from './agent-link.js';
 import { ChatError, type ErrorCode } from '../protocol/errors.js';
 import { monotonicNow } from '../lib/clock.js';
 import type { SeqOrigin } from './seq-origin.js';
-import { ChatEventLog, type ChatSubscriber, type EventLogLimits } from './event-log.js';
+import { ChatEventLog, type ChatSubscriber, type EventLogLimits, type EventSink } from './event-log.js';
 import { PermissionBroker, type PermissionRequest } from './permission-broker.js';
 import { QueryRun } from './query-run.js';
 import { ChatRecorder, type SnapshotLimits } from './chat-recorder.js';
@@ -71,6 +71,11 @@ export interface ChatSessionDeps {
   hooks?: ChatHooks;
   /** MAX_COST_PER_MESSAGE_USD and MAX_COST_PER_USER_PER_DAY_USD (USD; absent: no limit). */
   budgets?: Budgets;
+  /**
+   * Several nodes: the chat's events are also published to its shared stream, whose subscribers (on any node) may
+   * answer permission questions though none is subscribed here.
+   */
+  sink?: EventSink & { answersPermissions(): boolean };
 }
 
 export interface Budgets {
@@ -120,7 +125,7 @@ export class ChatSession {
 
   constructor(private readonly deps: ChatSessionDeps) {
     this.now = deps.now ?? monotonicNow;
-    this.events = new ChatEventLog(deps.replay, deps.seqOrigin, deps.tap);
+    this.events = new ChatEventLog(deps.replay, deps.seqOrigin, deps.tap, deps.sink);
     this.record = new ChatRecorder(deps.store, deps.chatId, deps.log);
     this.agent = new AgentLink(
       {
@@ -143,7 +148,10 @@ export class ChatSession {
         canUseTool: (toolName, input, options) => {
           const run = this.current;
           if (!run || run.terminated) return Promise.resolve({ behavior: 'deny' as const, message: 'The request was cancelled.' });
-          const canAsk = this.deps.permissionFallback === 'wait' || this.events.some((s) => s.answersPermissions === true);
+          const canAsk =
+            this.deps.permissionFallback === 'wait' ||
+            this.events.some((s) => s.answersPermissions === true) ||
+            this.deps.sink?.answersPermissions() === true;
           return this.permissions.ask(run.id, toolName, input, { ...options, canAsk });
         },
         onEnded: (error, resumedFrom, atStart) => this.onAgentEnded(error, resumedFrom, atStart),

@@ -13,6 +13,16 @@ export interface ChatSubscriber {
   readonly answersPermissions?: boolean;
 }
 
+/**
+ * Where a chat's events go besides its local subscribers: with several nodes, the owner publishes each numbered event
+ * to the chat's shared stream (src/cluster/), from which every node's subscribers get it.
+ */
+export interface EventSink {
+  /** Number from above this seq (the last one the chat's shared stream holds), if higher than the clock's floor. */
+  firstSeq?: number;
+  publish(seq: number, event: ServerEvent, json: string): void;
+}
+
 export interface EventLogLimits {
   /** Most events kept for replay. */
   maxEvents: number;
@@ -39,8 +49,10 @@ export class ChatEventLog {
     private readonly origin: SeqOrigin,
     /** Sees every event (metrics). */
     private readonly tap?: (event: ServerEvent) => void,
+    private readonly sink?: EventSink,
   ) {
-    this.seq = origin.start();
+    // With several nodes, also above what the chat's stream holds (the chat may have moved from another node).
+    this.seq = Math.max(origin.start(), sink?.firstSeq ?? 0);
   }
 
   get lastSeq(): number {
@@ -81,6 +93,7 @@ export class ChatEventLog {
       this.recentBytes -= this.recent.shift()!.json.length;
     }
     this.tap?.(event);
+    this.sink?.publish(seq, event, json);
     for (const subscriber of this.subscribers) {
       try {
         subscriber.send(event, json);

@@ -33,6 +33,8 @@ export const ErrorCodeSchema = z.enum([
   'storage_unavailable',
   /** A bug; logged with details on the server. */
   'internal',
+  /** Several nodes: the node running the query was lost (killed, cut off); the next message resumes elsewhere. */
+  'node_lost',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCodeSchema>;
 export const ERROR_CODES: readonly ErrorCode[] = ErrorCodeSchema.options;

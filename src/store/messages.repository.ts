@@ -108,6 +108,21 @@ export class MessagesRepository {
     await this.db.updateTable('messages').set({ status }).where('id', '=', id).execute();
   }
 
+  /**
+   * A query whose node was lost: its answer blocks left `streaming` keep the text checkpointed so far and become
+   * `interrupted` (those with no text are removed), like a crash recovery for that query alone.
+   */
+  async interruptStreamsOf(queryId: string): Promise<number> {
+    const result = await this.db
+      .updateTable('messages')
+      .set({ status: 'interrupted' })
+      .where('query_id', '=', queryId)
+      .where('status', '=', 'streaming')
+      .executeTakeFirst();
+    await this.db.deleteFrom('messages').where('query_id', '=', queryId).where('status', '=', 'interrupted').where('content', '=', '').execute();
+    return Number(result.numUpdatedRows);
+  }
+
   async remove(id: string): Promise<void> {
     await this.db.deleteFrom('messages').where('id', '=', id).execute();
   }

@@ -113,6 +113,17 @@ export class QueriesRepository {
     return this.db.selectFrom('queries').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
+  /** A query whose node was lost: an error, unless it ended meanwhile. True if it was still running. */
+  async failIfRunning(id: string, reason: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('queries')
+      .set({ status: 'error', error: reason, ended_at: this.now().toISOString() })
+      .where('id', '=', id)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
   /** Queries of `scope` left running by a process that died: they can never finish, so they are marked as errors. */
   async failAbandoned(reason: string, scope: WorkScope = { kind: 'all' }): Promise<number> {
     let update = this.db

@@ -1,0 +1,215 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { AgentRegistry } from '../agent/agent-registry.js';
+import type { ChatEventFeeds } from '../cluster/chat-event-feeds.js';
+import type { ChatEventStream } from '../cluster/chat-event-stream.js';
+import type { ChatOwnership } from '../cluster/chat-ownership.js';
+import { NodeUnreachableError, NotOwnerError, type NodeCommands } from '../cluster/node-commands.js';
+import type { ChatSettings, ImageMediaType } from '../protocol/chat.js';
+import { ChatError } from '../protocol/errors.js';
+import type { ServerEvent } from '../protocol/ws.js';
+import type { ImageToStore } from '../store/messages.repository.js';
+import type { ChatChannel, ChatSubscriber, Delivery, SubscribeOptions } from './chat-channel.js';
+
+/** How long a node waits for the owner's reply to a routed operation (a send includes starting the agent). */
+const COMMAND_TIMEOUT_MS = 60_000;
+/** Routing attempts of one operation (the chat can change hands between reading its lease and arriving). */
+const MAX_ROUTES = 4;
+
+/** A snapshot taken by the chat's owner: the events to send, and the seq they stand at. */
+interface Snapshot {
+  seq: number;
+  events: { event: ServerEvent; json: string }[];
+}
+
+/** What a chat operation does where the chat is owned, and whether it takes a chat nobody owns. */
+interface Operation {
+  /** Runs on the owning node. */
+  run(chatId: string, args: never): Promise<unknown>;
+  /** Taking the chat is worth it (the operation needs its agent or state); otherwise `idle` is the answer. */
+  takes: boolean;
+  idle?: unknown;
+}
+
+export interface ClusterChatChannelDeps {
+  agents: AgentRegistry;
+  ownership: ChatOwnership;
+  stream: ChatEventStream;
+  feeds: ChatEventFeeds;
+  /** Set after construction: the commands need the channel as their handler (start wires them). */
+  commands?: NodeCommands;
+  log: FastifyBaseLogger;
+}
+
+/**
+ * The chat channel of a node among several (docs/cluster.md). A chat's agent runs on its owner; an operation on a
+ * chat owned by another live node is sent there (NodeCommands), a chat nobody owns is taken by the node that needs it,
+ * and a chat whose owner died is taken after ending what that owner left running. Subscribers on any node get the
+ * chat's events from its Redis stream (ChatEventFeeds), replayed from there after `last_seq`.
+ */
+export class ClusterChatChannel implements ChatChannel {
+  private readonly operations: Record<string, Operation>;
+
+  constructor(private readonly deps: ClusterChatChannelDeps) {
+    const session = (chatId: string) => deps.agents.get(chatId);
+    this.operations = {
+      send: {
+        takes: true,
+        run: (chatId, { content, images }: { content: string; images: { mediaType: ImageMediaType; data: string }[] }) =>
+          session(chatId).send(content, images.map((i) => ({ mediaType: i.mediaType, data: Buffer.from(i.data, 'base64') }))),
+      },
+      retry: { takes: true, run: (chatId) => session(chatId).retry() },
+      clear: { takes: true, run: (chatId) => session(chatId).clear() },
+      prewarm: { takes: true, run: (chatId) => session(chatId).prewarm() },
+      snapshot: { takes: true, run: (chatId, { imageRefs }: { imageRefs: boolean }) => this.snapshotHere(chatId, imageRefs) },
+      stop: { takes: false, idle: false, run: (chatId) => session(chatId).stop() },
+      answerPermission: {
+        takes: false,
+        idle: false,
+        run: async (chatId, a: { requestId: string; allow: boolean; remember?: boolean }) =>
+          session(chatId).answerPermission(a.requestId, a.allow, a.remember),
+      },
+      settingsChanged: {
+        takes: false,
+        run: (chatId, a: { before: ChatSettings; after: ChatSettings }) => deps.agents.settingsChanged(chatId, a.before, a.after),
+      },
+      discard: { takes: false, run: (chatId) => deps.agents.discardChat(chatId) },
+    };
+  }
+
+  /** Runs an operation another node sent for a chat this node owns. */
+  handleCommand = async (op: string, chatId: string, args: unknown): Promise<unknown> => {
+    const operation = this.operations[op];
+    if (!operation) throw new Error(`unknown chat operation ${op}`);
+    if (!this.deps.ownership.owns(chatId)) throw new NotOwnerError(chatId);
+    return operation.run(chatId, args as never);
+  };
+
+  async subscribe(chatId: string, subscriber: ChatSubscriber, { lastSeq, imageRefs = false }: SubscribeOptions = {}): Promise<void> {
+    const snapshot: Delivery = { snapshot: true };
+    if (lastSeq !== undefined) {
+      const missed = await this.deps.stream.since(chatId, lastSeq);
+      if (missed) {
+        for (const { event, json } of missed) subscriber.send(event, json, snapshot);
+        return this.deps.feeds.follow(chatId, subscriber, missed.at(-1)?.seq ?? lastSeq);
+      }
+    }
+    const state = (await this.route(chatId, 'snapshot', { imageRefs })) as Snapshot;
+    for (const { event, json } of state.events) subscriber.send(event, json, snapshot);
+    await this.deps.feeds.follow(chatId, subscriber, state.seq);
+  }
+
+  /** The reader fell behind the stream's trimmed part: these subscribers get the chat's full state again. */
+  resubscribe = (chatId: string, subscribers: ChatSubscriber[]): void => {
+    for (const subscriber of subscribers) {
+      this.subscribe(chatId, subscriber).catch((err: unknown) =>
+        this.deps.log.warn({ err, chat_id: chatId }, 'could not send a lagging subscriber the chat state again'),
+      );
+    }
+  };
+
+  unsubscribe(chatId: string, subscriber: ChatSubscriber): void {
+    this.deps.feeds.unfollow(chatId, subscriber);
+  }
+
+  isSubscribed(chatId: string, subscriber: ChatSubscriber): boolean {
+    return this.deps.feeds.has(chatId, subscriber);
+  }
+
+  async send(chatId: string, content: string, images: ImageToStore[]): Promise<string> {
+    const wire = images.map((i) => ({ mediaType: i.mediaType, data: i.data.toString('base64') }));
+    return (await this.route(chatId, 'send', { content, images: wire })) as string;
+  }
+
+  async retry(chatId: string): Promise<string> {
+    return (await this.route(chatId, 'retry', {})) as string;
+  }
+
+  async stop(chatId: string): Promise<boolean> {
+    return (await this.route(chatId, 'stop', {})) as boolean;
+  }
+
+  async answerPermission(chatId: string, requestId: string, allow: boolean, remember?: boolean): Promise<boolean> {
+    return (await this.route(chatId, 'answerPermission', { requestId, allow, ...(remember !== undefined ? { remember } : {}) })) as boolean;
+  }
+
+  async clear(chatId: string): Promise<void> {
+    await this.route(chatId, 'clear', {});
+  }
+
+  async prewarm(chatId: string): Promise<void> {
+    await this.route(chatId, 'prewarm', {});
+  }
+
+  async discard(chatId: string): Promise<void> {
+    await this.route(chatId, 'discard', {});
+    // What this node kept of the chat (a workspace and agent home from when it owned it) goes too.
+    if (!this.deps.ownership.owns(chatId)) await this.deps.agents.discardChat(chatId);
+  }
+
+  async settingsChanged(chatId: string, before: ChatSettings, after: ChatSettings): Promise<void> {
+    await this.route(chatId, 'settingsChanged', { before, after });
+  }
+
+  copyTranscripts(fromChatId: string, toChatId: string, sessionIds: string[]): Promise<string[]> {
+    return this.deps.agents.copyTranscripts(fromChatId, toChatId, sessionIds);
+  }
+
+  /**
+   * Runs the operation where the chat is owned: here (taking the chat if nobody owns it and the operation needs
+   * it), on its live owner through Redis, or here after taking it from a dead owner.
+   */
+  private async route(chatId: string, op: string, args: unknown): Promise<unknown> {
+    const operation = this.operations[op]!;
+    const { ownership, commands } = this.deps;
+    for (let attempt = 0; attempt < MAX_ROUTES; attempt++) {
+      if (ownership.owns(chatId)) return operation.run(chatId, args as never);
+      const holder = await ownership.holder(chatId);
+      if (!holder) {
+        if (!operation.takes) return operation.idle;
+        if ((await ownership.take(chatId)) === undefined) return operation.run(chatId, args as never);
+        continue;
+      }
+      if (holder.member === ownership.member) {
+        // A lease of this node it no longer counts as its own (lost and not yet expired): take it afresh.
+        await ownership.takeFromDead(chatId, holder.member);
+        continue;
+      }
+      if (!(await ownership.isAlive(holder.member))) {
+        if (!operation.takes) {
+          await ownership.takeFromDead(chatId, holder.member);
+          if (ownership.owns(chatId)) return operation.run(chatId, args as never);
+          continue;
+        }
+        if ((await ownership.takeFromDead(chatId, holder.member)) === undefined) return operation.run(chatId, args as never);
+        continue;
+      }
+      try {
+        return await commands!.call(holder.member, op, chatId, args, COMMAND_TIMEOUT_MS);
+      } catch (err) {
+        if (err instanceof NotOwnerError) continue;
+        if (err instanceof NodeUnreachableError) {
+          this.deps.log.warn({ chat_id: chatId, node: holder.member, op, reason: err.message }, 'the node owning a chat did not answer');
+          if (await ownership.isAlive(holder.member)) throw new ChatError('agent_unavailable', `the node running this chat did not answer; try again`);
+          continue;
+        }
+        throw err;
+      }
+    }
+    throw new ChatError('agent_unavailable', 'the chat is moving between nodes; try again in a moment');
+  }
+
+  /** The chat's state as a new subscriber gets it, taken by its session here (this node owns the chat). */
+  private async snapshotHere(chatId: string, imageRefs: boolean): Promise<Snapshot> {
+    const events: Snapshot['events'] = [];
+    const collector: ChatSubscriber = {
+      send: (event, json, delivery) => {
+        if (delivery?.snapshot) events.push({ event, json: json ?? JSON.stringify(event) });
+      },
+    };
+    const session = this.deps.agents.get(chatId);
+    await session.subscribe(collector, undefined, { imageRefs });
+    session.unsubscribe(collector);
+    const seq = events.length > 0 && 'seq' in events[0]!.event ? Number(events[0]!.event.seq) : 0;
+    return { seq, events };
+  }
+}
