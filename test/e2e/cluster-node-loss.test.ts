@@ -15,14 +15,15 @@ describe.skipIf(!redisAvailable || !storeAvailable('postgres'))('a node lost mid
   let cluster: TestCluster;
   beforeAll(async () => {
     fake = await startFakeModel();
-    cluster = await startCluster(['node-a', 'node-b'], { ANTHROPIC_BASE_URL: fake.url, ANTHROPIC_API_KEY: 'test-key' });
+    // Transcripts in the database: the chat's agent resumes its session on whichever node takes the chat.
+    cluster = await startCluster(['node-a', 'node-b'], { ANTHROPIC_BASE_URL: fake.url, ANTHROPIC_API_KEY: 'test-key', SESSION_STORE: 'database' });
   });
   afterAll(async () => {
     await cluster?.close();
     await fake?.close();
   });
 
-  it('kill -9 of the node running an answer: one node_lost on the other node within 15 s, the partial answer stored, the next message answered there, no agent left', async () => {
+  it('kill -9 of the node running an answer: one node_lost on the other node within 15 s, the partial answer stored, the next message answered there with its context, no agent left', async () => {
     const [a, b] = cluster.nodes as [NonNullable<TestCluster['nodes'][0]>, NonNullable<TestCluster['nodes'][0]>];
     const chatId = await createChat(b.url);
     const onA = await TestClient.connect(a.wsUrl);
@@ -58,10 +59,11 @@ describe.skipIf(!redisAvailable || !storeAvailable('postgres'))('a node lost mid
     while ((await cluster.agentProcesses(chatId)).length > 0 && Date.now() - since < 10_000) await sleep(100);
     expect(await cluster.agentProcesses(chatId)).toEqual([]);
 
-    // The next message is answered, on B.
-    const next = await onB.chat(chatId, 'after the loss');
+    // The next message is answered, on B, with the conversation's context (the session resumed there).
+    const next = await onB.chat(chatId, '/recall');
     expect(await onB.waitForEnd(next, 60_000)).toMatchObject({ type: 'result', success: true });
-    expect(onB.streamedText(next)).toBe('Echo: after the loss');
+    expect(onB.streamedText(next)).toContain('before the loss');
+    expect(onB.events.some((e) => e.type === 'notice')).toBe(false);
     await onB.close();
     await onA.close();
   });

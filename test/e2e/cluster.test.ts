@@ -39,6 +39,10 @@ describe.skipIf(!redisAvailable || !storeAvailable('postgres'))('two nodes (real
   });
   afterAll(async () => {
     clearInterval(sampler);
+    // A node that died during the tests: its output says why.
+    for (const n of cluster?.nodes ?? []) {
+      if (n.process.child.exitCode !== null || n.process.child.signalCode !== null) console.error(`${n.nodeId} exited:\n${n.process.output()}`);
+    }
     for (const client of clients) await client.close();
     await cluster?.close();
     await fake?.close();
