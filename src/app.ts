@@ -306,7 +306,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   let cluster: ClusterRuntime | undefined;
   if (redis) {
     cluster = await startClusterRuntime(
-      { redis, nodeId: settings.cluster.nodeId, store, log: app.log, replayEvents: settings.agents.replay.maxEvents },
+      { redis, run: nodeRun, store, log: app.log, replayEvents: settings.agents.replay.maxEvents },
       (hooks) => new AgentRegistry({ ...agentDeps, cluster: hooks }),
     );
     agents = cluster.agents;

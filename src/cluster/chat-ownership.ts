@@ -1,9 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { recoverNode } from '../agent/crash-recovery.js';
 import type { EventSink } from '../agent/event-log.js';
 import type { ServerEvent } from '../protocol/ws.js';
 import type { Store } from '../store/store.js';
 import { ChatLeases, DEFAULT_LEASES, type Lease, type LeaseHolder, type LeaseSettings } from './chat-lease.js';
 import { FencedError, type ChatEventStream } from './chat-event-stream.js';
+import { parseMember, type NodeRun } from './node-identity.js';
 import { DEFAULT_LIVENESS, NodeLiveness, type LivenessSettings } from './node-liveness.js';
 import type { RedisAccess } from './redis-access.js';
 
@@ -17,7 +19,8 @@ export const NODE_LOST_MESSAGE =
 
 export interface ChatOwnershipDeps {
   redis: RedisAccess;
-  nodeId: string;
+  /** This node's run: its member id in Redis is the one its rows record (queries.node_id, node_run). */
+  run: NodeRun;
   store: Store;
   stream: ChatEventStream;
   log: FastifyBaseLogger;
@@ -57,7 +60,7 @@ export class ChatOwnership {
 
   constructor(private readonly deps: ChatOwnershipDeps) {
     this.now = deps.now ?? Date.now;
-    this.liveness = new NodeLiveness(deps.redis, deps.nodeId, deps.liveness ?? DEFAULT_LIVENESS, undefined, (err) =>
+    this.liveness = new NodeLiveness(deps.redis, deps.run.nodeId, deps.liveness ?? DEFAULT_LIVENESS, deps.run.runId, (err) =>
       deps.log.warn({ err }, 'could not renew this node\'s liveness in Redis'),
     );
     this.leases = new ChatLeases(deps.redis, this.liveness.member, (lease, why) => this.lost(lease, why), deps.leases ?? DEFAULT_LEASES, this.now);
@@ -197,7 +200,10 @@ export class ChatOwnership {
     }
   }
 
-  /** Ends what a dead member left running, frees its chats, and removes it from the cluster. */
+  /**
+   * Ends what a dead member left running (a terminal event on each of its chats' streams, then every row of that
+   * run repaired, chats it held or not), frees its chats, and removes it from the cluster.
+   */
   private async cleanUpAfter(member: string): Promise<void> {
     const chats = await this.leases.chatsOf(member);
     this.deps.log.warn({ node: member, chats: chats.length }, 'a node is gone: ending its running queries and freeing its chats');
@@ -207,6 +213,12 @@ export class ChatOwnership {
       } catch (err) {
         this.deps.log.warn({ err, chat_id: chatId, node: member }, 'could not free a chat of a dead node');
       }
+    }
+    try {
+      const repaired = await recoverNode(this.deps.store, parseMember(member), 'the node running the query was lost');
+      if (repaired.streams + repaired.queries + repaired.tools > 0) this.deps.log.warn({ node: member, ...repaired }, 'repaired the work of a lost node');
+    } catch (err) {
+      this.deps.log.warn({ err, node: member }, 'could not repair the rows of a lost node');
     }
     await this.liveness.forget(member);
   }

@@ -7,6 +7,7 @@ import { ChatEventStream, DEFAULT_STREAM_TTL_MS } from './chat-event-stream.js';
 import { ChatOwnership } from './chat-ownership.js';
 import type { LeaseSettings } from './chat-lease.js';
 import { NodeCommands } from './node-commands.js';
+import type { NodeRun } from './node-identity.js';
 import type { LivenessSettings } from './node-liveness.js';
 import type { RedisAccess } from './redis-access.js';
 
@@ -18,7 +19,7 @@ const MIN_STREAM_EVENTS = 1_000;
 
 export interface ClusterSettings {
   redis: RedisAccess;
-  nodeId: string;
+  run: NodeRun;
   store: Store;
   log: FastifyBaseLogger;
   /** REPLAY_BUFFER_EVENTS: what a chat's stream keeps for replay. */
@@ -49,7 +50,7 @@ export async function startClusterRuntime(
   const stream = new ChatEventStream(redis, { maxEvents: Math.max(settings.replayEvents, MIN_STREAM_EVENTS), ttlMs: DEFAULT_STREAM_TTL_MS });
   const ownership = new ChatOwnership({
     redis,
-    nodeId: settings.nodeId,
+    run: settings.run,
     store: settings.store,
     stream,
     log,

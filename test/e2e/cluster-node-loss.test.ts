@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeModel, type FakeModel } from '../../fake-model/server.js';
 import { createChat } from '../helpers/agent-server.js';
 import { redisAvailable } from '../helpers/cluster-redis.js';
-import { startCluster, type TestCluster } from '../helpers/cluster-nodes.js';
+import { startCluster, type TestCluster } from '../helpers/cluster-processes.js';
 import { storeAvailable } from '../helpers/stores.js';
 import { TestClient } from '../helpers/ws-client.js';
 
