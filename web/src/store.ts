@@ -2,10 +2,11 @@ import type { Chat, ImageInput } from '../../src/protocol/chat.js';
 import type { ServiceInfo } from '../../src/protocol/rest.js';
 import type { ClientCapability, ClientFrame, ServerEvent } from '../../src/protocol/ws.js';
 import { Api, AuthError } from './api.js';
-import { applyEvent, emptyView, prependOlder, type ChatView } from './chat-view.js';
+import { applyEvent, emptyView, type ChatView } from './chat-view.js';
 import { Connection, type ConnectionState } from './connection.js';
 import { t } from './i18n.js';
 import { Outbox, type PendingMessage } from './outbox.js';
+import { prependOlder } from './stored-items.js';
 import { tokenStore } from './token-store.js';
 
 export type AuthState =
