@@ -5,11 +5,13 @@ import type { WorkScope } from '../store/queries.repository.js';
 import type { Store } from '../store/store.js';
 import path from 'node:path';
 import { findProcessesWithEnv, killAll } from './process-scan.js';
+import { removeLeftoverResumeDirs } from './resume-dirs.js';
 
 /**
  * Start-up repairs after a process that did not shut down cleanly (kill -9, OOM, power loss), run before any
  * agent starts:
- * - agent CLIs it left behind (reparented to init, still running their tools) are killed;
+ * - agent CLIs it left behind (reparented to init, still running their tools) are killed, and the temporary
+ *   transcript copies the agent SDK made for them are removed (resume-dirs.ts);
  * - answers it left `streaming` keep their checkpointed text and become `interrupted`;
  * - queries it left `running` become `error`, and tool calls without a result are marked interrupted.
  * `scope` says whose rows: alone on its database (`all`) every unfinished row is this node's; in a cluster only
@@ -19,6 +21,8 @@ import { findProcessesWithEnv, killAll } from './process-scan.js';
 export async function recoverFromCrash(config: Config, store: Store, log: FastifyBaseLogger, scope: WorkScope): Promise<void> {
   const killed = await killOrphanAgents(config.AGENT_HOME_DIR);
   if (killed.length > 0) log.warn({ pids: killed }, 'killed agent processes left behind by a previous run');
+  const resumeDirs = await removeLeftoverResumeDirs(config.WORKSPACE_DIR);
+  if (resumeDirs.length > 0) log.warn({ folders: resumeDirs }, "removed agents' temporary transcript copies left by a previous run");
   const repaired = await repairUnfinishedWork(store, scope, 'the service stopped while the query ran');
   if (repaired.streams + repaired.queries + repaired.tools > 0) log.warn(repaired, 'marked work left unfinished by a previous run');
 }

@@ -27,7 +27,7 @@ export async function transcriptExists(
 }
 
 /** The CLI's name for a working directory's project folder. */
-const projectFolder = (cwd: string) => cwd.replace(/[^a-zA-Z0-9]/g, '-');
+export const projectFolder = (cwd: string) => cwd.replace(/[^a-zA-Z0-9]/g, '-');
 
 async function findTranscript(configDir: string, cwd: string, sessionId: string): Promise<string | undefined> {
   const projects = path.join(configDir, 'projects');
