@@ -3,6 +3,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { chatAgentHome } from '../../src/agent/agent-home.js';
+import { findAgentProcesses } from '../../src/agent/crash-recovery.js';
 import { findProcessesWithEnv } from '../../src/agent/process-scan.js';
 import { openTestRedis, TEST_REDIS_URL } from './cluster-redis.js';
 import { startServiceProcess, type ServiceProcess } from './service-process.js';
@@ -76,11 +77,12 @@ export async function startCluster(names: string[], env: Record<string, string>)
     redisPrefix,
     restart: async (i) => (nodes[i] = await start(i)),
     agentProcesses: async (chatId) => {
-      const pids = (await Promise.all(homes().map((h) => findProcessesWithEnv(`CLAUDE_CONFIG_DIR=${chatAgentHome(h, chatId).configDir}`)))).flat();
-      return roots(pids);
+      // HOME is the chat's home whatever CLAUDE_CONFIG_DIR is (an agent resuming from the database store runs with
+      // the SDK's temporary one): see findAgentProcesses.
+      const pids = (await Promise.all(homes().map((h) => findProcessesWithEnv(`HOME=${chatAgentHome(h, chatId).home}`)))).flat();
+      return roots([...new Set(pids)]);
     },
-    allAgentProcesses: async () =>
-      (await Promise.all(homes().map((h) => findProcessesWithEnv(`CLAUDE_CONFIG_DIR=${h}${path.sep}`, { prefix: true })))).flat(),
+    allAgentProcesses: async () => (await Promise.all(homes().map((h) => findAgentProcesses(h)))).flat(),
     close: async () => {
       await Promise.all(
         nodes.map(async ({ process }) => {
