@@ -64,6 +64,7 @@ export class AgentProcess {
       ? this.confine(options.command, options.args, options.env)
       : { ...underWatchdog(this.tag, options.command, options.args), mountPoints: [] };
     this.mountPoints = mountPoints;
+    this.startedConfigDir = options.env.CLAUDE_CONFIG_DIR;
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: { ...options.env, [TAG_VARIABLE]: this.tag },
@@ -112,6 +113,12 @@ export class AgentProcess {
   private terminating: Promise<void> | undefined;
   /** Folders bwrap made on the host as mount points for this process (Confine). */
   private mountPoints: string[] = [];
+  private startedConfigDir: string | undefined;
+
+  /** The CLAUDE_CONFIG_DIR the CLI was started with: the SDK's temporary one when it resumed from a session store. */
+  get configDir(): string | undefined {
+    return this.startedConfigDir;
+  }
 
   /** SIGTERM to the CLI and its tools: the process group, or inside a confinement the tagged processes. */
   private async askToExit(): Promise<void> {

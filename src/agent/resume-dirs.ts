@@ -32,3 +32,13 @@ export async function removeLeftoverResumeDirs(workspaceDir: string, tmpDir = os
   }
   return removed;
 }
+
+/**
+ * Removes the SDK's temporary resume dir a finished agent process ran with, if `configDir` is one. The SDK removes it
+ * too, but only asynchronously once it has seen the process exit, which a service shutting down does not wait for:
+ * it would leave a copy of the chat's transcript behind.
+ */
+export async function removeResumeDir(configDir: string | undefined): Promise<void> {
+  if (!configDir || !path.basename(configDir).startsWith(RESUME_DIR_PREFIX)) return;
+  await fs.rm(configDir, { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
+}

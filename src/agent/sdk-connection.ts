@@ -15,6 +15,7 @@ import { resolveAgentExecutable } from './agent-executable.js';
 import { chatAgentEnv } from './agent-env.js';
 import { chatAgentHome, ensureChatAgentHome, sharedTmpDir } from './agent-home.js';
 import { AgentProcess } from './agent-process.js';
+import { removeResumeDir } from './resume-dirs.js';
 import type { BwrapSandbox } from './confinement.js';
 import { GUARDED_TOOLS, outsideWorkspace } from './workspace-guard.js';
 import type { SuggestedRule } from './permission-rules.js';
@@ -174,9 +175,11 @@ class SdkConnection implements AgentConnection {
             }),
       },
     });
-    // Ended means the message loop is over AND the CLI process has exited: no orphan outlives a connection.
+    // Ended means the message loop is over AND the CLI process has exited (its temporary resume dir, if any, removed):
+    // no orphan, and no copy of the chat's transcript, outlives a connection.
     this.ended = this.pump().then(async (outcome) => {
       await this.process.terminate();
+      await removeResumeDir(this.process.configDir);
       return outcome;
     });
   }
