@@ -2,7 +2,7 @@ import { withTimeout } from '../lib/timeout.js';
 import { LuaScript, type RedisAccess } from './redis-access.js';
 
 export interface LeaseSettings {
-  /** A lease not renewed for this long expires (LEASE_TTL_MS). */
+  /** A lease not renewed for this long expires. */
   ttlMs: number;
   /** How often held leases are renewed. */
   renewEveryMs: number;

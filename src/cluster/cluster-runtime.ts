@@ -32,7 +32,7 @@ export interface ClusterSettings {
 export interface ClusterRuntime {
   agents: AgentRegistry;
   channel: ClusterChatChannel;
-  /** This node's member id (`<NODE_ID>:<boot id>`). */
+  /** This node's member id (`<NODE_ID>:<run id>`). */
   member: string;
   /** Shutdown: the agents stop (their chats are released), then the node leaves the cluster. */
   close(): Promise<void>;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RedisAccess } from './redis-access.js';
 
 export interface LivenessSettings {
-  /** A node whose liveness key is this old is dead (NODE_TTL_MS). */
+  /** A node whose liveness key is this old is dead. */
   ttlMs: number;
   /** How often the key is renewed: a few renewals fit in one TTL, so one slow round trip does not kill a node. */
   beatEveryMs: number;
@@ -11,7 +11,7 @@ export interface LivenessSettings {
 export const DEFAULT_LIVENESS: LivenessSettings = { ttlMs: 10_000, beatEveryMs: 3_000 };
 
 /**
- * This node's presence in the cluster, and the others'. A member is `<NODE_ID>:<boot id>`: a node restarted under
+ * This node's presence in the cluster, and the others'. A member is `<NODE_ID>:<run id>`: a node restarted under
  * the same name is a new member, and its previous run a dead one to clean up after.
  *
  * Keys: the hash `nodes` (member → start time, every member not cleaned up yet) and `node:<member>:alive` (set with a
