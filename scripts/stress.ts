@@ -1,6 +1,9 @@
 // Randomized interrupt stress against the real service + SDK/CLI + the fake model (see test/stress/stress-runner.ts).
 //   npm run stress -- --ops 5000 --seed 7 [--chats 4 --sockets 3] [--clear] [--env KEY=VALUE ...]
 //   npm run stress -- --model-faults --env AGENT_API_TIMEOUT_MS=2000 ...   (the fake model's fault scripts mixed in)
+//   TEST_DATABASE_URL=postgres://... npm run stress -- --nodes 3 --ops 300 --seed 1
+//        (several node processes on one new Postgres database and one Redis key prefix, TEST_REDIS_URL or the local
+//        Redis; sockets reconnect to random nodes and nodes are killed -9 and started again)
 //   npm run stress:deep -- [--seeds 10] [--first-seed 1] [--ops 10000] [--profiles replace,pressure,faults,plain]
 //                          [--record bench/results/stress-deep.jsonl]
 // One run prints its figures and every violation; the deep mode runs one fresh service per seed, rotating through
@@ -12,6 +15,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startAgentServer } from '../test/helpers/agent-server.js';
 import { runStress, STRESS_SERVER_ENV, type StressFigures } from '../test/stress/stress-runner.js';
+import { serviceTarget, startClusterTarget, type StressTarget } from '../test/stress/stress-target.js';
 
 const { values } = parseArgs({
   options: {
@@ -19,6 +23,8 @@ const { values } = parseArgs({
     seed: { type: 'string', default: String(Date.now() % 100_000) },
     chats: { type: 'string' },
     sockets: { type: 'string' },
+    /** Several node processes (a cluster on Postgres and Redis) instead of one in-process service. */
+    nodes: { type: 'string', default: '1' },
     'settle-timeout': { type: 'string', default: '120000' },
     /** A frame error code expected under the settings, e.g. agent_busy with --env MAX_LIVE_AGENTS=2 (repeatable). */
     'allow-error': { type: 'string', multiple: true, default: [] },
@@ -72,6 +78,7 @@ interface RunSettings {
   modelFaults?: boolean;
   allowErrors: string[];
   env: Record<string, string>;
+  nodes?: number;
 }
 
 /**
@@ -104,8 +111,25 @@ const PROFILES: Record<string, Omit<RunSettings, 'seed' | 'ops'>> = {
 
 const settleTimeoutMs = num('settle-timeout', values['settle-timeout']);
 
+const root = path.resolve(import.meta.dirname, '..');
+
+async function startTarget(settings: RunSettings): Promise<{ target: StressTarget; dir?: string }> {
+  const env = { ...STRESS_SERVER_ENV, ...settings.env };
+  if ((settings.nodes ?? 1) <= 1) {
+    const server = await startAgentServer(env);
+    return { target: serviceTarget(server), dir: server.dir };
+  }
+  if (!process.env.TEST_DATABASE_URL) {
+    console.error('--nodes needs a Postgres: set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres)');
+    process.exit(2);
+  }
+  // The nodes run what `npm start` runs: dist/server.js, compiled from src/ first.
+  execFileSync(process.execPath, [path.join(root, 'scripts/build-server.mjs')], { cwd: root, stdio: 'ignore' });
+  return { target: await startClusterTarget(settings.nodes!, env) };
+}
+
 async function runOne(settings: RunSettings, log: (line: string) => void): Promise<StressFigures> {
-  const server = await startAgentServer({ ...STRESS_SERVER_ENV, ...settings.env });
+  const { target, dir } = await startTarget(settings);
   try {
     return await runStress({
       seed: settings.seed,
@@ -115,19 +139,20 @@ async function runOne(settings: RunSettings, log: (line: string) => void): Promi
       clearHistory: settings.clear,
       modelFaults: settings.modelFaults ?? false,
       allowedFrameErrors: settings.allowErrors,
-      server,
+      target,
       settleTimeoutMs,
       log,
     });
   } finally {
-    fs.rmSync(server.dir, { recursive: true, force: true });
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
 function reproduce(s: RunSettings): string {
   const envArgs = Object.entries(s.env).map(([k, v]) => ` --env ${k}=${v}`).join('');
   const flags = (s.clear ? ' --clear' : '') + (s.modelFaults ? ' --model-faults' : '') + s.allowErrors.map((c) => ` --allow-error ${c}`).join('');
-  return `npm run stress -- --seed ${s.seed} --ops ${s.ops} --chats ${s.chats} --sockets ${s.sockets}${envArgs}${flags}`;
+  const nodes = (s.nodes ?? 1) > 1 ? ` --nodes ${s.nodes}` : '';
+  return `npm run stress -- --seed ${s.seed} --ops ${s.ops} --chats ${s.chats} --sockets ${s.sockets}${nodes}${envArgs}${flags}`;
 }
 
 /** One finished seed, with what it ran on, appended as a JSON line. */
@@ -208,6 +233,7 @@ const settings: RunSettings = {
   modelFaults: values['model-faults'] ?? false,
   allowErrors: values['allow-error'] ?? [],
   env: parseEnv(values.env ?? []),
+  nodes: Math.max(1, num('nodes', values.nodes)),
 };
 const figures = await runOne(settings, (line) => console.error(line));
 const { violations, ...rest } = figures;

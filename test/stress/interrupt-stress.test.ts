@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { startAgentServer } from '../helpers/agent-server.js';
 import { runStress, STRESS_SERVER_ENV } from './stress-runner.js';
+import { serviceTarget } from './stress-target.js';
 
 const SEED = 1;
 const OPS = 300;
@@ -13,7 +14,7 @@ describe('randomized interrupt stress', () => {
   it(`seed ${SEED}, ${OPS} operations: every invariant holds`, { timeout: 300_000 }, async () => {
     const server = await startAgentServer(STRESS_SERVER_ENV);
     try {
-      const figures = await runStress({ seed: SEED, ops: OPS, chats: 4, sockets: 3, server, settleTimeoutMs: 45_000 });
+      const figures = await runStress({ seed: SEED, ops: OPS, chats: 4, sockets: 3, target: serviceTarget(server), settleTimeoutMs: 45_000 });
       const { violations, ...rest } = figures;
       console.log(
         `stress: seed=${rest.seed} ops=${rest.operations} queries=${rest.queries} results=${rest.results} ` +

@@ -175,6 +175,35 @@ describe('the stress checker', () => {
     u.stored.push(msg('m5', 'user', 'lost'));
     expect(tags(run(u).violations)).toEqual(['6']);
   });
+
+  it('6 + 6b: a query ended by a node loss may have stored a prefix of its text (the last checkpoint), or nothing; any other query may not', () => {
+    // q2 ends with node_lost instead of cancelled: its stored answer is what was checkpointed before the node died.
+    const lostEnd = (s: Scenario): Scenario => {
+      const swap = (e: ServerEvent): ServerEvent =>
+        e.type === 'cancelled' ? { type: 'error', chat_id: A, seq: e.seq, query_id: 'q2', code: 'node_lost', error: 'the node running it was lost' } : e;
+      return { ...s, observer: s.observer.map(swap), replayer: s.replayer.map(swap) };
+    };
+    const prefix = lostEnd(scenario());
+    prefix.stored[3] = msg('m4', 'assistant', 'chunk', 'interrupted');
+    expect(run(prefix).violations).toEqual([]);
+    const nothing = lostEnd(scenario());
+    nothing.stored.pop();
+    expect(run(nothing).violations).toEqual([]);
+    const other = lostEnd(scenario());
+    other.stored[3] = msg('m4', 'assistant', 'chunk2', 'interrupted');
+    expect(tags(run(other).violations)).toEqual(['6']);
+    // Not a node loss: the same prefix is a lost piece of text.
+    const cancelled = scenario();
+    cancelled.stored[3] = msg('m4', 'assistant', 'chunk', 'interrupted');
+    expect(tags(run(cancelled).violations)).toEqual(['6']);
+    // A history snapshot taken after the loss shows the stored prefix.
+    const later = lostEnd(scenario());
+    later.stored[3] = msg('m4', 'assistant', 'chunk', 'interrupted');
+    const snapshot: ServerEvent = { type: 'history', chat_id: A, seq: 111, messages: later.stored };
+    expect(run({ ...later, replayer: [{ type: 'connected' }, snapshot] }).violations.filter((v) => v.startsWith('6b'))).toEqual([]);
+    const wrong: ServerEvent = { type: 'history', chat_id: A, seq: 111, messages: [...later.stored.slice(0, 3), msg('m4', 'assistant', 'other', 'interrupted')] };
+    expect(tags(run({ ...later, replayer: [{ type: 'connected' }, wrong] }).violations)).toContain('6b');
+  });
 });
 
 describe('the plan', () => {
@@ -183,5 +212,16 @@ describe('the plan', () => {
     expect(planOperations(7, 200, 4, 3)).not.toEqual(planOperations(8, 200, 4, 3));
     const r = mulberry32(1);
     expect([r(), r()]).toEqual([mulberry32(1)(), (() => { const x = mulberry32(1); x(); return x(); })()]);
+  });
+
+  it('kills nodes and reconnects to random nodes only with several nodes; the first node (the observer\'s) is never killed', () => {
+    expect(planOperations(7, 2000, 4, 3, { nodes: 1 })).toEqual(planOperations(7, 2000, 4, 3));
+    expect(planOperations(7, 2000, 4, 3).some((op) => op.kind === 'kill' || (op.kind === 'reconnect' && op.node !== undefined))).toBe(false);
+    const plan = planOperations(7, 2000, 4, 3, { nodes: 3 });
+    const kills = plan.filter((op) => op.kind === 'kill');
+    expect(kills.length).toBeGreaterThan(5);
+    expect(new Set(kills.map((op) => op.node))).toEqual(new Set([1, 2]));
+    const reconnectNodes = new Set(plan.flatMap((op) => (op.kind === 'reconnect' ? [op.node] : [])));
+    expect(reconnectNodes).toEqual(new Set([0, 1, 2]));
   });
 });

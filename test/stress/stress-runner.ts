@@ -6,12 +6,15 @@
 //
 // Besides the planned sockets, one extra "observer" socket follows every chat from the start and never disconnects:
 // it is the complete view (global truth for query order, terminal seqs and the streamed text compared to storage).
-import fs from 'node:fs';
-import path from 'node:path';
+//
+// The target is a set of nodes (stress-target.ts): one in-process service, or several node processes sharing Postgres
+// and Redis, where sockets also reconnect to random nodes and nodes are killed (-9) and restarted; the same checks
+// then hold across nodes, plus invariant 10 (never two live agents for one chat), sampled during the run.
 import type { ChatMessage } from '../../src/protocol/chat.js';
 import { TERMINAL_EVENT_TYPES, type ServerEvent } from '../../src/protocol/ws.js';
-import { createChat, type AgentTestServer } from '../helpers/agent-server.js';
+import { createChat } from '../helpers/agent-server.js';
 import { TestClient } from '../helpers/ws-client.js';
+import { agentProcesses, type StressTarget } from './stress-target.js';
 
 // ------------------------------------------------------------------------------------------------ PRNG
 
@@ -65,7 +68,10 @@ export type Operation =
   | { kind: 'subscribe'; socket: number; chat: number }
   /** Only planned with `clearHistory`: forget the conversation (a running answer ends `cancelled`). */
   | { kind: 'clear'; socket: number; chat: number }
-  | { kind: 'reconnect'; socket: number; downMs: number; withLastSeq: boolean; abrupt: boolean }
+  /** `node`: the node it connects to again (only planned with several nodes; otherwise the one node). */
+  | { kind: 'reconnect'; socket: number; downMs: number; withLastSeq: boolean; abrupt: boolean; node?: number }
+  /** Only planned with several nodes: kill -9 of a node other than the first, started again after `downMs`. */
+  | { kind: 'kill'; node: number; downMs: number }
   /** Only planned with `modelFaults`: every model call fails with `status` (and a retry-after) for `ms`. */
   | { kind: 'storm'; ms: number; status: 429 | 529 }
   | { kind: 'pause'; ms: number };
@@ -77,6 +83,8 @@ const CONTENT_WEIGHTS = { echo: 30, slow: 25, bash: 14, bashslow: 5, error: 12, 
 /** With `modelFaults`, the fake model's fault scripts join the mix, and a few storms. */
 const FAULT_CONTENT_WEIGHTS = { ...CONTENT_WEIGHTS, overloaded: 6, stall: 3, malformed: 4, cut: 5 };
 const STORM_WEIGHT = 1;
+/** With several nodes, about one operation in fifty kills one (a kill and restart takes seconds under load). */
+const KILL_WEIGHT = 2;
 
 /**
  * A message; `tag` makes every content of a run unique (the fake model ignores extra words after a directive's
@@ -114,7 +122,11 @@ export function planOperations(
   ops: number,
   chats: number,
   sockets: number,
-  { clearHistory = false, modelFaults = false }: { clearHistory?: boolean; modelFaults?: boolean } = {},
+  {
+    clearHistory = false,
+    modelFaults = false,
+    nodes = 1,
+  }: { clearHistory?: boolean; modelFaults?: boolean; nodes?: number } = {},
 ): Operation[] {
   const rng = new Rng(seed);
   // No `storm` key at all without modelFaults, so the plans of existing seeds stay the same.
@@ -122,7 +134,8 @@ export function planOperations(
     ...OP_WEIGHTS,
     clear: clearHistory ? CLEAR_WEIGHT : 0,
     ...(modelFaults ? { storm: STORM_WEIGHT } : {}),
-  } as Record<keyof typeof OP_WEIGHTS | 'storm', number>;
+    ...(nodes > 1 ? { kill: KILL_WEIGHT } : {}),
+  } as Record<keyof typeof OP_WEIGHTS | 'storm' | 'kill', number>;
   const plan: Operation[] = [];
   for (let i = 0; i < ops; i++) {
     const socket = rng.int(0, sockets - 1);
@@ -152,7 +165,18 @@ export function planOperations(
         plan.push({ kind: 'clear', socket, chat });
         break;
       case 'reconnect':
-        plan.push({ kind: 'reconnect', socket, downMs: rng.int(0, 300), withLastSeq: rng.chance(0.5), abrupt: rng.chance(0.5) });
+        plan.push({
+          kind: 'reconnect',
+          socket,
+          downMs: rng.int(0, 300),
+          withLastSeq: rng.chance(0.5),
+          abrupt: rng.chance(0.5),
+          // Drawn only with several nodes, so the plans of single-node seeds stay the same.
+          ...(nodes > 1 ? { node: rng.int(0, nodes - 1) } : {}),
+        });
+        break;
+      case 'kill':
+        plan.push({ kind: 'kill', node: rng.int(1, nodes - 1), downMs: rng.int(500, 5000) });
         break;
       case 'pause':
         plan.push({ kind: 'pause', ms: rng.int(0, 150) });
@@ -192,8 +216,13 @@ export interface StressOptions {
   clearHistory?: boolean;
   /** Also plan the fake model's fault scripts (429/529 with retry-after, stalls, malformed SSE, cuts) and storms. */
   modelFaults?: boolean;
-  /** The service under test. runStress closes it at the end (it must, to check for leftover agent processes). */
-  server: AgentTestServer;
+  /**
+   * The nodes under test (serviceTarget for one in-process service, startClusterTarget for several node processes).
+   * runStress closes it at the end (it must, to check for leftover agent processes). With several nodes the plan
+   * also reconnects sockets to random nodes and kills (-9) and restarts nodes other than the first, where the
+   * observer is.
+   */
+  target: StressTarget;
   /** Most `chat` frames per chat not yet answered by a `user_message` before the next one waits. */
   maxPendingPerChat?: number;
   /**
@@ -229,12 +258,23 @@ export interface StressFigures {
   midAnswerSnapshots: number;
   /** Agent CLI processes of this service alive just before it closed (a sanity figure for invariant 9). */
   agentsBeforeClose: number;
+  nodes: number;
+  /** Nodes killed with -9 (each started again after a while), and queries ended `node_lost`. */
+  kills: number;
+  nodeLost: number;
+  /** Samples of the agent processes per chat across all nodes (invariant 10), and the longest an orphan lived. */
+  agentSamples: number;
+  /** Two agents of one chat seen together for less than CLOSING_AGENT_GRACE_MS (one of them being closed). */
+  closingOverlaps: number;
+  longestOrphanMs: number;
   violations: string[];
   durationMs: number;
 }
 
 interface Conn {
   label: string;
+  /** Index of the node it is connected to. */
+  node: number;
   client: TestClient;
   /** chat id -> index in client.events at the moment the socket first asked to follow it. */
   follows: Map<string, number>;
@@ -274,29 +314,15 @@ const cid = (e: Ev): string | undefined => ('chat_id' in e && typeof e.chat_id =
 const seqOf = (e: Ev): number | undefined => ('seq' in e && typeof e.seq === 'number' ? e.seq : undefined);
 const isTerminal = (e: Ev) => TERMINAL.has(e.type) && qid(e) !== undefined;
 
-/** Agent CLI processes (and only those) started by the service whose agent home is `agentHomeDir`. */
-export function agentProcessesOf(agentHomeDir: string): number[] {
-  // Each chat's agent has its own home and config dir under the agent home (src/agent/agent-home.ts); one resuming a
-  // session from the database store has the SDK's temporary config dir instead, its HOME still the chat's.
-  const markers = ['HOME', 'CLAUDE_CONFIG_DIR'].map((name) => `${name}=${agentHomeDir}${path.sep}`);
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      // The CLI itself, not the bubblewrap process that confines it (whose arguments name the CLI too).
-      if (!(cmdline.split('\0')[0] ?? '').includes('claude-agent-sdk-linux')) continue;
-      const environ = fs.readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
-      if (environ.some((entry) => markers.some((marker) => entry.startsWith(marker)))) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile, or not ours to read
-    }
-  }
-  return pids;
-}
+/** An agent of a killed node must stop by itself within this long (the service's watchdog; issue's bound: 10 s). */
+export const ORPHAN_AGENT_LIMIT_MS = 10_000;
+/** How long an agent being closed may outlive the start of its successor (SIGTERM, SIGKILL after 5 s, load). */
+export const CLOSING_AGENT_GRACE_MS = 10_000;
 
 export async function runStress(options: StressOptions): Promise<StressFigures> {
-  const { seed, ops, server } = options;
+  const { seed, ops, target } = options;
+  const nodes = target.nodes;
+  const homes = nodes.map((n) => n.agentHome);
   const chatCount = options.chats ?? 4;
   const socketCount = options.sockets ?? 3;
   const maxPending = options.maxPendingPerChat ?? 2;
@@ -321,9 +347,9 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
   const sent = new Map<string, SentChat[]>();
   const background = new Set<Promise<void>>();
 
-  const connect = async (label: string): Promise<Conn> => {
-    const client = await TestClient.connect(server.wsUrl);
-    const conn: Conn = { label, client, follows: new Map(), replays: new Map(), closed: false, refusals: new Map(), refusalsScanned: 0, reset: false };
+  const connect = async (label: string, node: number): Promise<Conn> => {
+    const client = await TestClient.connect(nodes[node]!.wsUrl);
+    const conn: Conn = { label, node, client, follows: new Map(), replays: new Map(), closed: false, refusals: new Map(), refusalsScanned: 0, reset: false };
     client.socket.on('close', () => {
       conn.closed = true;
     });
@@ -432,9 +458,20 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
     });
   };
 
-  const reconnect = (sock: LogicalSocket, op: Extract<Operation, { kind: 'reconnect' }>) =>
+  /** `preferred` if it is up, else the next node that is (the first node is never killed). */
+  const liveNode = (preferred: number): number => {
+    for (let k = 0; k < nodes.length; k++) {
+      const i = (preferred + k) % nodes.length;
+      if (nodes[i]!.up) return i;
+    }
+    return 0;
+  };
+
+  /** With `onlyFrom`, only a socket (then) connected to that node moves: one leaving a killed node. */
+  const reconnect = (sock: LogicalSocket, op: Omit<Extract<Operation, { kind: 'reconnect' }>, 'kind' | 'socket'>, onlyFrom?: number) =>
     onSocket(sock, 'reconnect', async (old) => {
-      reconnects++;
+      if (onlyFrom !== undefined && old.node !== onlyFrom) return;
+      if (onlyFrom === undefined) reconnects++;
       const followed = [...old.follows.keys()];
       if (op.abrupt) {
         // Let frames already sent reach the server; then drop the connection without a close handshake.
@@ -454,7 +491,17 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
         if (chatId !== undefined && seq !== undefined) sock.lastSeq.set(chatId, Math.max(sock.lastSeq.get(chatId) ?? seq, seq));
       }
       await sleep(op.downMs);
-      const conn = await connect(`s${sock.index}#${++sock.generation}`);
+      // A node may be killed while the socket connects to it: then another one.
+      let conn: Conn | undefined;
+      for (let attempt = 0; !conn; attempt++) {
+        const node = liveNode(op.node ?? old.node);
+        try {
+          conn = await connect(`s${sock.index}#${++sock.generation}@${node}`, node);
+        } catch (err) {
+          if (attempt >= 20) throw err;
+          await sleep(250);
+        }
+      }
       sock.conn = conn;
       for (const chatId of followed) {
         const last = sock.lastSeq.get(chatId);
@@ -468,9 +515,93 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
       }
     });
 
+  /**
+   * kill -9 of a node (if up), then its sockets connect again to a live node with their last seqs, as a client
+   * would; the node starts again after `downMs`. Frames sent on its connections may be lost with it (see `reset`).
+   */
+  let kills = 0;
+  const killNode = (node: number, downMs: number) => {
+    if (!target.kill || !target.restart || !nodes[node]!.up) return;
+    kills++;
+    for (const conn of conns) if (conn.node === node) conn.reset = true;
+    const task = (async () => {
+      await target.kill!(node);
+      log(`stress: node ${node} killed`);
+      await Promise.all(sockets.map((sock) => reconnect(sock, { downMs: 0, withLastSeq: true, abrupt: true, node: node + 1 }, node)));
+      await sleep(downMs);
+      await target.restart!(node);
+      log(`stress: node ${node} started again`);
+    })().catch((err: unknown) => {
+      violate(`runner: kill/restart of node ${node} failed: ${String(err)}`);
+    });
+    background.add(task);
+    void task.finally(() => background.delete(task));
+  };
+
+  /**
+   * Invariant 10, sampled while the run goes on: never two live agents for one chat across all nodes (an agent of a
+   * killed node, started before the kill, is its orphan: it cannot publish, the lease is fenced, and must stop by
+   * itself within ORPHAN_AGENT_LIMIT_MS). An agent being replaced or closed still lives a while after its successor
+   * starts (the SDK ends it with SIGTERM, SIGKILL 5 s later): two agents of a chat count as a violation only once
+   * both have been alive together for CLOSING_AGENT_GRACE_MS; shorter overlaps are counted.
+   */
+  let agentSamples = 0;
+  let longestOrphanMs = 0;
+  let closingOverlaps = 0;
+  const overlaps = new Map<string, { since: number; reported: boolean }>();
+  let sampling = true;
+  const sampleAgents = async () => {
+    while (sampling) {
+      const now = Date.now();
+      const live = new Map<string, number[]>();
+      for (const a of agentProcesses(homes)) {
+        const killedAt = nodes[a.node]!.killedAt;
+        if (killedAt !== undefined && a.startedAt < killedAt) {
+          longestOrphanMs = Math.max(longestOrphanMs, now - killedAt);
+          if (now - killedAt > ORPHAN_AGENT_LIMIT_MS) {
+            violate(`10: agent ${a.pid} of chat ${chatIds.indexOf(a.chatId)} still alive ${now - killedAt} ms after its node ${a.node} was killed`);
+          }
+          continue;
+        }
+        if (!live.has(a.chatId)) live.set(a.chatId, []);
+        live.get(a.chatId)!.push(a.pid);
+      }
+      const seen = new Set<string>();
+      for (const [chatId, pids] of live) {
+        if (pids.length < 2) continue;
+        const key = `${chatId} ${pids.sort((x, y) => x - y).join(',')}`;
+        seen.add(key);
+        const overlap = overlaps.get(key) ?? { since: now, reported: false };
+        overlaps.set(key, overlap);
+        if (!overlap.reported && now - overlap.since > CLOSING_AGENT_GRACE_MS) {
+          overlap.reported = true;
+          violate(`10: agents ${pids.join(', ')} of chat ${chatIds.indexOf(chatId)} alive together for more than ${CLOSING_AGENT_GRACE_MS} ms`);
+        }
+      }
+      for (const key of overlaps.keys()) {
+        if (seen.has(key)) continue;
+        overlaps.delete(key);
+        closingOverlaps++;
+      }
+      agentSamples++;
+      await sleep(250);
+    }
+  };
+  const sampler = sampleAgents();
+
   try {
-    for (let c = 0; c < chatCount; c++) chatIds.push(await createChat(server.url, `stress ${seed} chat ${c}`));
-    observer = await connect('observer');
+    for (let c = 0; c < chatCount; c++) chatIds.push(await createChat(nodes[0]!.url, `stress ${seed} chat ${c}`));
+    // A subscription takes a chat nobody owns: chat c is first followed on node c mod n, so the chats start owned
+    // by different nodes (the observer alone, on the first node, would make it the owner of every chat, and no
+    // kill would ever end a running answer).
+    for (const [c, chatId] of chatIds.entries()) {
+      if (c % nodes.length === 0) continue;
+      const first = await TestClient.connect(nodes[c % nodes.length]!.wsUrl);
+      first.send({ type: 'subscribe', chat_id: chatId });
+      await first.waitFor((e) => e.type === 'processing_state' && e.chat_id === chatId);
+      await first.close();
+    }
+    observer = await connect('observer', 0);
     for (const chatId of chatIds) {
       const from = observer.client.events.length;
       follow(observer, chatId);
@@ -478,12 +609,13 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
       await observer.client.waitFor((e) => e.type === 'processing_state' && e.chat_id === chatId, { from });
     }
     for (let s = 0; s < socketCount; s++) {
-      const conn = await connect(`s${s}#0`);
+      const conn = await connect(`s${s}#0`, s % nodes.length);
       sockets.push({ index: s, conn, chain: Promise.resolve(), lastSeq: new Map(), generation: 0 });
     }
     const plan = planOperations(seed, ops, chatCount, socketCount, {
       clearHistory: options.clearHistory ?? false,
       modelFaults: options.modelFaults ?? false,
+      nodes: nodes.length,
     });
     log(`stress: seed=${seed} planned ${plan.length} operations over ${chatCount} chats and ${socketCount} sockets`);
     for (const op of plan) {
@@ -517,8 +649,11 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
         case 'reconnect':
           void reconnect(sockets[op.socket]!, op);
           break;
+        case 'kill':
+          killNode(op.node, op.downMs);
+          break;
         case 'storm':
-          server.fake.storm({ forMs: op.ms, status: op.status, retryAfterS: 0 });
+          target.fake.storm({ forMs: op.ms, status: op.status, retryAfterS: 0 });
           break;
         case 'clear':
           void onSocket(sockets[op.socket]!, 'clear', (conn) => {
@@ -559,7 +694,7 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
     for (const chatId of chatIds) {
       let messages: ChatMessage[] = [];
       for (let attempt = 0; attempt < 50; attempt++) {
-        const res = await fetch(`${server.url}/api/chats/${chatId}/messages`);
+        const res = await fetch(`${nodes[0]!.url}/api/chats/${chatId}/messages`);
         const body = (await res.json()) as unknown;
         if (res.status !== 200 || !Array.isArray(body)) {
           violate(`6: GET /api/chats/${chatId}/messages answered ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
@@ -580,19 +715,21 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
       replays: c.replays,
       openAtEnd: !c.closed,
     }));
-    agentsBeforeClose = agentProcessesOf(server.config.AGENT_HOME_DIR).length;
+    sampling = false;
+    await sampler;
+    agentsBeforeClose = agentProcesses(homes).length;
     if (agentsBeforeClose === 0) {
       violate('9: no agent process of this service found while it ran: the leftover check would not see one either');
     }
     await Promise.all(conns.map((c) => c.client.close().catch(() => undefined)));
-    await server.close();
+    await target.close();
     serverClosed = true;
-    let leftovers = agentProcessesOf(server.config.AGENT_HOME_DIR);
+    let leftovers = agentProcesses(homes);
     for (let i = 0; i < 20 && leftovers.length > 0; i++) {
       await sleep(250);
-      leftovers = agentProcessesOf(server.config.AGENT_HOME_DIR);
+      leftovers = agentProcesses(homes);
     }
-    if (leftovers.length > 0) violate(`9: agent CLI process(es) left after the server closed: ${leftovers.join(', ')}`);
+    if (leftovers.length > 0) violate(`9: agent CLI process(es) left after the server closed: ${leftovers.map((a) => a.pid).join(', ')}`);
 
     const figures = checkRecords({ conns: records, observer: 'observer', chatIds, stored, violate, allowedFrameErrors: [...allowedErrors] });
     const echoes = new Set(observer.client.events.flatMap((e) => (e.type === 'user_message' ? [`${e.chat_id}\n${e.content}`] : [])));
@@ -609,14 +746,23 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
       cutOffByReset,
       reconnects,
       agentsBeforeClose,
+      nodes: nodes.length,
+      kills,
+      nodeLost: observer.client.events.filter((e) => e.type === 'error' && qid(e) !== undefined && e.code === 'node_lost').length,
+      agentSamples,
+      closingOverlaps,
+      longestOrphanMs,
       violations: dedupe(violations),
       durationMs: Date.now() - started,
     };
   } finally {
     process.off('unhandledRejection', onUnhandled);
+    sampling = false;
+    await sampler;
     if (!serverClosed) {
+      await Promise.all([...background]);
       await Promise.all(conns.map((c) => c.client.close().catch(() => undefined)));
-      await server.close().catch(() => undefined);
+      await target.close().catch(() => undefined);
     }
   }
 }
@@ -627,6 +773,24 @@ function dedupe(list: string[], max = 200): string[] {
 }
 
 // ------------------------------------------------------------------------------------------------ checking
+
+/** A stored row expected from the stream; `partial`: of a query a node loss ended (see `lost` in checkRecords). */
+interface Row {
+  text: string;
+  partial: boolean;
+}
+
+/** `got` equals `want`, except that a partial row may be stored as a prefix of its text (same role) or not at all. */
+export function rowsMatch(got: string[], want: Row[]): boolean {
+  let i = 0;
+  for (const row of want) {
+    const g = got[i];
+    if (g === row.text) i++;
+    else if (row.partial && g !== undefined && row.text.startsWith(g) && g.split(': ')[0] === row.text.split(': ')[0] && g.includes(': ')) i++;
+    else if (!row.partial) return false;
+  }
+  return i === got.length;
+}
 
 /** What one WebSocket connection did and received. */
 export interface ConnRecord {
@@ -678,6 +842,9 @@ export function checkRecords({ conns, observer: observerLabel, chatIds, stored, 
     }
   }
   const order = (q: string) => userSeq.get(q) ?? -Infinity;
+  // Queries a node loss ended: their partial answer is stored as far as it was checkpointed (STREAM_CHECKPOINT_MS)
+  // before the node died, so what is stored of them may be a prefix of what streamed, or nothing.
+  const lost = new Set(observer.events.flatMap((e) => (e.type === 'error' && e.code === 'node_lost' && qid(e) ? [qid(e)!] : [])));
 
   let replays = 0;
   let historyFallbacks = 0;
@@ -819,19 +986,19 @@ export function checkRecords({ conns, observer: observerLabel, chatIds, stored, 
   }
   const stateAt = (chatId: string, at: number) => {
     const upTo = (observerByChat.get(chatId) ?? []).filter((e) => seqOf(e)! <= at);
-    const rows: string[] = [];
+    const rows: Row[] = [];
     let block: string | undefined;
     let running: string | null = null;
     for (const e of upTo) {
       if (e.type === 'user_message') {
-        rows.push(`user: ${e.content}`);
+        rows.push({ text: `user: ${e.content}`, partial: false });
         running = e.query_id;
       } else if (e.type === 'stream_start') block = '';
       else if (e.type === 'text_delta') block = (block ?? '') + e.delta;
       else if (e.type === 'stream_end') {
-        if (block) rows.push(`assistant: ${block}`);
+        if (block) rows.push({ text: `assistant: ${block}`, partial: lost.has(qid(e) ?? '') });
         block = undefined;
-      } else if (e.type === 'assistant_message') rows.push(`assistant: ${e.content}`);
+      } else if (e.type === 'assistant_message') rows.push({ text: `assistant: ${e.content}`, partial: lost.has(qid(e) ?? '') });
       else if (e.type === 'history_cleared') rows.length = 0;
       else if (isTerminal(e) && qid(e) === running) {
         running = null;
@@ -851,8 +1018,8 @@ export function checkRecords({ conns, observer: observerLabel, chatIds, stored, 
       if (e.type === 'history') {
         const want = stateAt(chatId, seq).rows;
         const got = e.messages.filter((m) => m.status !== 'error').map((m) => `${m.role}: ${m.content}`);
-        if (JSON.stringify(got) !== JSON.stringify(want)) {
-          violate(`6b: ${conn.label} event #${i}: history of ${chatNo(chatId)} at seq ${seq} is ${JSON.stringify(got)}, but the stream up to it gives ${JSON.stringify(want)}`);
+        if (!rowsMatch(got, want)) {
+          violate(`6b: ${conn.label} event #${i}: history of ${chatNo(chatId)} at seq ${seq} is ${JSON.stringify(got)}, but the stream up to it gives ${JSON.stringify(want.map((r) => r.text))}`);
         }
       } else if (e.type === 'processing_state') {
         snapshots++;
@@ -929,9 +1096,11 @@ export function checkRecords({ conns, observer: observerLabel, chatIds, stored, 
       for (const m of textRows) {
         if (!allowed.includes(m.status)) violate(`6: ${label}: stored answer with status ${m.status}`);
       }
-      const got = JSON.stringify(textRows.map((m) => m.content));
-      const want = JSON.stringify(streamed);
-      if (got !== want) violate(`6: ${label}: streamed ${want} but stored ${got}`);
+      const got = textRows.map((m) => m.content);
+      const asRow = (text: string) => `assistant: ${text}`;
+      if (!rowsMatch(got.map(asRow), streamed.map((text) => ({ text: asRow(text), partial: lost.has(q) })))) {
+        violate(`6: ${label}: streamed ${JSON.stringify(streamed)} but stored ${JSON.stringify(got)}`);
+      }
     });
   }
   return { queries: queries.size, results, cancelled, errors, replays, historyFallbacks, refused, snapshots, midAnswerSnapshots };
