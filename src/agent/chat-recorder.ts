@@ -73,12 +73,16 @@ export class ChatRecorder {
    * Stores a user message and opens its query, together or not at all, before the agent sees it; undefined if the
    * chat is gone. Not retried: a storage fault is the sender's answer at once (nothing stored, send again).
    */
-  userMessage(content: string, images: ImageToStore[]): Promise<{ queryId: string; messageId: string } | undefined> {
+  userMessage(
+    content: string,
+    images: ImageToStore[],
+    clientId?: string,
+  ): Promise<{ queryId: string; messageId: string } | undefined> {
     // Queued behind a write that waits for the fault to clear, the sender would wait up to the retry window.
     if (this.fault) return Promise.reject(new StorageFaultError(this.fault));
     return this.writes.run(() =>
       this.store.transaction(async (tx) => {
-        const queryId = await tx.queries.start(this.chatId);
+        const queryId = await tx.queries.start(this.chatId, undefined, clientId);
         const message = await tx.messages.add({ chatId: this.chatId, role: 'user', content, images, queryId });
         if (message) await tx.queries.setUserMessage(queryId, message.id);
         return message && { queryId, messageId: message.id };

@@ -288,8 +288,12 @@ export class ChatSession {
    * Starts a query for a user message; a running query is interrupted first (it ends `cancelled`). Resolves once
    * the message is stored and handed to the agent, not when the answer is complete.
    */
-  send(content: string, images: ImageToStore[]): Promise<string> {
+  send(content: string, images: ImageToStore[], clientId?: string): Promise<string> {
     return this.op(async () => {
+      // The client sent this message again (it had seen no user_message after a reconnect) but the first copy
+      // arrived: answered once. The first copy's user_message went to the chat's subscribers (and is in history).
+      const earlier = clientId && (await this.deps.store.queries.byClientId(this.chatId, clientId));
+      if (earlier) return earlier;
       await this.prepareQuery();
       // The SDK's budget counts from the process's start: with a budget, every message gets a fresh process
       // (resuming the session), so each message is held to its own limit. A process started with settings the
@@ -298,7 +302,7 @@ export class ChatSession {
       // Admission before anything is stored: a chat refused for capacity leaves no half-started query behind.
       if (!(await this.agent.ensure({ evict: true }))) throw new ChatError('agent_busy', 'no agent available');
 
-      const stored = await this.record.userMessage(content, images);
+      const stored = await this.record.userMessage(content, images, clientId);
       if (!stored) throw new ChatError('not_found', 'chat not found');
       const run = new QueryRun(
         stored.queryId,
@@ -307,7 +311,7 @@ export class ChatSession {
       );
       this.current = run;
       this.lastActivity = this.now();
-      this.emit({ type: 'user_message', query_id: run.id, content, message_id: stored.messageId });
+      this.emit({ type: 'user_message', query_id: run.id, content, message_id: stored.messageId, ...(clientId ? { client_id: clientId } : {}) });
       this.deps.hooks
         ?.userMessage(this.chatId, content)
         .catch((err: unknown) => this.deps.log.warn({ err }, 'failed to update the chat after a message'));

@@ -30,7 +30,7 @@ export interface ChatChannel {
   unsubscribe(chatId: string, subscriber: ChatSubscriber): void;
   isSubscribed(chatId: string, subscriber: ChatSubscriber): boolean;
   /** A user message: stored, then answered. Resolves with the new query's id once it is under way. */
-  send(chatId: string, content: string, images: ImageToStore[]): Promise<string>;
+  send(chatId: string, content: string, images: ImageToStore[], clientId?: string): Promise<string>;
   /** Answers the chat's last user message again (the previous answer is kept, superseded). */
   retry(chatId: string): Promise<string>;
   /** Ends the running answer, if any (`cancelled`); resolves whether there was one. */

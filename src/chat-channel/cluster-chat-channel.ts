@@ -54,8 +54,15 @@ export class ClusterChatChannel implements ChatChannel {
     this.operations = {
       send: {
         takes: true,
-        run: (chatId, { content, images }: { content: string; images: { mediaType: ImageMediaType; data: string }[] }) =>
-          session(chatId).send(content, images.map((i) => ({ mediaType: i.mediaType, data: Buffer.from(i.data, 'base64') }))),
+        run: (
+          chatId,
+          { content, images, clientId }: { content: string; images: { mediaType: ImageMediaType; data: string }[]; clientId?: string },
+        ) =>
+          session(chatId).send(
+            content,
+            images.map((i) => ({ mediaType: i.mediaType, data: Buffer.from(i.data, 'base64') })),
+            clientId,
+          ),
       },
       retry: { takes: true, run: (chatId) => session(chatId).retry() },
       clear: { takes: true, run: (chatId) => session(chatId).clear() },
@@ -115,9 +122,9 @@ export class ClusterChatChannel implements ChatChannel {
     return this.deps.feeds.has(chatId, subscriber);
   }
 
-  async send(chatId: string, content: string, images: ImageToStore[]): Promise<string> {
+  async send(chatId: string, content: string, images: ImageToStore[], clientId?: string): Promise<string> {
     const wire = images.map((i) => ({ mediaType: i.mediaType, data: i.data.toString('base64') }));
-    return (await this.route(chatId, 'send', { content, images: wire })) as string;
+    return (await this.route(chatId, 'send', { content, images: wire, ...(clientId ? { clientId } : {}) })) as string;
   }
 
   async retry(chatId: string): Promise<string> {

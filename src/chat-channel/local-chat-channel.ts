@@ -23,8 +23,8 @@ export class LocalChatChannel implements ChatChannel {
     return this.agents.peek(chatId)?.isSubscribed(subscriber) ?? false;
   }
 
-  send(chatId: string, content: string, images: ImageToStore[]): Promise<string> {
-    return this.agents.get(chatId).send(content, images);
+  send(chatId: string, content: string, images: ImageToStore[], clientId?: string): Promise<string> {
+    return this.agents.get(chatId).send(content, images, clientId);
   }
 
   retry(chatId: string): Promise<string> {

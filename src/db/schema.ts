@@ -92,6 +92,8 @@ export interface QueriesTable {
   /** The node that runs (ran) the query, NODE_ID, and which run of it (a new id at every start); NULL before 008. */
   node_id: ColumnType<string | null, string | null | undefined, string | null>;
   node_run: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The client's id of the chat message that started the query (unique per chat; NULL without one). */
+  client_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /**

@@ -60,6 +60,15 @@ export const ChatFrameSchema = z.object({
   chat_id: chatId,
   content: z.string({ message: 'content must be a string' }),
   images: z.array(ImageInputSchema).optional(),
+  client_id: z
+    .string()
+    .min(1, { message: 'client_id must not be empty' })
+    .max(100, { message: 'client_id is longer than 100 characters' })
+    .optional()
+    .meta({
+      description:
+        "The client's own id of this message (e.g. a UUID), unique in the chat: a message sent again with the same id after a reconnect is not answered twice; echoed in user_message",
+    }),
   capabilities: CapabilitiesSchema,
 });
 export const StopFrameSchema = z.object({ type: z.literal('stop'), chat_id: chatId });
@@ -137,7 +146,14 @@ export const ServerEventSchema = z.discriminatedUnion('type', [
       .object({ text: z.string().meta({ description: 'Text of the current answer streamed so far' }) })
       .nullable(),
   }),
-  z.object({ type: z.literal('user_message'), ...queryEvent, content: z.string(), message_id: z.string() }),
+  z.object({
+    type: z.literal('user_message'),
+    ...queryEvent,
+    content: z.string(),
+    message_id: z.string(),
+    /** The chat frame's client_id, when it had one. */
+    client_id: z.string().optional(),
+  }),
   z.object({
     type: z.literal('answer_retried'),
     ...queryEvent,

@@ -42,7 +42,18 @@ export class QueriesRepository {
   ) {}
 
   /** A new running query; `userMessageId` when the user message it answers is already stored (a retry). */
-  async start(chatId: string, userMessageId?: string): Promise<string> {
+  /** The query a chat message with this client id started, if one did. */
+  async byClientId(chatId: string, clientId: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('queries')
+      .select('id')
+      .where('chat_id', '=', chatId)
+      .where('client_id', '=', clientId)
+      .executeTakeFirst();
+    return row?.id;
+  }
+
+  async start(chatId: string, userMessageId?: string, clientId?: string): Promise<string> {
     const id = randomUUID();
     await this.db
       .insertInto('queries')
@@ -52,6 +63,7 @@ export class QueriesRepository {
         status: 'running',
         started_at: this.now().toISOString(),
         user_message_id: userMessageId ?? null,
+        client_id: clientId ?? null,
         node_id: this.node?.nodeId ?? null,
         node_run: this.node?.runId ?? null,
       })

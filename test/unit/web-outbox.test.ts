@@ -17,6 +17,7 @@ const user = (id: string, content: string): HistoryMessage => ({
 });
 const pending = (id: string, content: string, after: string | null | undefined, sentOn: number | null = 1): PendingMessage => ({
   id,
+  clientId: `client-${id}`,
   content,
   images: [],
   sentOn,
@@ -75,6 +76,33 @@ describe('web client outbox', () => {
     outbox.refused(CHAT);
     expect(outbox.pending(CHAT)).toEqual([]);
     expect(timers).toEqual([]);
+  });
+
+  it('sends every copy of a message with the same client_id, and an echo settles the message its client_id names', () => {
+    const frames: ClientFrame[] = [];
+    const timers: (() => void)[] = [];
+    const outbox = new Outbox({
+      send: (frame) => frames.push(frame) > 0,
+      chatFrame: (chatId, content, _images, clientId) => ({ type: 'chat', chat_id: chatId, content, client_id: clientId }),
+      changed: () => undefined,
+      setTimeout: (fn) => timers.push(fn),
+    });
+    outbox.reconnected();
+    outbox.snapshot(CHAT, []);
+    outbox.send(CHAT, 'yes', [], null);
+    outbox.send(CHAT, 'yes', [], null);
+    const [first, second] = outbox.pending(CHAT);
+    expect(first!.clientId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(first!.clientId).not.toBe(second!.clientId);
+    // The second one's echo (same text) settles the second one, not the older first.
+    outbox.accept(CHAT, 'yes', second!.clientId);
+    expect(outbox.pending(CHAT).map((p) => p.id)).toEqual([first!.id]);
+    // Lost with the connection: sent again with the id it had.
+    outbox.reconnected();
+    outbox.snapshot(CHAT, []);
+    timers.shift()!();
+    const copies = frames.filter((f) => f.type === 'chat' && f.client_id === first!.clientId);
+    expect(copies).toHaveLength(2);
   });
 
   it('settles a message whose echo arrives during the grace period instead of sending it twice', () => {

@@ -10,6 +10,11 @@ import type { ImageRef } from './chat-view.js';
 export interface PendingMessage {
   /** Local key, for rendering. */
   id: string;
+  /**
+   * The message's `client_id`: the same on every copy sent, so the service answers it once however often it goes
+   * out, and its echo settles exactly this message.
+   */
+  clientId: string;
   content: string;
   images: ImageInput[];
   /** The connection (numbered from 1) it was last sent on; null: not sent yet (queued behind messages to resend). */
@@ -62,7 +67,7 @@ export function lastUserId(messages: readonly HistoryMessage[]): string | null {
 export interface OutboxDeps {
   /** Sends on the current socket; false when it is not open. */
   send(frame: ClientFrame): boolean;
-  chatFrame(chatId: string, content: string, images: ImageInput[]): ClientFrame;
+  chatFrame(chatId: string, content: string, images: ImageInput[], clientId: string): ClientFrame;
   /** The pending lists changed (the page shows them as "sending"). */
   changed(): void;
   setTimeout(fn: () => void, ms: number): unknown;
@@ -98,9 +103,9 @@ export class Outbox {
 
   /** Sends a message, or queues it behind ones to resend; false when it could not go (the socket is not open). */
   send(chatId: string, content: string, images: ImageInput[], after: string | null | undefined): boolean {
-    let entry: PendingMessage = { id: `pending:${++this.nextId}`, content, images, sentOn: null, after };
+    let entry: PendingMessage = { id: `pending:${++this.nextId}`, clientId: newClientId(), content, images, sentOn: null, after };
     if (!this.resyncing.has(chatId)) {
-      if (!this.deps.send(this.deps.chatFrame(chatId, content, images))) return false;
+      if (!this.deps.send(this.deps.chatFrame(chatId, content, images, entry.clientId))) return false;
       entry = this.sent(chatId, entry);
     }
     this.byChat.set(chatId, [...this.pending(chatId), entry]);
@@ -125,10 +130,15 @@ export class Outbox {
     return this.resyncing.has(chatId);
   }
 
-  /** A `user_message` echo: settles the oldest sent message with that text; its images, to show with the echo. */
-  accept(chatId: string, content: string): ImageRef[] {
+  /**
+   * A `user_message` echo: settles the message with its `client_id` (an echo without one, e.g. of a message another
+   * client sent: the oldest sent message with that text); its images, to show with the echo.
+   */
+  accept(chatId: string, content: string, clientId?: string): ImageRef[] {
     const list = this.pending(chatId);
-    const entry = list.find((p) => p.sentOn !== null && p.content === content);
+    const entry = clientId
+      ? list.find((p) => p.clientId === clientId)
+      : list.find((p) => p.sentOn !== null && p.content === content);
     if (!entry) return [];
     this.drop(chatId, entry.id);
     return entry.images.map((i) => ({ src: `data:${i.media_type};base64,${i.base64}` }));
@@ -175,7 +185,7 @@ export class Outbox {
     this.resyncing.delete(chatId);
     const list = this.pending(chatId).map((p) => {
       if (p.sentOn === this.connection) return p;
-      return this.deps.send(this.deps.chatFrame(chatId, p.content, p.images)) ? this.sent(chatId, p) : p;
+      return this.deps.send(this.deps.chatFrame(chatId, p.content, p.images, p.clientId)) ? this.sent(chatId, p) : p;
     });
     this.byChat.set(chatId, list);
     this.deps.changed();
@@ -209,4 +219,13 @@ export class Outbox {
     if (flights && i >= 0) flights.splice(i, 1);
     this.deps.changed();
   }
+}
+
+/** A random id (UUID v4 form). crypto.randomUUID needs a secure context; getRandomValues works on plain http too. */
+export function newClientId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }

@@ -67,10 +67,11 @@ export class AppStore {
   /** Chat messages until their echo; sent again after a reconnect when the service did not get them. */
   private readonly outbox = new Outbox({
     send: (frame) => this.connection?.send(frame) ?? false,
-    chatFrame: (chatId, content, images) => ({
+    chatFrame: (chatId, content, images, clientId) => ({
       type: 'chat',
       chat_id: chatId,
       content,
+      client_id: clientId,
       capabilities: CAPABILITIES,
       ...(images.length > 0 ? { images } : {}),
     }),
@@ -350,7 +351,9 @@ export class AppStore {
     if (e.type === 'history') this.outbox.snapshot(chatId, e.messages);
     if (e.type === 'answer_retried') this.outbox.retried(chatId);
     // The echo settles the pending message; the images the user attached show with it (user_message has none).
-    const next = applyEvent(view, e, { take: (content) => this.outbox.accept(chatId, content) });
+    const next = applyEvent(view, e, {
+      take: (content) => this.outbox.accept(chatId, content, e.type === 'user_message' ? e.client_id : undefined),
+    });
     if (next !== view) this.putView(next, { now: e.type === 'history' });
   }
 

@@ -326,7 +326,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
         if (await this.rateLimited(chatId)) return;
         // `chat` on a chat the socket does not follow yet subscribes it first (the seed client relies on it).
         if (!channel.isSubscribed(chatId, this)) await this.follow(chatId);
-        return { operation: channel.send(chatId, content, images) };
+        return { operation: channel.send(chatId, content, images, frame.client_id) };
       }
       case 'stop':
         return { operation: channel.stop(chatId) };
