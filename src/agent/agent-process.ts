@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { SpawnedProcess, SpawnOptions } from '@anthropic-ai/claude-agent-sdk';
@@ -60,16 +61,21 @@ export class AgentProcess {
 
   spawn = (options: SpawnOptions): SpawnedProcess => {
     // Confined, bubblewrap ends the agent when the service dies; unconfined, a watchdog does (orphan-watchdog.ts).
+    // A CLI that cannot be run at all is spawned as it is: the spawn then fails with the reason (ENOENT, EACCES),
+    // which the start backoff reports, where the watchdog's shell would only exit 127 or 126.
+    const watched = !this.confine && runnable(options.command);
     const { command, args, mountPoints } = this.confine
       ? this.confine(options.command, options.args, options.env)
-      : { ...underWatchdog(this.tag, options.command, options.args), mountPoints: [] };
+      : watched
+        ? { ...underWatchdog(this.tag, options.command, options.args), mountPoints: [] }
+        : { command: options.command, args: options.args, mountPoints: [] };
     this.mountPoints = mountPoints;
     this.startedConfigDir = options.env.CLAUDE_CONFIG_DIR;
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: { ...options.env, [TAG_VARIABLE]: this.tag },
       // fd 3: the watchdog's pipe to this process, never written; its end of file tells the watchdog we are gone.
-      stdio: this.confine ? ['pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe', 'pipe'],
+      stdio: watched ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'],
       detached: true,
     });
     this.child = child;
@@ -134,5 +140,16 @@ export class AgentProcess {
     } catch {
       // The group is already gone.
     }
+  }
+}
+
+/** Whether `command` can be executed: a path must name an executable file; a bare name is left to the PATH search. */
+function runnable(command: string): boolean {
+  if (!command.includes('/')) return true;
+  try {
+    accessSync(command, fsConstants.X_OK);
+    return statSync(command).isFile();
+  } catch {
+    return false;
   }
 }
