@@ -170,24 +170,24 @@ export class ClusterChatChannel implements ChatChannel {
     const { ownership, commands } = this.deps;
     for (let attempt = 0; attempt < MAX_ROUTES; attempt++) {
       if (ownership.owns(chatId)) return operation.run(chatId, args as never);
-      const holder = await ownership.holder(chatId);
+      const holder = await this.coordinate(() => ownership.holder(chatId));
       if (!holder) {
         if (!operation.takes) return operation.idle;
-        if ((await ownership.take(chatId)) === undefined) return operation.run(chatId, args as never);
+        if ((await this.coordinate(() => ownership.take(chatId))) === undefined) return operation.run(chatId, args as never);
         continue;
       }
       if (holder.member === ownership.member) {
         // A lease of this node it no longer counts as its own (lost and not yet expired): take it afresh.
-        await ownership.takeFromDead(chatId, holder.member);
+        await this.coordinate(() => ownership.takeFromDead(chatId, holder.member));
         continue;
       }
-      if (!(await ownership.isAlive(holder.member))) {
+      if (!(await this.coordinate(() => ownership.isAlive(holder.member)))) {
         if (!operation.takes) {
-          await ownership.takeFromDead(chatId, holder.member);
+          await this.coordinate(() => ownership.takeFromDead(chatId, holder.member));
           if (ownership.owns(chatId)) return operation.run(chatId, args as never);
           continue;
         }
-        if ((await ownership.takeFromDead(chatId, holder.member)) === undefined) return operation.run(chatId, args as never);
+        if ((await this.coordinate(() => ownership.takeFromDead(chatId, holder.member))) === undefined) return operation.run(chatId, args as never);
         continue;
       }
       try {
@@ -195,14 +195,28 @@ export class ClusterChatChannel implements ChatChannel {
       } catch (err) {
         if (err instanceof NotOwnerError) continue;
         if (err instanceof NodeUnreachableError) {
-          this.deps.log.warn({ chat_id: chatId, node: holder.member, op, reason: err.message }, 'the node owning a chat did not answer');
-          if (await ownership.isAlive(holder.member)) throw new ChatError('agent_unavailable', `the node running this chat did not answer; try again`);
+          this.deps.log.warn({ chat_id: chatId, owner: holder.member, op, reason: err.message }, 'the node owning a chat did not answer');
+          if (await this.coordinate(() => ownership.isAlive(holder.member))) throw new ChatError('agent_unavailable', `the node running this chat did not answer; try again`);
           continue;
         }
         throw err;
       }
     }
     throw new ChatError('agent_unavailable', 'the chat is moving between nodes; try again in a moment');
+  }
+
+  /**
+   * A step of the cluster's coordination (leases, liveness) through Redis. Without Redis no node can safely own a
+   * chat: the operation is refused with a code the client knows (try again), not as an internal error.
+   */
+  private async coordinate<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (err) {
+      if (err instanceof ChatError) throw err;
+      this.deps.log.warn({ reason: (err as Error).message }, 'chat coordination failed (Redis unreachable?)');
+      throw new ChatError('agent_unavailable', 'the chat service cannot coordinate its nodes right now (Redis unreachable); try again shortly');
+    }
   }
 
   /** The chat's state as a new subscriber gets it, taken by its session here (this node owns the chat). */

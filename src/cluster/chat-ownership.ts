@@ -206,19 +206,19 @@ export class ChatOwnership {
    */
   private async cleanUpAfter(member: string): Promise<void> {
     const chats = await this.leases.chatsOf(member);
-    this.deps.log.warn({ node: member, chats: chats.length }, 'a node is gone: ending its running queries and freeing its chats');
+    this.deps.log.warn({ lost_member: member, chats: chats.length }, 'a node is gone: ending its running queries and freeing its chats');
     for (const chatId of chats) {
       try {
         if ((await this.takeFromDead(chatId, member)) === undefined && !this.inUse(chatId)) this.forgotten(chatId);
       } catch (err) {
-        this.deps.log.warn({ err, chat_id: chatId, node: member }, 'could not free a chat of a dead node');
+        this.deps.log.warn({ err, chat_id: chatId, lost_member: member }, 'could not free a chat of a dead node');
       }
     }
     try {
       const repaired = await recoverNode(this.deps.store, parseMember(member), 'the node running the query was lost');
-      if (repaired.streams + repaired.queries + repaired.tools > 0) this.deps.log.warn({ node: member, ...repaired }, 'repaired the work of a lost node');
+      if (repaired.streams + repaired.queries + repaired.tools > 0) this.deps.log.warn({ lost_member: member, ...repaired }, 'repaired the work of a lost node');
     } catch (err) {
-      this.deps.log.warn({ err, node: member }, 'could not repair the rows of a lost node');
+      this.deps.log.warn({ err, lost_member: member }, 'could not repair the rows of a lost node');
     }
     await this.liveness.forget(member);
   }

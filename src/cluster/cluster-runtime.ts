@@ -72,7 +72,7 @@ export async function startClusterRuntime(
   await ownership.start();
   await feeds.start();
   await commands.start();
-  log.info({ node: ownership.member }, 'joined the cluster');
+  log.info({ member: ownership.member }, 'joined the cluster');
   return {
     agents,
     channel,
