@@ -18,7 +18,7 @@ export interface ChatSubscriber {
  * to the chat's shared stream (src/cluster/), from which every node's subscribers get it.
  */
 export interface EventSink {
-  /** Number from above this seq (the last one the chat's shared stream holds), if higher than the clock's floor. */
+  /** Number from just above this seq: the last one the chat's shared stream holds (or the clock's, when it is new). */
   firstSeq?: number;
   publish(seq: number, event: ServerEvent, json: string): void;
 }
@@ -51,8 +51,10 @@ export class ChatEventLog {
     private readonly tap?: (event: ServerEvent) => void,
     private readonly sink?: EventSink,
   ) {
-    // With several nodes, also above what the chat's stream holds (the chat may have moved from another node).
-    this.seq = Math.max(origin.start(), sink?.firstSeq ?? 0);
+    // With several nodes, the chat's shared stream says where its numbering is (the chat may have moved from another
+    // node): it goes on from there, one by one.
+    this.seq = sink?.firstSeq ?? origin.start();
+    origin.issued(this.seq);
   }
 
   get lastSeq(): number {

@@ -145,8 +145,11 @@ export class ChatOwnership {
   private async acquire(chatId: string): Promise<LeaseHolder | undefined> {
     const got = await this.leases.acquire(chatId);
     if ('heldBy' in got) return got.heldBy;
+    // The numbering goes on where the chat's stream ends, so a socket that follows the chat across the move sees no
+    // gap (seq grows by one per event of a chat); a new or expired stream starts from the clock, above anything
+    // numbered for the chat before.
     const last = await this.deps.stream.lastSeq(chatId);
-    const firstSeq = await this.endLostQuery(got.lease, Math.max(last ?? 0, this.now() * 1000));
+    const firstSeq = await this.endLostQuery(got.lease, last ?? this.now() * 1000);
     this.owned.set(chatId, { lease: got.lease, firstSeq });
     return undefined;
   }

@@ -64,6 +64,9 @@ describe.skipIf(!redisAvailable || !storeAvailable('postgres'))('a node lost mid
     expect(await onB.waitForEnd(next, 60_000)).toMatchObject({ type: 'result', success: true });
     expect(onB.streamedText(next)).toContain('before the loss');
     expect(onB.events.some((e) => e.type === 'notice')).toBe(false);
+    // The chat's numbering went on by one across the move to B: the socket that followed it throughout saw no gap.
+    const seqs = [...new Set(onB.events.flatMap((e) => ('chat_id' in e && e.chat_id === chatId && 'seq' in e ? [e.seq as number] : [])))];
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe(seqs[i - 1]! + 1);
     await onB.close();
     await onA.close();
   });
