@@ -12,7 +12,7 @@ import { openDatabase, type Db } from '../../src/db/database.js';
 import type { Chat } from '../../src/protocol/chat.js';
 import { createChat, startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
 import { api } from '../helpers/auth.js';
-import { createTestDatabase, describeEachStore, makeTempDir, type TestDatabase } from '../helpers/stores.js';
+import { createTestDatabase, describeEachStore, makeTempDir, transcriptRows, type TestDatabase } from '../helpers/stores.js';
 import { TestClient } from '../helpers/ws-client.js';
 import { conversationOf, getMessages, modelRequestAnswering, until } from './support.js';
 
@@ -40,16 +40,6 @@ function localTranscripts(node: AgentTestServer, chatId: string): string[] {
   return (fs.readdirSync(projects, { recursive: true }) as string[]).filter((f) => f.endsWith('.jsonl'));
 }
 
-const transcriptRows = async (db: Db, chatId: string) =>
-  Number(
-    (
-      await db
-        .selectFrom('agent_transcript_entries')
-        .select((eb) => eb.fn.countAll<number | bigint>().as('n'))
-        .where('chat_id', '=', chatId)
-        .executeTakeFirstOrThrow()
-    ).n,
-  );
 
 /** What the user typed in each user line of a session's stored transcript (tool results and CLI notes left out). */
 async function userTexts(db: Db, chatId: string, sessionId: string): Promise<string[]> {

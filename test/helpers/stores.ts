@@ -6,6 +6,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { describe, inject } from 'vitest';
 import type { DatabaseTarget } from '../../src/config/config.js';
+import type { Db } from '../../src/db/database.js';
 
 export type StoreKind = DatabaseTarget['kind'];
 export const STORE_KINDS: readonly StoreKind[] = ['sqlite', 'postgres'];
@@ -83,4 +84,14 @@ export async function createTestDatabase(kind: StoreKind, dir?: string): Promise
     target: { kind, url: url.toString() },
     drop: () => withAdmin((client) => client.query(`drop database if exists "${name}" with (force)`)).then(() => undefined),
   };
+}
+
+/** How many transcript lines the store holds for a chat (agent_transcript_entries). */
+export async function transcriptRows(db: Db, chatId: string): Promise<number> {
+  const row = await db
+    .selectFrom('agent_transcript_entries')
+    .select((eb) => eb.fn.countAll<number | bigint>().as('n'))
+    .where('chat_id', '=', chatId)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }

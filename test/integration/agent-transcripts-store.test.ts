@@ -4,7 +4,7 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { ChatSessionStore } from '../../src/agent/database-session-store.js';
 import { openDatabase, type Db } from '../../src/db/database.js';
 import { Store } from '../../src/store/store.js';
-import { createTestDatabase, describeEachStore, type TestDatabase } from '../helpers/stores.js';
+import { createTestDatabase, describeEachStore, transcriptRows, type TestDatabase } from '../helpers/stores.js';
 
 const line = (type: string, uuid?: string, extra: Record<string, unknown> = {}) => ({ type, ...(uuid ? { uuid } : {}), ...extra });
 
@@ -23,16 +23,7 @@ describeEachStore('agent transcripts in the store', (kind) => {
     await database.drop();
   });
 
-  const rowsOf = async (chatId: string) =>
-    Number(
-      (
-        await db
-          .selectFrom('agent_transcript_entries')
-          .select((eb) => eb.fn.countAll<number | bigint>().as('n'))
-          .where('chat_id', '=', chatId)
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
+  const rowsOf = (chatId: string) => transcriptRows(db, chatId);
 
   it('reads back what was appended, in order and deep-equal; null for a session never written', async () => {
     const chat = await store.chats.create('t');
