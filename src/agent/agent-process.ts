@@ -39,6 +39,8 @@ export class AgentProcess {
   });
 
   private startError: Error | undefined;
+  /** How the process ended ("exited with code 1", "was killed by SIGKILL"), once it has. */
+  exitStatus: string | undefined;
   /** The start of the process's stderr: where bwrap says why it could not run the CLI. */
   private stderrHead = '';
 
@@ -81,7 +83,10 @@ export class AgentProcess {
     this.child = child;
     // The watchdog's pipe must not keep the service's event loop alive.
     (child.stdio[3] as { unref?: () => void } | null | undefined)?.unref?.();
-    child.once('exit', () => this.exitedResolve());
+    child.once('exit', (code, signal) => {
+      this.exitStatus = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      this.exitedResolve();
+    });
     child.once('error', (err) => {
       this.startError = err;
       this.log.error({ err }, 'agent CLI failed to start');

@@ -75,12 +75,16 @@ function loadSdk(): Promise<{ query: QueryFunction }> {
   return sdk;
 }
 
+/** After the CLI process exited, how long the SDK gets to end its message loop by itself (see exitUnnoticed). */
+const LOOP_END_AFTER_EXIT_MS = 2_000;
+
 class SdkConnection implements AgentConnection {
   private readonly input = new AsyncQueue<SDKUserMessage>();
   private readonly query: Query;
   private readonly reducer: MessageReducer;
   private readonly process: AgentProcess;
   private closed = false;
+  private pumpEnded = false;
   /** The permission mode the process started in: without a canUseTool (bypass) it can never ask later. */
   private readonly startMode: PermissionMode;
   lastActivityAt = monotonicNow();
@@ -177,7 +181,7 @@ class SdkConnection implements AgentConnection {
     });
     // Ended means the message loop is over AND the CLI process has exited (its temporary resume dir, if any, removed):
     // no orphan, and no copy of the chat's transcript, outlives a connection.
-    this.ended = this.pump().then(async (outcome) => {
+    this.ended = Promise.race([this.pump(), this.exitUnnoticed()]).then(async (outcome) => {
       await this.process.terminate();
       await removeResumeDir(this.process.configDir);
       return outcome;
@@ -186,6 +190,28 @@ class SdkConnection implements AgentConnection {
 
   get pid(): number | undefined {
     return this.process.pid;
+  }
+
+  /**
+   * The SDK does not always end its message loop when the CLI dies right at its start (seen with a CLI that exits 1
+   * at once; claude-agent-sdk-typescript#255): the query would then wait forever for an agent that is gone. So the
+   * process's own exit ends the connection too, once the SDK had time to drain the CLI's last output and end the
+   * loop itself.
+   */
+  private async exitUnnoticed(): Promise<{ error?: Error }> {
+    await this.process.exited;
+    if (this.pumpEnded || this.closed) return {};
+    await new Promise((resolve) => setTimeout(resolve, LOOP_END_AFTER_EXIT_MS));
+    if (this.pumpEnded || this.closed) return {};
+    const spawnError = this.process.spawnError;
+    const error = spawnError
+      ? new Error(`cannot run the agent CLI: ${spawnError.message}`)
+      : new Error(`the agent CLI ${this.process.exitStatus ?? 'exited'}`);
+    this.log.warn({ err: error }, 'the agent CLI is gone and the SDK did not end its message loop: the connection ends');
+    this.closed = true;
+    this.input.end();
+    this.query.close();
+    return { error };
   }
 
   private async pump(): Promise<{ error?: Error }> {
@@ -214,6 +240,8 @@ class SdkConnection implements AgentConnection {
       if (spawnError) return { error: new Error(`cannot run the agent CLI: ${spawnError.message}`) };
       this.log.warn({ err }, 'agent connection ended with an error');
       return { error: err instanceof Error ? err : new Error(String(err)) };
+    } finally {
+      this.pumpEnded = true;
     }
   }
 

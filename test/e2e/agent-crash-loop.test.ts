@@ -124,7 +124,9 @@ describe('an agent CLI that dies at start', () => {
       [path.join(dir, 'missing', 'claude'), /ENOENT|not found|no such file/i],
       [notExecutable, /EACCES|permission/i],
     ] as const) {
-      server = await startAgentServer({ ...BACKOFF, AGENT_CLI_PATH: cli });
+      // The third failed start (the query's last attempt) leaves a 6 s wait: 'again' below lands in it however slow
+      // the machine is.
+      server = await startAgentServer({ ...BACKOFF, AGENT_START_BACKOFF_MS: '1500', AGENT_START_BACKOFF_MAX_MS: '20000', AGENT_CLI_PATH: cli });
       const chatId = await createChat(server.url);
       client = await TestClient.connect(server.wsUrl);
       const q = await client.chat(chatId, 'hello');

@@ -16,7 +16,11 @@ export async function startAgentServer(
   opts: Pick<ServiceOptions, 'fake' | 'dir' | 'store'> = {},
 ): Promise<AgentTestServer> {
   // With `agent`, startService always has a fake model (the one given, or its own).
-  return (await startService({ env, agent: true, ...opts })) as AgentTestServer;
+  // TEST_LOG=1 prints the service's debug log to stderr (what a failing test's service did).
+  const logger = process.env.TEST_LOG
+    ? { logger: () => ({ level: 'debug', stream: { write: (line: string) => process.stderr.write(line) } }) }
+    : {};
+  return (await startService({ env, agent: true, ...opts, ...logger })) as AgentTestServer;
 }
 
 export async function createChat(baseUrl: string, title = 'test chat'): Promise<string> {
