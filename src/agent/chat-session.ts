@@ -16,6 +16,7 @@ import { toolUsePath, truncateToolOutput } from '../chats/tool-output.js';
 import { buildImportContext, importedContextFor } from '../chats/import-context.js';
 import { Serial } from '../lib/serial.js';
 import { withTimeout } from '../lib/timeout.js';
+import { StoredFirstEmitter } from './stored-first-emitter.js';
 
 export type { ChatSubscriber };
 
@@ -114,6 +115,8 @@ export class ChatSession {
   private readonly ops = new Serial();
   private readonly record: ChatRecorder;
   private readonly events: ChatEventLog;
+  /** Events go out through this: a terminal one after the query's rows are stored. */
+  private readonly out: StoredFirstEmitter<Body>;
   private readonly permissions: PermissionBroker;
   private readonly agent: AgentLink;
   private current: QueryRun | undefined;
@@ -127,6 +130,14 @@ export class ChatSession {
     this.now = deps.now ?? monotonicNow;
     this.events = new ChatEventLog(deps.replay, deps.seqOrigin, deps.tap, deps.sink);
     this.record = new ChatRecorder(deps.store, deps.chatId, deps.log);
+    this.out = new StoredFirstEmitter(
+      (body) =>
+        this.events.emit(
+          (seq) => ({ ...body, chat_id: this.chatId, seq }) as ServerEvent,
+          (err) => this.deps.log.warn({ err }, 'failed to send an event to a subscriber'),
+        ),
+      (err) => this.deps.log.error({ err }, 'failed to send an event'),
+    );
     this.agent = new AgentLink(
       {
         cwd: deps.cwd,
@@ -209,8 +220,8 @@ export class ChatSession {
   /**
    * Adds a subscriber. With `lastSeq` (the last event it saw) and those events still kept, it gets exactly the
    * events it missed. Otherwise it gets the chat's state: `history`, `tool_history`, `processing_state`. That
-   * snapshot is taken when every queued write is stored and no event went out meanwhile, so it never misses or
-   * repeats an event.
+   * snapshot is taken when every queued write is stored, no event waits to go out and none went out meanwhile, so
+   * it never misses or repeats an event.
    */
   async subscribe(subscriber: ChatSubscriber, lastSeq?: number, { imageRefs = false } = {}): Promise<void> {
     // The snapshot (or the replay) is delivered whole before the slow-client rule applies to this subscriber.
@@ -224,10 +235,11 @@ export class ChatSession {
       }
     }
     for (let attempt = 0; ; attempt++) {
+      await this.out.sent();
       const seqBefore = this.events.lastSeq;
       await this.record.idle();
       const state = await this.record.snapshot(this.deps.snapshot, { imageRefs });
-      if (seqBefore !== this.events.lastSeq && attempt < 20) continue;
+      if ((seqBefore !== this.events.lastSeq || this.out.holding) && attempt < 20) continue;
       this.events.add(subscriber);
       const seq = this.events.lastSeq;
       const run = this.isProcessing ? this.current : undefined;
@@ -419,6 +431,7 @@ export class ChatSession {
       await this.cancelRunning({ fast });
       await this.dropAgent();
       await this.record.idle();
+      await this.out.sent();
     });
   }
 
@@ -454,10 +467,7 @@ export class ChatSession {
   }
 
   private emit(body: Body): void {
-    this.events.emit(
-      (seq) => ({ ...body, chat_id: this.chatId, seq }) as ServerEvent,
-      (err) => this.deps.log.warn({ err }, 'failed to send an event to a subscriber'),
-    );
+    this.out.emit(body);
   }
 
   private async startTurn(run: QueryRun): Promise<void> {
@@ -567,9 +577,16 @@ export class ChatSession {
         await before?.();
         await this.startTurn(run);
       }).catch((err: unknown) => this.failToStart(run, err));
-    if (delayMs <= 0) return void retry();
-    const timer = setTimeout(() => void retry(), delayMs);
-    timer.unref();
+    const whenAllowed = (ms: number) => {
+      if (ms <= 0) return void retry();
+      setTimeout(() => {
+        // A timer may fire a moment before the monotonic clock reaches the end of the wait: wait out that moment
+        // (a wait that grew meanwhile, another start having failed, is the start's own refusal).
+        const left = this.deps.agentStarts.waitMs();
+        whenAllowed(left > 0 && left < 50 ? left + 1 : 0);
+      }, ms).unref();
+    };
+    whenAllowed(delayMs);
   }
 
   /** The query could not reach an agent: it ends with an error saying why (and when the service tries again). */
@@ -714,7 +731,8 @@ export class ChatSession {
     this.permissions.cancelAll();
     run.terminated = true;
     this.lastActivity = this.now();
-    this.emit({ ...body, query_id: run.id });
+    // A client that reads the chat over REST when the query ended gets its stored answer (and status).
+    this.out.emitAfter(this.record.idle(), { ...body, query_id: run.id });
   }
 
   /**

@@ -12,6 +12,7 @@ import { createChat, startAgentServer, type AgentTestServer } from '../helpers/a
 import { createTestDatabase, storeAvailable, type TestDatabase } from '../helpers/stores.js';
 import { makeTempDir } from '../helpers/test-server.js';
 import { TestClient } from '../helpers/ws-client.js';
+import { sleep } from './support.js';
 
 /** A real full disk needs a small filesystem of its own: a tmpfs, which needs root (CAP_SYS_ADMIN). */
 function canMountTmpfs(): boolean {
@@ -192,6 +193,25 @@ describe('storage faults', () => {
         .poll(async () => (await messages(server!, chatId)).at(-1), { timeout: 20_000, interval: 250 })
         .toMatchObject({ role: 'assistant', content: chunks(30), status: 'complete' });
       expect(await client.waitForEnd(await client.chat(chatId, 'after the cut'))).toMatchObject({ type: 'result', success: true });
+    });
+
+    it('a query ends (result) only once its answer is stored: a REST read right after it has the whole answer', async () => {
+      db = await createTestDatabase('postgres');
+      server = await startAgentServer({ DATABASE_URL: db.url });
+      const chatId = await createChat(server.url);
+      client = await TestClient.connect(server.wsUrl);
+      const during = await client.chat(chatId, '/slow 10 30');
+      await client.waitFor((e) => e.type === 'text_delta' && e.chat_id === chatId);
+      // Writes wait (reads do not) until 300 ms after the answer's text ended: the result must wait for them.
+      const locker = new pg.Client({ connectionString: db.url });
+      await locker.connect();
+      await locker.query('begin');
+      await locker.query('lock table messages in exclusive mode');
+      await client.waitFor((e) => e.type === 'stream_end' && e.chat_id === chatId);
+      const unlocked = sleep(300).then(() => locker.query('rollback')).then(() => locker.end());
+      expect(await client.waitForEnd(during)).toMatchObject({ type: 'result', success: true });
+      expect((await messages(server, chatId)).at(-1)).toMatchObject({ role: 'assistant', content: chunks(10), status: 'complete' });
+      await unlocked;
     });
 
     it('a table locked for seconds (slow storage) never holds up the stream; the answer is stored when it clears', async () => {
