@@ -131,6 +131,7 @@ export class ChatEventFeeds {
 
   private lagged(feed: Feed): void {
     const subscribers = [...feed.followers.keys()];
+    if (subscribers.length === 0) return;
     for (const subscriber of subscribers) this.unfollow(feed.chatId, subscriber);
     this.onLagged(feed.chatId, subscribers);
   }
