@@ -67,7 +67,13 @@ export async function startClusterRuntime(
     (err, what) => log.warn({ err }, `could not ${what}`),
     (chatId, subscribers) => channel?.resubscribe(chatId, subscribers),
   );
-  const commands = new NodeCommands(redis, ownership.member, (op, chatId, args) => channel!.handleCommand(op, chatId, args), log);
+  const commands = new NodeCommands(
+    redis,
+    ownership.member,
+    (op, chatId, args) => channel!.handleCommand(op, chatId, args),
+    log,
+    (member) => ownership.isAlive(member),
+  );
   channel = new ClusterChatChannel({ agents, ownership, stream, feeds, commands, log });
   await ownership.start();
   await feeds.start();

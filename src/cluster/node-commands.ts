@@ -33,6 +33,9 @@ interface Request {
 
 type Reply = { id: string; ok: true; value: unknown } | { id: string; ok: false; kind: 'chat' | 'not_owner' | 'other'; code?: string; message: string };
 
+/** While a reply is awaited, how often the target node's liveness is checked: a node that died mid-command fails it. */
+const LIVENESS_CHECK_MS = 1_000;
+
 /** Runs a command that arrived for a chat this node owns (throws NotOwnerError otherwise). */
 export type CommandHandler = (op: string, chatId: string, args: unknown) => Promise<unknown>;
 
@@ -41,7 +44,9 @@ export type CommandHandler = (op: string, chatId: string, args: unknown) => Prom
  * `node:<member>:commands` (requests) and `node:<member>:replies` (replies to what it sent), on a connection of its
  * own. A request carries an id; its reply comes back with it. A ChatError on the owner is a ChatError here, with its
  * code. Pub/sub loses what is sent while the target is away: a request unanswered within its timeout fails, and the
- * caller decides (the channel answers `agent_unavailable`).
+ * caller decides (the channel answers `agent_unavailable`). A target that dies after it got the request never
+ * answers: the wait ends as soon as its liveness lapses (checked every second), not at the timeout, so the caller can
+ * take the chat over (a socket waiting on a command holds up its later frames).
  */
 export class NodeCommands {
   private subscriber: Redis | undefined;
@@ -52,6 +57,8 @@ export class NodeCommands {
     readonly member: string,
     private readonly handle: CommandHandler,
     private readonly log: FastifyBaseLogger,
+    /** Whether a node's liveness key is current (NodeLiveness.isAlive). */
+    private readonly isAlive: (member: string) => Promise<boolean> = async () => true,
   ) {}
 
   async start(): Promise<void> {
@@ -73,17 +80,26 @@ export class NodeCommands {
   async call(member: string, op: string, chatId: string, args: unknown, timeoutMs: number): Promise<unknown> {
     const request: Request = { id: randomUUID(), from: this.member, op, chatId, args };
     const reply = new Promise<unknown>((resolve, reject) => this.waiting.set(request.id, { resolve, reject }));
-    const timer = setTimeout(() => {
-      this.waiting.get(request.id)?.reject(new NodeUnreachableError(member, `did not answer ${op} within ${timeoutMs} ms`));
+    const fail = (why: string) => {
+      this.waiting.get(request.id)?.reject(new NodeUnreachableError(member, why));
       this.waiting.delete(request.id);
-    }, timeoutMs);
+    };
+    const timer = setTimeout(() => fail(`did not answer ${op} within ${timeoutMs} ms`), timeoutMs);
     timer.unref();
+    const watch = setInterval(() => {
+      this.isAlive(member).then(
+        (alive) => alive || fail(`was lost before it answered ${op}`),
+        () => undefined, // Redis unreachable: the timeout decides
+      );
+    }, LIVENESS_CHECK_MS);
+    watch.unref();
     try {
       const receivers = await this.redis.client.publish(this.channel(member, 'commands'), JSON.stringify(request));
       if (receivers === 0) throw new NodeUnreachableError(member, 'does not listen for commands');
       return await reply;
     } finally {
       clearTimeout(timer);
+      clearInterval(watch);
       this.waiting.delete(request.id);
     }
   }

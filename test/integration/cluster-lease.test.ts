@@ -1,12 +1,19 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChatLeases, type Lease } from '../../src/cluster/chat-lease.js';
 import { NodeLiveness } from '../../src/cluster/node-liveness.js';
+import { NodeCommands, NodeUnreachableError } from '../../src/cluster/node-commands.js';
+import type { FastifyBaseLogger } from 'fastify';
 import { openTestRedis, redisAvailable, type TestRedis } from '../helpers/cluster-redis.js';
 
 // Short times so expiry shows within a test; the defaults are 10 s and 3 s.
 const LIVENESS = { ttlMs: 600, beatEveryMs: 150 };
 const LEASES = { ttlMs: 600, renewEveryMs: 150 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const quiet = (): FastifyBaseLogger => {
+  const noop = () => {};
+  const log = { level: 'silent', fatal: noop, error: noop, warn: noop, info: noop, debug: noop, trace: noop, silent: noop };
+  return { ...log, child: () => quiet() } as unknown as FastifyBaseLogger;
+};
 
 describe.skipIf(!redisAvailable)('node liveness and chat leases (real Redis)', () => {
   const opened: TestRedis[] = [];
@@ -50,6 +57,30 @@ describe.skipIf(!redisAvailable)('node liveness and chat leases (real Redis)', (
     expect(await c.claimCleanup(b.member, 5_000)).toBe(false);
     await a.forget(b.member);
     expect(await a.deadMembers()).toEqual([]);
+  });
+
+  it('a command whose target dies after receiving it fails once the target\'s liveness lapses, long before its timeout', async () => {
+    const r = await redis();
+    const a = new NodeLiveness(r, 'node-a', LIVENESS);
+    const b = new NodeLiveness(r, 'node-b', LIVENESS);
+    stoppers.push(() => a.halt(), () => b.halt());
+    await Promise.all([a.start(), b.start()]);
+    let received = 0;
+    // b takes the command and never answers: it was killed while running it.
+    const onB = new NodeCommands(r, b.member, () => {
+      received++;
+      b.halt();
+      return new Promise(() => {});
+    }, quiet());
+    const onA = new NodeCommands(r, a.member, async () => null, quiet(), (member) => a.isAlive(member));
+    await Promise.all([onA.start(), onB.start()]);
+    stoppers.push(() => void onA.stop(), () => void onB.stop());
+    const started = Date.now();
+    const failure = await onA.call(b.member, 'snapshot', 'c1', {}, 60_000).catch((err: unknown) => err);
+    expect(received).toBe(1);
+    expect(failure).toBeInstanceOf(NodeUnreachableError);
+    expect((failure as Error).message).toMatch(/was lost before it answered snapshot/);
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('a node restarted under the same name sees its earlier run, and only its own', async () => {
