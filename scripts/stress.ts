@@ -4,6 +4,7 @@
 //   TEST_DATABASE_URL=postgres://... npm run stress -- --nodes 3 --ops 300 --seed 1
 //        (several node processes on one new Postgres database and one Redis key prefix, TEST_REDIS_URL or the local
 //        Redis; sockets reconnect to random nodes and nodes are killed -9 and started again)
+//        [--node-logs DIR]: each node's log kept in DIR/<node id>.log
 //   npm run stress:deep -- [--seeds 10] [--first-seed 1] [--ops 10000] [--profiles replace,pressure,faults,plain]
 //                          [--record bench/results/stress-deep.jsonl]
 // One run prints its figures and every violation; the deep mode runs one fresh service per seed, rotating through
@@ -34,6 +35,8 @@ const { values } = parseArgs({
     'model-faults': { type: 'boolean', default: false },
     /** Extra service settings, e.g. --env AGENT_INTERRUPT_TIMEOUT_MS=100 (repeatable). */
     env: { type: 'string', multiple: true, default: [] },
+    /** With --nodes: keep each node's log (LOG_LEVEL info unless --env sets it) in this folder, <node id>.log. */
+    'node-logs': { type: 'string' },
     /** Deep mode: many seeds, one fresh service each, over the profiles. */
     deep: { type: 'boolean', default: false },
     seeds: { type: 'string', default: '10' },
@@ -125,7 +128,9 @@ async function startTarget(settings: RunSettings): Promise<{ target: StressTarge
   }
   // The nodes run what `npm start` runs: dist/server.js, compiled from src/ first.
   execFileSync(process.execPath, [path.join(root, 'scripts/build-server.mjs')], { cwd: root, stdio: 'ignore' });
-  return { target: await startClusterTarget(settings.nodes!, env) };
+  const logDir = values['node-logs'];
+  if (logDir) fs.mkdirSync(logDir, { recursive: true });
+  return { target: await startClusterTarget(settings.nodes!, logDir ? { LOG_LEVEL: 'info', ...env } : env, logDir) };
 }
 
 async function runOne(settings: RunSettings, log: (line: string) => void): Promise<StressFigures> {

@@ -40,7 +40,8 @@ const parentOf = async (pid: number): Promise<number | undefined> => {
   return Number.isInteger(ppid) ? ppid : undefined;
 };
 
-export async function startCluster(names: string[], env: Record<string, string>): Promise<TestCluster> {
+/** `logDir`: each node's output goes to `<logDir>/<node id>.log` too (every run of the node appended). */
+export async function startCluster(names: string[], env: Record<string, string>, { logDir }: { logDir?: string } = {}): Promise<TestCluster> {
   const database = await createTestDatabase('postgres');
   const redisPrefix = `test-cluster-${Math.random().toString(36).slice(2, 10)}:`;
   const dirs = names.map(() => makeTempDir('agent-chat-node-'));
@@ -58,7 +59,7 @@ export async function startCluster(names: string[], env: Record<string, string>)
     ...env,
   });
   const start = async (i: number): Promise<ClusterNode> => {
-    const process = await startServiceProcess(envOf(i));
+    const process = await startServiceProcess(envOf(i), logDir ? { logFile: path.join(logDir, `${names[i]!}.log`) } : {});
     return { nodeId: names[i]!, dir: dirs[i]!, agentHome: envOf(i).AGENT_HOME_DIR, process, url: process.url, wsUrl: process.wsUrl };
   };
   // One after another: the first creates the schema (migrations), the others find it.

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -37,7 +38,7 @@ export async function freePort(): Promise<number> {
  * The service as its own OS process, for what only a real process shows: signals, kill -9, start-up recovery. It
  * runs what `npm start` runs, `node dist/server.js` (compiled from src/ by the tests' global setup).
  */
-export async function startServiceProcess(env: Record<string, string>): Promise<ServiceProcess> {
+export async function startServiceProcess(env: Record<string, string>, { logFile }: { logFile?: string } = {}): Promise<ServiceProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, ['dist/server.js'], {
     cwd: root,
@@ -55,8 +56,15 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
   running.add(child);
   child.once('exit', () => running.delete(child));
   let output = '';
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  // With a log file, everything the process prints is also appended to it (kept after the run, e.g. by a chaos run).
+  const log = logFile ? fs.createWriteStream(logFile, { flags: 'a' }) : undefined;
+  const collect = (d: Buffer) => {
+    output += d.toString();
+    log?.write(d);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  child.once('close', () => log?.end());
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );

@@ -474,8 +474,9 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
       if (onlyFrom === undefined) reconnects++;
       const followed = [...old.follows.keys()];
       if (op.abrupt) {
-        // Let frames already sent reach the server; then drop the connection without a close handshake.
-        while (old.client.socket.bufferedAmount > 0) await sleep(5);
+        // Let frames already sent reach the server; then drop the connection without a close handshake. A connection
+        // to a node that was just killed never drains: its buffer is given up after a second.
+        for (let waited = 0; old.client.socket.bufferedAmount > 0 && !old.closed && waited < 1_000; waited += 5) await sleep(5);
         await sleep(30);
         const closed = new Promise<void>((r) => (old.closed ? r() : old.client.socket.once('close', () => r())));
         old.reset = true;

@@ -43,7 +43,7 @@ export function serviceTarget(server: AgentTestServer): StressTarget {
  * `count` node processes on a new Postgres database (TEST_DATABASE_URL's server) and a fresh Redis key prefix, each
  * with its own agent home, against one fake model. close() stops them and drops the database, the keys and folders.
  */
-export async function startClusterTarget(count: number, env: Record<string, string>): Promise<StressTarget> {
+export async function startClusterTarget(count: number, env: Record<string, string>, logDir?: string): Promise<StressTarget> {
   const fake = await startFakeModel();
   const names = Array.from({ length: count }, (_, i) => `node-${String.fromCharCode(97 + i)}`);
   const cluster = await startCluster(names, {
@@ -51,7 +51,7 @@ export async function startClusterTarget(count: number, env: Record<string, stri
     ANTHROPIC_API_KEY: 'test-key',
     SESSION_STORE: 'database',
     ...env,
-  }).catch(async (err: unknown) => {
+  }, { logDir }).catch(async (err: unknown) => {
     await fake.close();
     throw err;
   });
