@@ -1,5 +1,5 @@
 // Soak: hours of traffic in minutes' worth of turns, watching the service for leaks.
-//   npm run soak -- [--minutes 30] [--chats 200] [--concurrency 4] [--max-live-agents 6] [--sample-s 10]
+//   npm run soak -- [--minutes 30] [--chats 200] [--concurrency 4] [--max-live-agents 6] [--sample-s 10] [--hot 0.7]
 // The real service (its own process, SQLite, real agent CLIs) against the fake model. Clients send messages to
 // hundreds of chats (a few hot, most cold, so agents are evicted and resumed all the time), stop answers, run Bash,
 // reconnect, and delete and create chats. Every sample records the service's RSS, V8 heap, open file descriptors,
@@ -25,6 +25,8 @@ const { values } = parseArgs({
     'max-live-agents': { type: 'string', default: '6' },
     'sample-s': { type: 'string', default: '10' },
     seed: { type: 'string', default: '1' },
+    /** The share of turns that go to the 4 hot chats (live agents); the rest pick any chat (evictions, resumes). */
+    hot: { type: 'string', default: '0.7' },
   },
 });
 const MINUTES = Number(values.minutes);
@@ -32,6 +34,7 @@ const CHATS = Number(values.chats);
 const CONCURRENCY = Number(values.concurrency);
 const MAX_LIVE_AGENTS = Number(values['max-live-agents']);
 const SAMPLE_MS = Number(values['sample-s']) * 1000;
+const HOT_SHARE = Number(values.hot);
 
 /** Deterministic choices (mulberry32), so a run can be repeated. */
 let state = Number(values.seed) >>> 0;
@@ -131,7 +134,7 @@ async function main(): Promise<void> {
       MESSAGES_PER_MINUTE: '0',
     },
   });
-  console.log(`soak: ${MINUTES} min, ${CHATS} chats, ${CONCURRENCY} clients, MAX_LIVE_AGENTS=${MAX_LIVE_AGENTS}; service pid ${service.pid}, data ${dataDir}`);
+  console.log(`soak: ${MINUTES} min, ${CHATS} chats (${HOT_SHARE} of turns to 4 hot ones), ${CONCURRENCY} clients, MAX_LIVE_AGENTS=${MAX_LIVE_AGENTS}; service pid ${service.pid}, data ${dataDir}`);
   const startedAt = Date.now();
   const deadline = startedAt + MINUTES * 60_000;
   const chats: string[] = [];
@@ -145,7 +148,7 @@ async function main(): Promise<void> {
   /** A few hot chats take most turns (their agents stay live); the long tail forces evictions and resumes. */
   const pickChat = (): string | undefined => {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const index = random() < 0.7 ? Math.floor(random() * Math.min(4, chats.length)) : Math.floor(random() * chats.length);
+      const index = random() < HOT_SHARE ? Math.floor(random() * Math.min(4, chats.length)) : Math.floor(random() * chats.length);
       const chat = chats[index]!;
       if (!busy.has(chat)) return chat;
     }
@@ -240,7 +243,7 @@ async function main(): Promise<void> {
   await fake.stop();
   const result = {
     date: new Date().toISOString(),
-    settings: { minutes: MINUTES, chats: CHATS, concurrency: CONCURRENCY, maxLiveAgents: MAX_LIVE_AGENTS, seed: Number(values.seed) },
+    settings: { minutes: MINUTES, chats: CHATS, concurrency: CONCURRENCY, maxLiveAgents: MAX_LIVE_AGENTS, hot: HOT_SHARE, seed: Number(values.seed) },
     machine: { cores: os.cpus().length, loadAverage: os.loadavg() },
     turns,
     slowSamples,
