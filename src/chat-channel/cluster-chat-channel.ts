@@ -4,6 +4,7 @@ import type { ChatEventFeeds } from '../cluster/chat-event-feeds.js';
 import type { ChatEventStream } from '../cluster/chat-event-stream.js';
 import type { ChatOwnership } from '../cluster/chat-ownership.js';
 import { NodeUnreachableError, NotOwnerError, type NodeCommands } from '../cluster/node-commands.js';
+import { monotonicNow } from '../lib/clock.js';
 import type { ChatSettings, ImageMediaType } from '../protocol/chat.js';
 import { ChatError } from '../protocol/errors.js';
 import type { ServerEvent } from '../protocol/ws.js';
@@ -14,6 +15,8 @@ import type { ChatChannel, ChatSubscriber, Delivery, SubscribeOptions } from './
 const COMMAND_TIMEOUT_MS = 60_000;
 /** Routing attempts of one operation (the chat can change hands between reading its lease and arriving). */
 const MAX_ROUTES = 4;
+/** How often the liveness of an owner that stopped answering is checked while the operation waits to take over. */
+const OWNER_LOST_POLL_MS = 500;
 
 /** A snapshot taken by the chat's owner: the events to send, and the seq they stand at. */
 interface Snapshot {
@@ -196,13 +199,26 @@ export class ClusterChatChannel implements ChatChannel {
         if (err instanceof NotOwnerError) continue;
         if (err instanceof NodeUnreachableError) {
           this.deps.log.warn({ chat_id: chatId, owner: holder.member, op, reason: err.message }, 'the node owning a chat did not answer');
-          if (await this.coordinate(() => ownership.isAlive(holder.member))) throw new ChatError('agent_unavailable', `the node running this chat did not answer; try again`);
-          continue;
+          // A killed owner stays "alive" until its liveness lapses (at most its TTL): the operation waits for that
+          // and then takes the chat over, instead of failing every frame sent to the chat meanwhile.
+          if (await this.ownerLost(holder.member)) continue;
+          throw new ChatError('agent_unavailable', `the node running this chat did not answer; try again`);
         }
         throw err;
       }
     }
     throw new ChatError('agent_unavailable', 'the chat is moving between nodes; try again in a moment');
+  }
+
+  /** Waits (up to the liveness TTL and a little) for `member`'s liveness to lapse; false if it stays alive. */
+  private async ownerLost(member: string): Promise<boolean> {
+    const { ownership } = this.deps;
+    const deadline = monotonicNow() + ownership.liveness.ttlMs + 2_000;
+    for (;;) {
+      if (!(await this.coordinate(() => ownership.isAlive(member)))) return true;
+      if (monotonicNow() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, OWNER_LOST_POLL_MS));
+    }
   }
 
   /**

@@ -33,6 +33,11 @@ export class NodeLiveness {
     this.member = `${nodeId}:${bootId}`;
   }
 
+  /** How long a member's liveness lasts without a renewal: a member killed now is dead at most this much later. */
+  get ttlMs(): number {
+    return this.settings.ttlMs;
+  }
+
   /** Registers the node and keeps it alive until stop(). */
   async start(): Promise<void> {
     await this.redis.client.hset(this.redis.key('nodes'), this.member, String(Date.now()));

@@ -70,4 +70,25 @@ describe.skipIf(!redisAvailable || !storeAvailable('postgres'))('a node lost mid
     await onB.close();
     await onA.close();
   });
+
+  it('a message sent the moment its chat\'s node dies waits for the takeover and is answered, not refused', async () => {
+    const a = cluster.nodes[0]!.process.child.exitCode === null && cluster.nodes[0]!.process.child.signalCode === null
+      ? cluster.nodes[0]!
+      : await cluster.restart(0);
+    const b = cluster.nodes[1]!;
+    const chatId = await createChat(b.url);
+    const onA = await TestClient.connect(a.wsUrl);
+    await onA.waitForEnd(await onA.chat(chatId, 'owned by A')); // the chat is now owned by A
+    const onB = await TestClient.connect(b.wsUrl);
+    a.process.child.kill('SIGKILL');
+    await a.process.exited;
+    // A's lease and liveness last until their TTL: B must wait them out and take the chat, not refuse the message.
+    const sentAt = Date.now();
+    const next = await onB.chat(chatId, 'right after the loss');
+    expect(await onB.waitForEnd(next, 60_000)).toMatchObject({ type: 'result', success: true });
+    expect(Date.now() - sentAt).toBeLessThan(30_000);
+    expect(onB.events.filter((e) => e.type === 'error')).toEqual([]);
+    await onB.close();
+    await onA.close();
+  });
 });
