@@ -547,6 +547,8 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
    * both have been alive together for CLOSING_AGENT_GRACE_MS; shorter overlaps are counted.
    */
   let agentSamples = 0;
+  /** The most agent processes one sample found: the finder works if it ever saw one. */
+  let mostAgentsSeen = 0;
   let longestOrphanMs = 0;
   let closingOverlaps = 0;
   const overlaps = new Map<string, { since: number; reported: boolean }>();
@@ -555,7 +557,9 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
     while (sampling) {
       const now = Date.now();
       const live = new Map<string, number[]>();
-      for (const a of agentProcesses(homes)) {
+      const found = agentProcesses(homes);
+      mostAgentsSeen = Math.max(mostAgentsSeen, found.length);
+      for (const a of found) {
         const killedAt = nodes[a.node]!.killedAt;
         if (killedAt !== undefined && a.startedAt < killedAt) {
           longestOrphanMs = Math.max(longestOrphanMs, now - killedAt);
@@ -719,7 +723,8 @@ export async function runStress(options: StressOptions): Promise<StressFigures> 
     sampling = false;
     await sampler;
     agentsBeforeClose = agentProcesses(homes).length;
-    if (agentsBeforeClose === 0) {
+    // Idle agents may all have closed by the end (a short AGENT_IDLE_TIMEOUT_MS): what the run saw counts.
+    if (agentsBeforeClose === 0 && mostAgentsSeen === 0) {
       violate('9: no agent process of this service found while it ran: the leftover check would not see one either');
     }
     await Promise.all(conns.map((c) => c.client.close().catch(() => undefined)));
