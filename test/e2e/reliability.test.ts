@@ -189,6 +189,24 @@ describeEachStore('reliability', (store) => {
     await client.close();
   });
 
+  it('handles every frame it read, also when the client closes the connection right after sending them', async () => {
+    // Each message goes to a chat this socket does not follow yet: it subscribes first (a snapshot read), so the
+    // later frames wait in hand while the client's close arrives. They were read: they are stored and answered.
+    server = await startAgentServer({}, { store });
+    const chats = await Promise.all(Array.from({ length: 5 }, () => createChat(server!.url)));
+    const client = await TestClient.connect(server.wsUrl);
+    for (const [i, chatId] of chats.entries()) client.send({ type: 'chat', chat_id: chatId, content: `sent before closing ${i}` });
+    await client.close();
+    for (const [i, chatId] of chats.entries()) {
+      await until(async () => {
+        const res = await fetch(`${server!.url}/api/chats/${chatId}/messages`);
+        const messages = (await res.json()) as { role: string; content: string; status: string }[];
+        return messages.some((m) => m.role === 'user' && m.content === `sent before closing ${i}`) &&
+          messages.some((m) => m.role === 'assistant' && m.status === 'complete');
+      }, `the message to chat ${i}, stored and answered`);
+    }
+  });
+
   it('drops a connection that stops answering pings', async () => {
     server = await startAgentServer({ WS_HEARTBEAT_MS: '1000' }, { store });
     const silent = await TestClient.connect(server.wsUrl, { autoPong: false });

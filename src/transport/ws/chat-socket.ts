@@ -4,6 +4,7 @@ import { ChatError, type ErrorCode } from '../../protocol/errors.js';
 import type { ChatChannel, ChatSubscriber, Delivery } from '../../chat-channel/chat-channel.js';
 import { storageFault } from '../../db/errors.js';
 import { Serial } from '../../lib/serial.js';
+import { reportIfSlow } from '../../lib/timeout.js';
 import type { AuthService } from '../../auth/auth.service.js';
 import { ownerScope, type Principal } from '../../auth/principal.js';
 import { CLOSE_UNAUTHORIZED } from '../../auth/socket-admission.js';
@@ -74,11 +75,22 @@ export const CLOSE_SLOW_CONSUMER = 4008;
  * waiting for it, so one chat's slow operation (an agent replacement) never holds up another chat. A bad frame
  * gets an `error` event and the socket stays open.
  */
+/**
+ * A frame not handled after this long is logged (its type, chat and stage): operations wait for agents and other
+ * nodes, but not this long when all is well.
+ */
+const SLOW_FRAME_MS = 20_000;
+
 export class ChatSocket implements ChatSubscriber, ChatListListener {
   private readonly frames = new Serial();
   private readonly followed = new Set<string>();
   private alive = true;
   private detached = false;
+  /**
+   * The service closed this socket (revoked credentials, a client too slow, an internal error): frames it still
+   * holds are dropped. When the client closes, those it had sent and the service had read are still handled.
+   */
+  private closedByService = false;
   private heartbeat: NodeJS.Timeout | undefined;
   /** Capabilities the client declared (the latest `capabilities` it sent); none for the seed's clients. */
   private capabilities: ReadonlySet<string> = new Set();
@@ -173,6 +185,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     const buffered = this.socket.bufferedAmount - this.snapshotBytesInFlight;
     if (buffered > this.deps.maxBufferedBytes) {
       this.log.warn({ buffered }, 'closing a websocket that does not read its events');
+      this.closedByService = true;
       this.socket.close(CLOSE_SLOW_CONSUMER, 'client too slow: too many unread events');
       this.detach();
       return;
@@ -228,13 +241,17 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   }
 
   private async handle(text: string | undefined): Promise<void> {
-    if (this.detached || !(await this.stillAuthorized())) return;
+    // A frame read before the client closed the connection is handled all the same (docs/protocol.md): a message
+    // is stored and answered, its user_message reaching the chat's other subscribers and its history.
+    if (this.closedByService || !(await this.stillAuthorized())) return;
     const frame = this.parse(text);
     if (!frame) return;
+    const slow = (stage: string) => (ms: number) =>
+      this.log.warn({ frame_type: frame.type, chat_id: frame.chat_id, stage, after_ms: ms }, 'a frame is still being handled');
     try {
-      const queued = await this.dispatch(frame);
+      const queued = await reportIfSlow(this.dispatch(frame), SLOW_FRAME_MS, slow('read'));
       // Queued on the chat in frame order; its outcome arrives while the socket already reads the next frame.
-      queued?.operation.catch((err: unknown) => this.frameFailed(frame, err));
+      queued && reportIfSlow(queued.operation, SLOW_FRAME_MS, slow('operation')).catch((err: unknown) => this.frameFailed(frame, err));
     } catch (err) {
       this.frameFailed(frame, err);
     }
@@ -300,6 +317,8 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   private async dispatch(frame: ClientFrame): Promise<{ operation: Promise<unknown> } | undefined> {
     const { channel } = this.deps;
     const chatId = frame.chat_id;
+    // Following a chat is for the connection: nothing to do once it is gone.
+    if (this.detached && (frame.type === 'subscribe' || frame.type === 'unsubscribe')) return;
     if (frame.type === 'unsubscribe') {
       channel.unsubscribe(chatId, this);
       this.followed.delete(chatId);
@@ -401,11 +420,13 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     } catch (err) {
       // The store failed (or is closing at shutdown): refuse rather than act unchecked.
       this.log.error({ err }, 'could not re-check a websocket principal');
+      this.closedByService = true;
       if (this.socket.readyState === this.socket.OPEN) this.socket.close(1011, 'internal error');
       this.detach();
       return false;
     }
     if (valid) return true;
+    this.closedByService = true;
     if (this.socket.readyState === this.socket.OPEN) this.socket.close(CLOSE_UNAUTHORIZED, 'credentials no longer valid');
     this.detach();
     return false;
