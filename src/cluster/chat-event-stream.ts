@@ -118,10 +118,30 @@ export class ChatEventStream {
     }
   }
 
-  /** The highest seq published for the chat (none kept: undefined). A new owner numbers on from it. */
+  /**
+   * The highest seq used for the chat: its stream's last entry, or where an owner that published nothing yet began
+   * numbering (its subscribers were sent that seq with the chat's state); none kept: undefined. A new owner numbers
+   * on from it.
+   */
   async lastSeq(chatId: string): Promise<number | undefined> {
-    const [last] = (await this.redis.client.xrevrange(this.key(chatId), '+', '-', 'COUNT', 1)) as RawEntry[];
-    return last ? seqOf(last[0]) : undefined;
+    const [[, entries], [, start]] = (await this.redis.client
+      .multi()
+      .xrevrange(this.key(chatId), '+', '-', 'COUNT', 1)
+      .get(this.startKey(chatId))
+      .exec()) as [[Error | null, RawEntry[]], [Error | null, string | null]];
+    const seqs = [entries[0] ? seqOf(entries[0][0]) : undefined, start === null ? undefined : Number(start)].filter(
+      (s): s is number => s !== undefined,
+    );
+    return seqs.length > 0 ? Math.max(...seqs) : undefined;
+  }
+
+  /**
+   * Records that a new owner numbers the chat's events from `seq` on. Before its first event the stream does not
+   * show it, and an owner lost before publishing would otherwise leave its successor to start elsewhere: a socket
+   * that got the chat's state at `seq` would then see a gap.
+   */
+  async numberingFrom(chatId: string, seq: number): Promise<void> {
+    await this.redis.client.set(this.startKey(chatId), String(seq), 'PX', this.settings.ttlMs);
   }
 
   /**
@@ -158,6 +178,10 @@ export class ChatEventStream {
   async running(chatId: string): Promise<RunningQuery | undefined> {
     const marks = await this.redis.client.hgetall(this.runningKey(chatId));
     return marks.query ? { queryId: marks.query, streamOpen: marks.stream === '1' } : undefined;
+  }
+
+  private startKey(chatId: string): string {
+    return this.redis.key('chat', chatId, 'seq-start');
   }
 
   private runningKey(chatId: string): string {

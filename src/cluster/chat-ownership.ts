@@ -150,6 +150,7 @@ export class ChatOwnership {
     // numbered for the chat before.
     const last = await this.deps.stream.lastSeq(chatId);
     const firstSeq = await this.endLostQuery(got.lease, last ?? this.now() * 1000);
+    await this.deps.stream.numberingFrom(chatId, firstSeq);
     this.owned.set(chatId, { lease: got.lease, firstSeq });
     return undefined;
   }

@@ -155,6 +155,17 @@ describe.skipIf(!redisAvailable)('chat event streams (real Redis)', () => {
     expect(onB.events.length).toBe(300);
   });
 
+  it('an owner that numbered from a seq and published nothing passes that seq on: the next owner goes on from it', async () => {
+    const { stream, leases, acquire, publish } = await setup();
+    expect(await stream.lastSeq('c1')).toBeUndefined();
+    // a took the chat and sent a subscriber its state at 5000, then died before any event.
+    await stream.numberingFrom('c1', 5_000);
+    expect(await stream.lastSeq('c1')).toBe(5_000);
+    const b = await acquire(leases('node-b:1'), 'c1');
+    await publish(b, [5_001, 5_002]);
+    expect(await stream.lastSeq('c1')).toBe(5_002);
+  });
+
   it('a chat followed while the reader waits on other chats gets its live events at once', async () => {
     const { leases, acquire, publish, feeds } = await setup();
     const node = await feeds();
