@@ -14,6 +14,7 @@ import type { SnapshotLimits } from './chat-recorder.js';
 import { ChatSession, type Budgets, type ChatHooks, type ChatSessionDeps } from './chat-session.js';
 import type { EventLogLimits } from './event-log.js';
 import { Serial } from '../lib/serial.js';
+import { reportIfSlow } from '../lib/timeout.js';
 import { StartBackoff, type StartBackoffSettings } from './start-backoff.js';
 
 export interface AgentRegistryDeps {
@@ -203,7 +204,7 @@ export class AgentRegistry {
     start: () => Promise<AgentConnection>,
     { evict }: { evict: boolean },
   ): Promise<AgentConnection | undefined> {
-    return this.admissions.run(async () => {
+    const admitted = this.admissions.run(async () => {
       if (this.closing) throw new ChatError('agent_unavailable', 'the service is shutting down');
       const waitMs = this.starts.waitMs();
       if (waitMs > 0) {
@@ -231,6 +232,10 @@ export class AgentRegistry {
       }
       return start();
     });
+    // Starts are one at a time on the node: one that hangs holds up every chat's start behind it.
+    return reportIfSlow(admitted, 20_000, (ms) =>
+      this.deps.log.warn({ chat_id: session.chatId, after_ms: ms }, 'an agent start is still waiting or running'),
+    );
   }
 
   /** One log line per failed start; starts are spaced by the backoff, so a broken CLI cannot flood the log. */

@@ -11,3 +11,13 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+
+/**
+ * Calls `report(ms)` if `promise` is still pending after `ms` (once), and passes the promise through: a step that
+ * should take moments and hangs shows in the log with what it was, instead of as silence.
+ */
+export function reportIfSlow<T>(promise: Promise<T>, ms: number, report: (ms: number) => void): Promise<T> {
+  const timer = setTimeout(() => report(ms), ms);
+  timer.unref();
+  return promise.finally(() => clearTimeout(timer));
+}
