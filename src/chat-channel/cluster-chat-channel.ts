@@ -96,6 +96,9 @@ export class ClusterChatChannel implements ChatChannel {
 
   async subscribe(chatId: string, subscriber: ChatSubscriber, { lastSeq, imageRefs = false }: SubscribeOptions = {}): Promise<void> {
     const snapshot: Delivery = { snapshot: true };
+    // A subscriber that follows the chat already starts over from what it is sent now: events its feed still had
+    // to deliver would otherwise arrive after a snapshot or replay that is newer than they are.
+    this.deps.feeds.unfollow(chatId, subscriber);
     if (lastSeq !== undefined) {
       const missed = await this.deps.stream.since(chatId, lastSeq);
       if (missed) {
