@@ -96,9 +96,6 @@ export class ClusterChatChannel implements ChatChannel {
 
   async subscribe(chatId: string, subscriber: ChatSubscriber, { lastSeq, imageRefs = false }: SubscribeOptions = {}): Promise<void> {
     const snapshot: Delivery = { snapshot: true };
-    // A subscriber that follows the chat already starts over from what it is sent now: events its feed still had
-    // to deliver would otherwise arrive after a snapshot or replay that is newer than they are.
-    this.deps.feeds.unfollow(chatId, subscriber);
     if (lastSeq !== undefined) {
       const missed = await this.deps.stream.since(chatId, lastSeq);
       if (missed) {
@@ -107,7 +104,13 @@ export class ClusterChatChannel implements ChatChannel {
       }
     }
     const state = (await this.route(chatId, 'snapshot', { imageRefs })) as Snapshot;
-    for (const { event, json } of state.events) subscriber.send(event, json, snapshot);
+    const sendState = () => {
+      for (const { event, json } of state.events) subscriber.send(event, json, snapshot);
+    };
+    // A subscriber that follows the chat already keeps every event: those up to the snapshot's seq it has not had
+    // yet come first, then the snapshot, then what follows it (as on one node, where it never misses one).
+    if (await this.deps.feeds.resync(chatId, subscriber, state.seq, sendState)) return;
+    sendState();
     await this.deps.feeds.follow(chatId, subscriber, state.seq);
   }
 

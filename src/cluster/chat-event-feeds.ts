@@ -107,6 +107,27 @@ export class ChatEventFeeds {
     });
   }
 
+  /**
+   * For a subscriber that follows the chat already and is sent the chat's state at `seq` again: it gets, first, the
+   * events up to `seq` it has not had yet, then `sendState()`, and from then on the events after `seq`, in order with
+   * live delivery. False (nothing done) if it does not follow the chat.
+   */
+  resync(chatId: string, subscriber: ChatSubscriber, seq: number, sendState: () => void): Promise<boolean> {
+    const feed = this.feeds.get(chatId);
+    if (!feed?.followers.has(subscriber)) return Promise.resolve(false);
+    return feed.serial.run(async () => {
+      const follower = feed.followers.get(subscriber);
+      if (!follower) return false;
+      if (follower.after < seq) {
+        const entries = (await this.redis.client.xrange(feed.key, `(${follower.after}-0`, `${seq}-0`)) as RawEntry[];
+        this.deliver(feed, entries.map(parseEntry), [follower]);
+      }
+      sendState();
+      follower.after = Math.max(follower.after, seq);
+      return true;
+    });
+  }
+
   unfollow(chatId: string, subscriber: ChatSubscriber): void {
     const feed = this.feeds.get(chatId);
     if (!feed?.followers.delete(subscriber) || feed.followers.size > 0) return;

@@ -166,6 +166,22 @@ describe.skipIf(!redisAvailable)('chat event streams (real Redis)', () => {
     expect(await stream.lastSeq('c1')).toBe(5_002);
   });
 
+  it('a follower sent the chat\'s state again gets every event before it once, then the state, then what follows', async () => {
+    const { leases, acquire, publish, feeds } = await setup();
+    const node = await feeds();
+    const lease = await acquire(leases('node-a:1'), 'c1');
+    await publish(lease, [1, 2, 3]);
+    const rec = new Recorder();
+    await node.follow('c1', rec, 0);
+    await publish(lease, [4, 5]);
+    const state = { type: 'processing_state', chat_id: 'c1', seq: 5 } as unknown as ServerEvent;
+    expect(await node.resync('c1', rec, 5, () => rec.send(state))).toBe(true);
+    await publish(lease, [6]);
+    await rec.waitFor(7);
+    expect(rec.events.map((e) => (e.type === 'processing_state' ? 'state' : (e as { seq: number }).seq))).toEqual([1, 2, 3, 4, 5, 'state', 6]);
+    expect(await node.resync('c1', new Recorder(), 6, () => {})).toBe(false);
+  });
+
   it('a chat followed while the reader waits on other chats gets its live events at once', async () => {
     const { leases, acquire, publish, feeds } = await setup();
     const node = await feeds();
