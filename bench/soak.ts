@@ -180,6 +180,8 @@ async function main(): Promise<void> {
           count('churn');
         } else if (roll < 0.15) {
           const turn = socket.turn(chat, '/slow 40 25', 120_000);
+          // Refused meanwhile (agent_busy): the rejection is awaited below, not left unhandled during the pause.
+          turn.catch(() => undefined);
           await sleep(150 + Math.floor(random() * 300));
           socket.stop(chat);
           count(`stop:${(await turn).end}`);
