@@ -3,6 +3,7 @@ import type { AgentRegistry } from '../agent/agent-registry.js';
 import type { ChatEventFeeds } from '../cluster/chat-event-feeds.js';
 import type { ChatEventStream } from '../cluster/chat-event-stream.js';
 import type { ChatOwnership } from '../cluster/chat-ownership.js';
+import { FencedError } from '../cluster/chat-event-stream.js';
 import { NodeUnreachableError, NotOwnerError, type NodeCommands } from '../cluster/node-commands.js';
 import { monotonicNow } from '../lib/clock.js';
 import type { ChatSettings, ImageMediaType } from '../protocol/chat.js';
@@ -17,6 +18,14 @@ const COMMAND_TIMEOUT_MS = 60_000;
 const MAX_ROUTES = 4;
 /** How often the liveness of an owner that stopped answering is checked while the operation waits to take over. */
 const OWNER_LOST_POLL_MS = 500;
+/** What one routing attempt returns when the chat changed hands meanwhile: the operation is routed again. */
+const ROUTE_AGAIN = Symbol('route again');
+
+/**
+ * Another node took the chat while this one was taking it (the events ending what a dead owner left were refused
+ * under a lease already gone): the operation is routed again, to the new owner.
+ */
+class ChatMovedError extends Error {}
 
 /** A snapshot taken by the chat's owner: the events to send, and the seq they stand at. */
 interface Snapshot {
@@ -178,42 +187,54 @@ export class ClusterChatChannel implements ChatChannel {
     const operation = this.operations[op]!;
     const { ownership, commands } = this.deps;
     for (let attempt = 0; attempt < MAX_ROUTES; attempt++) {
-      if (ownership.owns(chatId)) return operation.run(chatId, args as never);
-      const holder = await this.coordinate(() => ownership.holder(chatId));
-      if (!holder) {
-        if (!operation.takes) return operation.idle;
-        if ((await this.coordinate(() => ownership.take(chatId))) === undefined) return operation.run(chatId, args as never);
-        continue;
-      }
-      if (holder.member === ownership.member) {
-        // A lease of this node it no longer counts as its own (lost and not yet expired): take it afresh.
-        await this.coordinate(() => ownership.takeFromDead(chatId, holder.member));
-        continue;
-      }
-      if (!(await this.coordinate(() => ownership.isAlive(holder.member)))) {
-        if (!operation.takes) {
-          await this.coordinate(() => ownership.takeFromDead(chatId, holder.member));
-          if (ownership.owns(chatId)) return operation.run(chatId, args as never);
-          continue;
-        }
-        if ((await this.coordinate(() => ownership.takeFromDead(chatId, holder.member))) === undefined) return operation.run(chatId, args as never);
-        continue;
-      }
       try {
-        return await commands!.call(holder.member, op, chatId, args, COMMAND_TIMEOUT_MS);
+        const result = await this.routeOnce(chatId, op, operation, args);
+        if (result !== ROUTE_AGAIN) return result;
       } catch (err) {
-        if (err instanceof NotOwnerError) continue;
-        if (err instanceof NodeUnreachableError) {
-          this.deps.log.warn({ chat_id: chatId, owner: holder.member, op, reason: err.message }, 'the node owning a chat did not answer');
-          // A killed owner stays "alive" until its liveness lapses (at most its TTL): the operation waits for that
-          // and then takes the chat over, instead of failing every frame sent to the chat meanwhile.
-          if (await this.ownerLost(holder.member)) continue;
-          throw new ChatError('agent_unavailable', `the node running this chat did not answer; try again`);
-        }
+        if (err instanceof ChatMovedError) continue;
         throw err;
       }
     }
     throw new ChatError('agent_unavailable', 'the chat is moving between nodes; try again in a moment');
+  }
+
+  /** One routing attempt: the operation's result, or ROUTE_AGAIN when the chat changed hands meanwhile. */
+  private async routeOnce(chatId: string, op: string, operation: Operation, args: unknown): Promise<unknown> {
+    const { ownership, commands } = this.deps;
+    if (ownership.owns(chatId)) return operation.run(chatId, args as never);
+    const holder = await this.coordinate(() => ownership.holder(chatId));
+    if (!holder) {
+      if (!operation.takes) return operation.idle;
+      if ((await this.coordinate(() => ownership.take(chatId))) === undefined) return operation.run(chatId, args as never);
+      return ROUTE_AGAIN;
+    }
+    if (holder.member === ownership.member) {
+      // A lease of this node it no longer counts as its own (lost and not yet expired): take it afresh.
+      await this.coordinate(() => ownership.takeFromDead(chatId, holder.member));
+      return ROUTE_AGAIN;
+    }
+    if (!(await this.coordinate(() => ownership.isAlive(holder.member)))) {
+      if (!operation.takes) {
+        await this.coordinate(() => ownership.takeFromDead(chatId, holder.member));
+        if (ownership.owns(chatId)) return operation.run(chatId, args as never);
+        return ROUTE_AGAIN;
+      }
+      if ((await this.coordinate(() => ownership.takeFromDead(chatId, holder.member))) === undefined) return operation.run(chatId, args as never);
+      return ROUTE_AGAIN;
+    }
+    try {
+      return await commands!.call(holder.member, op, chatId, args, COMMAND_TIMEOUT_MS);
+    } catch (err) {
+      if (err instanceof NotOwnerError) return ROUTE_AGAIN;
+      if (err instanceof NodeUnreachableError) {
+        this.deps.log.warn({ chat_id: chatId, owner: holder.member, op, reason: err.message }, 'the node owning a chat did not answer');
+        // A killed owner stays "alive" until its liveness lapses (at most its TTL): the operation waits for that
+        // and then takes the chat over, instead of failing every frame sent to the chat meanwhile.
+        if (await this.ownerLost(holder.member)) return ROUTE_AGAIN;
+        throw new ChatError('agent_unavailable', `the node running this chat did not answer; try again`);
+      }
+      throw err;
+    }
   }
 
   /** Waits (up to the liveness TTL and a little) for `member`'s liveness to lapse; false if it stays alive. */
@@ -236,6 +257,7 @@ export class ClusterChatChannel implements ChatChannel {
       return await step();
     } catch (err) {
       if (err instanceof ChatError) throw err;
+      if (err instanceof FencedError) throw new ChatMovedError();
       this.deps.log.warn({ reason: (err as Error).message }, 'chat coordination failed (Redis unreachable?)');
       throw new ChatError('agent_unavailable', 'the chat service cannot coordinate its nodes right now (Redis unreachable); try again shortly');
     }

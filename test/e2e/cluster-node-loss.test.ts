@@ -17,7 +17,8 @@ describe.skipIf(!redisAvailable || !storeAvailable('postgres'))('a node lost mid
     fake = await startFakeModel();
     // Transcripts in the database: the chat's agent resumes its session on whichever node takes the chat.
     cluster = await startCluster(['node-a', 'node-b'], { ANTHROPIC_BASE_URL: fake.url, ANTHROPIC_API_KEY: 'test-key', SESSION_STORE: 'database' });
-  });
+    // Two service processes start in about a second each alone, in tens of seconds on a loaded machine.
+  }, 120_000);
   afterAll(async () => {
     await cluster?.close();
     await fake?.close();

@@ -36,7 +36,8 @@ describe.skipIf(!redisAvailable || !storeAvailable('postgres'))('two nodes (real
         void cluster.agentProcesses(chatId).then((pids) => mostAgents.set(chatId, Math.max(mostAgents.get(chatId) ?? 0, pids.length)));
       }
     }, 200);
-  });
+    // Two service processes start in about a second each alone, in tens of seconds on a loaded machine.
+  }, 120_000);
   afterAll(async () => {
     clearInterval(sampler);
     // A node that died during the tests: its output says why.
