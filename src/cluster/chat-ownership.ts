@@ -104,6 +104,10 @@ export class ChatOwnership {
 
   /** The chat's holder is dead: its lease is removed (if still its), and the chat taken. */
   async takeFromDead(chatId: string, member: string): Promise<LeaseHolder | undefined> {
+    // This node is taking the chat right now: the lease in Redis is already its new one, the chat not yet counted as
+    // owned. Releasing it would take the chat from under that acquisition (which then stops the chat's agent).
+    const inFlight = this.taking.get(chatId);
+    if (inFlight) return inFlight;
     await this.leases.releaseFor(chatId, member);
     return this.take(chatId);
   }
