@@ -203,15 +203,19 @@ class SdkConnection implements AgentConnection {
     if (this.pumpEnded || this.closed) return {};
     await new Promise((resolve) => setTimeout(resolve, LOOP_END_AFTER_EXIT_MS));
     if (this.pumpEnded || this.closed) return {};
-    const spawnError = this.process.spawnError;
-    const error = spawnError
-      ? new Error(`cannot run the agent CLI: ${spawnError.message}`)
-      : new Error(`the agent CLI ${this.process.exitStatus ?? 'exited'}`);
+    const error = this.spawnFailure() ?? new Error(`the agent CLI ${this.process.exitStatus ?? 'exited'}`);
     this.log.warn({ err: error }, 'the agent CLI is gone and the SDK did not end its message loop: the connection ends');
-    this.closed = true;
-    this.input.end();
-    this.query.close();
+    this.close();
     return { error };
+  }
+
+  /**
+   * Why the CLI could not be started at all, if so: the SDK words that as a guess (e.g. "does not match this
+   * system's libc"), the OS error says why.
+   */
+  private spawnFailure(): Error | undefined {
+    const spawnError = this.process.spawnError;
+    return spawnError && new Error(`cannot run the agent CLI: ${spawnError.message}`);
   }
 
   private async pump(): Promise<{ error?: Error }> {
@@ -235,9 +239,8 @@ class SdkConnection implements AgentConnection {
       return {};
     } catch (err) {
       if (this.closed) return {};
-      // The SDK words a spawn failure as a guess (e.g. "does not match this system's libc"): the OS error says why.
-      const spawnError = this.process.spawnError;
-      if (spawnError) return { error: new Error(`cannot run the agent CLI: ${spawnError.message}`) };
+      const spawnFailure = this.spawnFailure();
+      if (spawnFailure) return { error: spawnFailure };
       this.log.warn({ err }, 'agent connection ended with an error');
       return { error: err instanceof Error ? err : new Error(String(err)) };
     } finally {

@@ -18,14 +18,11 @@ const COMMAND_TIMEOUT_MS = 60_000;
 const MAX_ROUTES = 4;
 /** How often the liveness of an owner that stopped answering is checked while the operation waits to take over. */
 const OWNER_LOST_POLL_MS = 500;
-/** What one routing attempt returns when the chat changed hands meanwhile: the operation is routed again. */
-const ROUTE_AGAIN = Symbol('route again');
-
 /**
- * Another node took the chat while this one was taking it (the events ending what a dead owner left were refused
- * under a lease already gone): the operation is routed again, to the new owner.
+ * The chat changed hands during a routing attempt (its holder released or lost it, another node took it while this
+ * one was taking it): the operation is routed again, to where the chat is now.
  */
-class ChatMovedError extends Error {}
+class RouteAgain extends Error {}
 
 /** A snapshot taken by the chat's owner: the events to send, and the seq they stand at. */
 interface Snapshot {
@@ -188,17 +185,16 @@ export class ClusterChatChannel implements ChatChannel {
     const { ownership, commands } = this.deps;
     for (let attempt = 0; attempt < MAX_ROUTES; attempt++) {
       try {
-        const result = await this.routeOnce(chatId, op, operation, args);
-        if (result !== ROUTE_AGAIN) return result;
+        return await this.routeOnce(chatId, op, operation, args);
       } catch (err) {
-        if (err instanceof ChatMovedError) continue;
+        if (err instanceof RouteAgain) continue;
         throw err;
       }
     }
     throw new ChatError('agent_unavailable', 'the chat is moving between nodes; try again in a moment');
   }
 
-  /** One routing attempt: the operation's result, or ROUTE_AGAIN when the chat changed hands meanwhile. */
+  /** One routing attempt: the operation's result; RouteAgain when the chat changed hands meanwhile. */
   private async routeOnce(chatId: string, op: string, operation: Operation, args: unknown): Promise<unknown> {
     const { ownership, commands } = this.deps;
     if (ownership.owns(chatId)) return operation.run(chatId, args as never);
@@ -206,31 +202,31 @@ export class ClusterChatChannel implements ChatChannel {
     if (!holder) {
       if (!operation.takes) return operation.idle;
       if ((await this.coordinate(() => ownership.take(chatId))) === undefined) return operation.run(chatId, args as never);
-      return ROUTE_AGAIN;
+      throw new RouteAgain();
     }
     if (holder.member === ownership.member) {
       // A lease of this node it no longer counts as its own (lost and not yet expired): take it afresh.
       await this.coordinate(() => ownership.takeFromDead(chatId, holder.member));
-      return ROUTE_AGAIN;
+      throw new RouteAgain();
     }
     if (!(await this.coordinate(() => ownership.isAlive(holder.member)))) {
       if (!operation.takes) {
         await this.coordinate(() => ownership.takeFromDead(chatId, holder.member));
         if (ownership.owns(chatId)) return operation.run(chatId, args as never);
-        return ROUTE_AGAIN;
+        throw new RouteAgain();
       }
       if ((await this.coordinate(() => ownership.takeFromDead(chatId, holder.member))) === undefined) return operation.run(chatId, args as never);
-      return ROUTE_AGAIN;
+      throw new RouteAgain();
     }
     try {
       return await commands!.call(holder.member, op, chatId, args, COMMAND_TIMEOUT_MS);
     } catch (err) {
-      if (err instanceof NotOwnerError) return ROUTE_AGAIN;
+      if (err instanceof NotOwnerError) throw new RouteAgain();
       if (err instanceof NodeUnreachableError) {
         this.deps.log.warn({ chat_id: chatId, owner: holder.member, op, reason: err.message }, 'the node owning a chat did not answer');
         // A killed owner stays "alive" until its liveness lapses (at most its TTL): the operation waits for that
         // and then takes the chat over, instead of failing every frame sent to the chat meanwhile.
-        if (await this.ownerLost(holder.member)) return ROUTE_AGAIN;
+        if (await this.ownerLost(holder.member)) throw new RouteAgain();
         throw new ChatError('agent_unavailable', `the node running this chat did not answer; try again`);
       }
       throw err;
@@ -257,7 +253,7 @@ export class ClusterChatChannel implements ChatChannel {
       return await step();
     } catch (err) {
       if (err instanceof ChatError) throw err;
-      if (err instanceof FencedError) throw new ChatMovedError();
+      if (err instanceof FencedError) throw new RouteAgain();
       this.deps.log.warn({ reason: (err as Error).message }, 'chat coordination failed (Redis unreachable?)');
       throw new ChatError('agent_unavailable', 'the chat service cannot coordinate its nodes right now (Redis unreachable); try again shortly');
     }

@@ -129,10 +129,9 @@ export class ChatEventStream {
       .xrevrange(this.key(chatId), '+', '-', 'COUNT', 1)
       .get(this.startKey(chatId))
       .exec()) as [[Error | null, RawEntry[]], [Error | null, string | null]];
-    const seqs = [entries[0] ? seqOf(entries[0][0]) : undefined, start === null ? undefined : Number(start)].filter(
-      (s): s is number => s !== undefined,
-    );
-    return seqs.length > 0 ? Math.max(...seqs) : undefined;
+    const last = entries[0] ? seqOf(entries[0][0]) : undefined;
+    if (start === null) return last;
+    return Math.max(last ?? 0, Number(start));
   }
 
   /**

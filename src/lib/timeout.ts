@@ -11,7 +11,6 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-
 /**
  * Calls `report(ms)` if `promise` is still pending after `ms` (once), and passes the promise through: a step that
  * should take moments and hangs shows in the log with what it was, instead of as silence.

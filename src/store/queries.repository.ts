@@ -41,7 +41,6 @@ export class QueriesRepository {
     private readonly node?: NodeRun,
   ) {}
 
-  /** A new running query; `userMessageId` when the user message it answers is already stored (a retry). */
   /** The query a chat message with this client id started, if one did. */
   async byClientId(chatId: string, clientId: string): Promise<string | undefined> {
     const row = await this.db
@@ -53,6 +52,7 @@ export class QueriesRepository {
     return row?.id;
   }
 
+  /** A new running query; `userMessageId` when the user message it answers is already stored (a retry). */
   async start(chatId: string, userMessageId?: string, clientId?: string): Promise<string> {
     const id = randomUUID();
     await this.db
