@@ -1,8 +1,8 @@
 /**
  * `npm run probe:memory`: the outside security probe's memory load, replayed against a started service, with the
- * service's peak RSS. The service runs as its own process (`node --max-semi-space-size=4`, as `npm start` runs it;
- * the sources through tsx), default settings, two users, on a SQLite file in a temp folder. Phases, one after the
- * other, while /proc/<pid>/status is sampled every 20 ms:
+ * service's peak RSS. The service runs as its own process, compiled and started as `npm start` runs it (the
+ * results before 2026-12-02 ran its sources through tsx), default settings, two users, on a SQLite file in a temp
+ * folder. Phases, one after the other, while /proc/<pid>/status is sampled every 20 ms:
  *
  * 1. frames: 16 sockets of one user, each sending two ~70 MB frames that the frame limit lets through (a 70 MB
  *    chat_id, then a 70 MB message) and waiting for each answer, then one frame over the limit (closed with 1009
@@ -24,6 +24,7 @@ import WebSocket from 'ws';
 import { addUser } from '../src/auth/accounts.js';
 import { migrateToLatest, openDatabase } from '../src/db/database.js';
 import { Store } from '../src/store/store.js';
+import { compiledService } from './lib/service.js';
 import { freePort } from './lib/util.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -266,9 +267,11 @@ async function main(): Promise<void> {
   await db.destroy();
 
   const port = await freePort();
-  const child = spawn(process.execPath, ['--max-semi-space-size=4', '--import', 'tsx', 'src/server.ts'], {
+  const compiled = compiledService();
+  const child = spawn(process.execPath, compiled.args, {
     cwd: ROOT,
     env: {
+      ...compiled.env,
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/root',
       PORT: String(port),

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -12,15 +12,34 @@ export interface ServiceOptions {
   /** Extra variables (e.g. AGENT_PREWARM) on top of the benchmark's fixed configuration. */
   env?: Record<string, string>;
   startTimeoutMs?: number;
-  /** Another server to run in the service's place, configured the same way (bench/relay-server.ts). */
+  /** Another server to run in the service's place (under tsx), configured the same way (bench/relay-server.ts). */
   script?: string;
   /** Extra Node flags before the script (e.g. `--cpu-prof`, used by bench/profile.ts). */
   nodeArgs?: string[];
 }
 
 /**
- * The real service (`src/server.ts`) as a child process, configured only through its environment, exactly as an
- * operator would run it. Its environment is built from scratch (not inherited) and its cwd is its data folder,
+ * How `npm start` runs the service: its Node flags and entry point, read from package.json's `start:prod` (so the
+ * benchmark measures exactly that command), after `npm start`'s own step that compiles src/ to dist/ when stale.
+ */
+export function compiledService(): { env: Record<string, string>; args: string[] } {
+  execFileSync(process.execPath, [path.join(REPO_ROOT, 'scripts/build-server.mjs')], { cwd: REPO_ROOT, stdio: 'ignore' });
+  const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const command = pkg.scripts['start:prod']!;
+  const words = command.split(/\s+/);
+  const env: Record<string, string> = {};
+  // Leading NAME=value words are the environment npm's shell gives the process (e.g. MALLOC_ARENA_MAX).
+  while (/^[A-Z_][A-Z0-9_]*=/.test(words[0] ?? '')) {
+    const [name, ...value] = words.shift()!.split('=');
+    env[name!] = value.join('=');
+  }
+  if (words.shift() !== 'node') throw new Error(`package.json start:prod does not run node: ${command}`);
+  return { env, args: words.map((arg) => (arg.endsWith('.js') ? path.join(REPO_ROOT, arg) : arg)) };
+}
+
+/**
+ * The real service as a child process, compiled and started as `npm start` does, configured only through its
+ * environment, exactly as an operator would run it. Its environment is built from scratch (not inherited) and its cwd is its data folder,
  * so neither the benchmark's environment nor a developer's `.env` in the repo changes what is measured.
  */
 export class ServiceProcess {
@@ -70,11 +89,12 @@ export class ServiceProcess {
       AGENT_MAX_RETRIES: '0',
       ...opts.env,
     };
+    const run = opts.script ? { env: {}, args: ['--import', TSX_IMPORT, path.join(REPO_ROOT, opts.script)] } : compiledService();
     const spawnedAt = performance.now();
     const child = track(
-      spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', TSX_IMPORT, path.join(REPO_ROOT, opts.script ?? 'src/server.ts')], {
+      spawn(process.execPath, [...(opts.nodeArgs ?? []), ...run.args], {
         cwd: opts.dataDir,
-        env,
+        env: { ...run.env, ...env },
         stdio: ['ignore', log, log],
       }),
     );

@@ -17,8 +17,8 @@ export interface StartupResult {
 }
 
 /**
- * Start-up of the service on an existing database: one uncounted start creates the database and fills tsx's
- * transform cache (a first install pays that once), then `runs` counted starts on the same folder.
+ * Start-up of the service (compiled, as `npm start` runs it) on an existing database: one uncounted start creates
+ * the database (a first install pays that once), then `runs` counted starts on the same folder.
  */
 export async function measureStartup(
   dataDir: string,
