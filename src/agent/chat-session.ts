@@ -10,7 +10,7 @@ import { monotonicNow } from '../lib/clock.js';
 import type { SeqOrigin } from './seq-origin.js';
 import { ChatEventLog, type ChatSubscriber, type EventLogLimits, type EventSink } from './event-log.js';
 import { PermissionBroker, type PermissionRequest } from './permission-broker.js';
-import { QueryRun } from './query-run.js';
+import { QueryRun, type QueryEventBody, type TerminalBody } from './query-run.js';
 import { ChatRecorder, type SnapshotLimits } from './chat-recorder.js';
 import { toolUsePath, truncateToolOutput } from '../chats/tool-output.js';
 import { buildImportContext, importedContextFor } from '../chats/import-context.js';
@@ -98,15 +98,12 @@ export interface ChatHooks {
 /** A chat event before it is numbered; errors of a chat are numbered like every other event. */
 type Body = ChatEventBody | { type: 'error'; error: string; code: ErrorCode; query_id?: string };
 
-/** The three ways a query ends. */
-type TerminalBody =
-  | { type: 'result'; success: boolean; cost: number; duration: number }
-  | { type: 'cancelled' }
-  | { type: 'error'; error: string; code: ErrorCode };
-
 /**
- * One chat: its event stream, its running query and its agent connection. Operations (send, stop, clear,
- * close) run one at a time under `ops`; rows are written in event order by the ChatRecorder.
+ * One chat: its event stream, its running query and its agent connection, and the state machine that ties them
+ * together (which query is current, starting and replacing the agent, stop, retries, the stall watchdog). What an
+ * answer is made of, the translation of the agent's events into client events and rows, is the query's own
+ * (QueryRun). Operations (send, stop, clear, close) run one at a time under `ops`; rows are written in event order
+ * by the ChatRecorder.
  *
  * Invariants: every query gets exactly one terminal event; no event of a query follows it; a new message is
  * sent to the agent only after the previous turn ended (or its process was replaced), so answers never mix.
@@ -256,7 +253,7 @@ export class ChatSession {
         seq,
         is_processing: run !== undefined,
         query_id: run?.id ?? null,
-        streaming_state: run ? { text: run.streamOpen ? run.streamText : '' } : null,
+        streaming_state: run ? { text: run.streamingText } : null,
       }, undefined, snapshot);
       for (const request of this.permissions.open()) {
         subscriber.send({ ...permissionRequestBody(request), chat_id: this.chatId, seq } as ServerEvent, undefined, snapshot);
@@ -266,7 +263,7 @@ export class ChatSession {
   }
 
   /** A live tool_result: a long output is cut like in tool_history (the whole is stored and served by REST). */
-  private toolResultBody(queryId: string, toolUseId: string, content: string, isError: boolean): Body {
+  private toolResultBody(queryId: string, toolUseId: string, content: string, isError: boolean): QueryEventBody {
     const max = this.deps.snapshot.toolOutputMaxChars;
     const cut = truncateToolOutput(content, max, toolUsePath(this.chatId, toolUseId));
     return {
@@ -316,7 +313,7 @@ export class ChatSession {
 
       const stored = await this.record.userMessage(content, images, clientId);
       if (!stored) throw new ChatError('not_found', 'chat not found');
-      const run = new QueryRun(
+      const run = this.newRun(
         stored.queryId,
         content,
         images.map((img) => ({ mediaType: img.mediaType, base64: img.data.toString('base64') })),
@@ -358,7 +355,7 @@ export class ChatSession {
       if (!(await this.agent.ensure({ evict: true }))) throw new ChatError('agent_busy', 'no agent available');
 
       const { queryId, superseded } = await this.record.retryQuery(question);
-      const run = new QueryRun(
+      const run = this.newRun(
         queryId,
         question.content,
         question.images.map((img) => ({ mediaType: img.mediaType, base64: img.data.toString('base64') })),
@@ -470,6 +467,24 @@ export class ChatSession {
     this.out.emit(body);
   }
 
+  /** A query of this chat: its events go out through the chat's stream, its rows through the chat's recorder. */
+  private newRun(id: string, content: string, images: QueryRun['images']): QueryRun {
+    return new QueryRun(id, content, images, {
+      record: this.record,
+      emit: (body) => this.emit(body),
+      end: (body) => {
+        // Open questions belong to this query: they end (cancelled) before the query's own end.
+        this.permissions.cancelAll();
+        this.lastActivity = this.now();
+        // A client that reads the chat over REST when the query ended gets its stored answer (and status).
+        this.out.emitAfter(this.record.idle(), body);
+      },
+      toolResultBody: (queryId, toolUseId, output, isError) => this.toolResultBody(queryId, toolUseId, output, isError),
+      now: this.now,
+      checkpointMs: this.deps.checkpointMs,
+    });
+  }
+
   private async startTurn(run: QueryRun): Promise<void> {
     // An imported chat's first message carries the imported transcript to the model (docs/export-format.md); the
     // agent's session holds it from then on. The stored message stays what the user wrote.
@@ -478,7 +493,7 @@ export class ChatSession {
       throw new ChatError('agent_busy', 'no agent available');
     }
     if (imported !== undefined) await this.deps.store.chats.clearImportContext(this.chatId);
-    run.quietUntil = this.now();
+    run.expectQuietUntil(this.now());
     this.watchModel(run);
   }
 
@@ -495,25 +510,18 @@ export class ChatSession {
       const last = Math.max(run.quietUntil, this.agent.lastActivityAt);
       const quietMs = this.now() - last;
       if (!run.started || run.toolsRunning > 0 || quietMs < limit) {
-        run.silenceTimer = setTimeout(check, Math.max(250, limit - Math.max(0, quietMs)));
-        run.silenceTimer.unref();
+        run.checkSilenceIn(Math.max(250, limit - Math.max(0, quietMs)), check);
         return;
       }
       void this.op(async () => {
         if (this.current !== run || !run.turnOpen || run.terminated) return;
         const error = `The model stopped answering (nothing received for ${Math.round(quietMs / 1000)} s); the answer was ended. Try again.`;
         this.deps.log.warn({ query_id: run.id, quiet_ms: quietMs }, 'the model stream stalled: ending the query and replacing the agent process');
-        this.closeStream(run, 'interrupted');
-        this.record.markInterrupted(run.replyBlocks);
-        this.record.assistantText(run.id, error, 'error');
-        this.record.queryEnded(run.id, { status: 'error', error });
-        this.terminate(run, { type: 'error', code: 'agent_error', error });
+        run.fail('agent_error', error, { cutReply: true, asMessage: true });
         await this.dropAgent();
       }).catch((err: unknown) => this.deps.log.error({ err, query_id: run.id }, 'failed to end a stalled query'));
     };
-    clearTimeout(run.silenceTimer);
-    run.silenceTimer = setTimeout(check, limit);
-    run.silenceTimer.unref();
+    run.checkSilenceIn(limit, check);
   }
 
   private sessionRestarted(sessionId: string, why: string): void {
@@ -540,7 +548,7 @@ export class ChatSession {
     if (!run.started && !run.terminated) {
       // A resumed session that dies before its first turn starts: the transcript is unusable. Start afresh once.
       if (resumedFrom && !run.restartedSession) {
-        run.restartedSession = true;
+        run.markSessionRestarted();
         this.sessionRestarted(resumedFrom, error?.message ?? 'the agent exited');
         this.retryStart(run, 0, async () => {
           await this.record.sdkSessionId(null);
@@ -555,13 +563,7 @@ export class ChatSession {
       }
       if (atStart) return this.failToStart(run, error ?? new Error('the agent process exited before it started'));
     }
-    this.closeStream(run, 'interrupted');
-    this.record.queryEnded(run.id, { status: 'error', error: error?.message ?? 'agent process ended' });
-    this.terminate(run, {
-      type: 'error',
-      code: 'agent_error',
-      error: `The agent process ended unexpectedly${error ? `: ${error.message}` : ''}`,
-    });
+    run.fail('agent_error', `The agent process ended unexpectedly${error ? `: ${error.message}` : ''}`);
     run.endTurn();
   }
 
@@ -570,7 +572,7 @@ export class ChatSession {
    * replaced meanwhile). A failure to start ends the query with an error.
    */
   private retryStart(run: QueryRun, delayMs: number, before?: () => Promise<void>): void {
-    run.startAttempts++;
+    run.countStartAttempt();
     const retry = () =>
       this.op(async () => {
         if (this.current !== run || run.terminated || !run.turnOpen) return;
@@ -600,9 +602,7 @@ export class ChatSession {
         : `The agent could not start: ${why}` +
           (waitMs > 0 ? `. The service tries again in ${Math.ceil(waitMs / 1000)} s; send the message again then.` : '');
     this.deps.log.warn({ query_id: run.id, why }, 'a query could not reach an agent');
-    this.closeStream(run, 'interrupted');
-    this.record.queryEnded(run.id, { status: 'error', error });
-    this.terminate(run, { type: 'error', code: err instanceof ChatError ? err.code : 'agent_unavailable', error });
+    run.fail(err instanceof ChatError ? err.code : 'agent_unavailable', error);
     run.endTurn();
   }
 
@@ -610,59 +610,19 @@ export class ChatSession {
     const run = this.current;
     this.lastActivity = this.now();
     if (event.kind === 'init') {
-      if (run) run.started = true;
+      run?.markStarted();
       this.saveSessionId(event.sessionId);
       return;
     }
     if (event.kind === 'api_retry') {
       this.deps.log.warn({ ...event, query_id: run?.id }, 'model API call failed: the agent retries');
       // Nothing is expected from the model while the CLI waits to retry (a retry-after can be long).
-      if (run) run.quietUntil = Math.max(run.quietUntil, this.now() + event.delayMs);
+      run?.expectQuietUntil(this.now() + event.delayMs);
       return;
     }
     if (!run) return;
     if (event.kind === 'turn_end') return this.onTurnEnd(run, event);
-    if (run.terminated) return; // a stopped query drains here until its turn ends
-    switch (event.kind) {
-      case 'text_start':
-        this.openStream(run);
-        return;
-      case 'text_delta':
-        if (!run.streamOpen) this.openStream(run);
-        run.streamText += event.text;
-        this.emit({ type: 'text_delta', query_id: run.id, delta: event.text });
-        this.checkpoint(run);
-        return;
-      case 'text_end':
-        this.closeStream(run, 'complete');
-        return;
-      case 'text_whole':
-        this.closeStream(run, 'complete');
-        run.answerText += event.text;
-        this.record.assistantText(run.id, event.text);
-        this.emit({ type: 'assistant_message', query_id: run.id, content: event.text });
-        return;
-      case 'tool_use':
-        run.toolsRunning++;
-        this.closeStream(run, 'complete');
-        run.replyBlocks = [];
-        this.record.toolCall(run.id, event.toolUseId, event.toolName, event.input);
-        this.emit({ type: 'tool_use', query_id: run.id, tool_id: event.toolUseId, tool_name: event.toolName, tool_input: event.input });
-        return;
-      case 'tool_result':
-        run.toolsRunning = Math.max(0, run.toolsRunning - 1);
-        run.replyBlocks = [];
-        this.record.toolResult(event.toolUseId, event.content, event.isError);
-        this.emit(this.toolResultBody(run.id, event.toolUseId, event.content, event.isError));
-        return;
-      case 'api_error': {
-        this.closeStream(run, 'interrupted');
-        run.apiError = event.message;
-        this.record.markInterrupted(run.replyBlocks);
-        run.replyBlocks = [];
-        return;
-      }
-    }
+    run.onAnswerEvent(event);
   }
 
   private onTurnEnd(run: QueryRun, end: Extract<AgentEvent, { kind: 'turn_end' }>): void {
@@ -670,69 +630,21 @@ export class ChatSession {
     this.saveSessionId(end.sessionId);
     if (end.tailUuid) this.record.queryTail(run.id, end.sessionId, end.tailUuid);
     this.record.usage(run.id, end.usage, cost);
+    const spent = { costUsd: cost, durationMs: end.durationMs };
     if (!run.terminated && end.subtype === 'error_max_budget_usd') {
       // The SDK stopped the answer between two model calls: what streamed so far is kept (interrupted).
-      const error = this.budgetMessage();
-      this.closeStream(run, 'interrupted');
-      this.record.markInterrupted(run.replyBlocks);
-      this.record.assistantText(run.id, error, 'error');
-      this.record.queryEnded(run.id, { status: 'error', costUsd: cost, durationMs: end.durationMs, error });
-      this.terminate(run, { type: 'error', code: 'budget_exceeded', error });
+      run.fail('budget_exceeded', this.budgetMessage(), { cutReply: true, asMessage: true, ...spent });
     } else if (run.terminated) {
       // A stopped query's turn finished draining: record what it cost, its status stays.
-      this.record.queryCost(run.id, cost, end.durationMs);
+      run.drained(cost, end.durationMs);
     } else if (run.apiError !== undefined || (!end.success && end.subtype === 'error_during_execution')) {
-      const error = run.apiError ?? (end.errors.join('; ') || 'The agent failed to answer');
-      this.closeStream(run, 'interrupted');
-      this.record.assistantText(run.id, error, 'error');
-      this.record.queryEnded(run.id, { status: 'error', costUsd: cost, durationMs: end.durationMs, error });
-      this.terminate(run, { type: 'error', code: 'agent_error', error });
+      // An API error already cut the reply when it came (onAnswerEvent): only the message is stored here.
+      run.fail('agent_error', run.apiError ?? (end.errors.join('; ') || 'The agent failed to answer'), { asMessage: true, ...spent });
     } else {
-      this.closeStream(run, 'complete');
-      const error = end.success ? null : end.errors.join('; ') || end.subtype;
-      const status = end.success ? 'complete' : 'error';
-      this.record.queryEnded(run.id, { status, costUsd: cost, durationMs: end.durationMs, error });
-      this.terminate(run, { type: 'result', success: end.success, cost, duration: end.durationMs });
+      run.complete({ success: end.success, ...spent, error: end.success ? null : end.errors.join('; ') || end.subtype });
       if (end.success) this.deps.hooks?.answered(this.chatId, run.content, run.answerText);
     }
     run.endTurn();
-  }
-
-  /** A text block starts: announced to clients and stored at once as `streaming`, so a crash cannot lose it. */
-  private openStream(run: QueryRun): void {
-    this.closeStream(run, 'complete');
-    run.streamOpen = true;
-    run.streamText = '';
-    run.checkpointedAt = this.now();
-    run.streamRow = this.record.openBlock(run.id);
-    run.replyBlocks.push(run.streamRow);
-    this.emit({ type: 'stream_start', query_id: run.id });
-  }
-
-  private checkpoint(run: QueryRun): void {
-    if (this.now() - run.checkpointedAt < this.deps.checkpointMs) return;
-    run.checkpointedAt = this.now();
-    this.record.checkpointBlock(run.streamRow, run.streamText);
-  }
-
-  /** Ends the open text block and stores its final text (interrupted text too: never lost). */
-  private closeStream(run: QueryRun, status: 'complete' | 'interrupted'): void {
-    if (!run.streamOpen) return;
-    run.streamOpen = false;
-    run.answerText += run.answerText && run.streamText ? `\n\n${run.streamText}` : run.streamText;
-    this.record.closeBlock(run.streamRow, run.streamText, status);
-    run.streamText = '';
-    this.emit({ type: 'stream_end', query_id: run.id });
-  }
-
-  private terminate(run: QueryRun, body: TerminalBody): void {
-    if (run.terminated) return;
-    // Open questions belong to this query: they end (cancelled) before the query's own end.
-    this.permissions.cancelAll();
-    run.terminated = true;
-    this.lastActivity = this.now();
-    // A client that reads the chat over REST when the query ended gets its stored answer (and status).
-    this.out.emitAfter(this.record.idle(), { ...body, query_id: run.id });
   }
 
   /**
@@ -742,11 +654,7 @@ export class ChatSession {
   private async cancelRunning({ fast = false } = {}): Promise<void> {
     const run = this.current;
     if (!run?.turnOpen) return;
-    if (!run.terminated) {
-      this.closeStream(run, 'interrupted');
-      this.record.queryEnded(run.id, { status: 'cancelled' });
-      this.terminate(run, { type: 'cancelled' });
-    }
+    run.cancel();
     if (!this.agent.live || fast) return void (await this.dropAgent());
     const timeout = this.deps.interruptTimeoutMs;
     try {
