@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type ExpressionBuilder } from 'kysely';
 import { inTransaction, type Db } from '../db/database.js';
 import { lockUntilCommit } from '../db/locks.js';
-import { chatHasMessageContaining } from '../db/message-search.js';
+import { chatContaining, searchOwnerColumn } from '../db/chat-search.js';
 import type { ChatRow, Database, TitleSource } from '../db/schema.js';
 import type { Chat, ChatSettings } from '../protocol/chat.js';
 
@@ -303,14 +303,12 @@ export class ChatsRepository {
 
   /** Chats whose title or any message text contains `text`, case-insensitively; newest first. */
   async search(text: string, owner?: OwnerScope): Promise<Chat[]> {
-    const pattern = likePattern(text);
-    // lower() + LIKE with an explicit ESCAPE behaves the same on SQLite and Postgres.
-    const titleContains = sql<boolean>`lower(${sql.ref('chats.title')}) like ${pattern} escape '\\'`;
+    const owned = searchOwnerColumn(this.db);
     const rows = await this.db
       .selectFrom('chats')
       .selectAll()
-      .where((eb) => eb.or([titleContains, chatHasMessageContaining(this.db, 'chats.id', text, pattern)]))
-      .$if(owner !== undefined, (qb) => qb.where(ownedBy(owner!)))
+      .where(chatContaining(this.db, text, likePattern(text)))
+      .$if(owner !== undefined, (qb) => qb.where(owner!.userId === null ? sql<boolean>`${owned} is null` : sql<boolean>`${owned} = ${owner!.userId}`))
       .orderBy('updated_at', 'desc')
       .orderBy('id')
       .execute();

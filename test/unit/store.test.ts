@@ -312,6 +312,22 @@ describe('the same behaviour on every store', () => {
     expect(await titles('集成测试')).toEqual([]);
   });
 
+  it('finds titles through the search index: renamed chats by their new title only, CJK titles, deleted chats never', async () => {
+    const renamed = await store.chats.create('Budget planning 2026');
+    const cjk = await store.chats.create('季度报告草稿');
+    const deleted = await store.chats.create('Budget review');
+    const titles = async (q: string) => (await store.chats.search(q)).map((c) => c.title).sort();
+    expect(await titles('budget')).toEqual(['Budget planning 2026', 'Budget review']);
+    await store.chats.rename(renamed.id, 'Offsite agenda');
+    expect(await titles('planning')).toEqual([]);
+    expect(await titles('offsite agenda')).toEqual(['Offsite agenda']);
+    expect(await titles('报告草')).toEqual(['季度报告草稿']);
+    expect(await titles('报告')).toEqual(['季度报告草稿']);
+    expect(await store.chats.delete(deleted.id)).toBe(true);
+    expect(await titles('budget')).toEqual([]);
+    expect(cjk.id).toBeDefined();
+  });
+
   it('orders chats with the same activity time by id, in lists and across pages', async () => {
     const chats = await Promise.all(Array.from({ length: 7 }, (_, i) => store.chats.create(`c${i}`)));
     const expected = chats.map((c) => c.id).sort();

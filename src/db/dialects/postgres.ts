@@ -14,6 +14,9 @@ export function postgresDialect(url: string, onError: (err: Error) => void): Pos
     connectionString: url,
     application_name: 'agent-chat',
     max: 10,
+    // No JIT compilation: the service runs short statements, and an estimate that crosses jit_above_cost (a search
+    // over a million messages did) spends most of a second compiling a plan that then runs in milliseconds.
+    options: '-c jit=off',
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
         oid === INT8_OID && format !== 'binary'

@@ -9,6 +9,7 @@ import * as m007 from './007-chat-import.js';
 import * as m008 from './008-query-nodes.js';
 import * as m009 from './009-agent-transcripts.js';
 import * as m010 from './010-client-message-ids.js';
+import * as m011 from './011-chat-title-search.js';
 
 /** Migrations in code (no directory scan), so a bundled or compiled build finds them too. Order is by name. */
 export const migrations: Record<string, Migration> = {
@@ -22,6 +23,7 @@ export const migrations: Record<string, Migration> = {
   '008-query-nodes': m008,
   '009-agent-transcripts': m009,
   '010-client-message-ids': m010,
+  '011-chat-title-search': m011,
 };
 
 export const migrationProvider: MigrationProvider = {
