@@ -9,34 +9,58 @@
  *        agent options and CLI environment) both up, taking turns so that other load falls on both alike; a
  *        minimal relay (bench/relay-server.ts) as a third side in 1 and 3, so the hop is told apart from the service
  *   3b.  the saturated case, 50 chats × 20 deltas/s, all three sides, clients at raised and at normal priority
- *   4.   REST: autocannon against a seeded database (10,000 chats, one with 1,000 messages)
+ *   4.   REST: autocannon against a seeded database (10,000 chats, one with 1,000 messages), on SQLite and Postgres
+ *   7.   the cross-node path: two nodes on Postgres and Redis, a socket on the agent's node and one on the other
+ *   8.   stored data at scale: the list, history pages and search on 10,000 chats / 1,000,000 messages against the
+ *        same on 1,000 messages, on SQLite and Postgres (the seeded databases are built once per machine and reused)
+ *
+ * Postgres (phases 4, 7, 8) and Redis (7) are the tests' own: TEST_DATABASE_URL names the Postgres server (an admin
+ * URL: the benchmark creates and drops databases on it), TEST_REDIS_URL the Redis (default redis://127.0.0.1:6379).
+ * Without TEST_DATABASE_URL those parts are skipped, and the tables say so.
  *
  * Env: BENCH_QUICK=1 a smoke run with few samples (figures not comparable); BENCH_LEVELS=1,10 other concurrency
  * levels; BENCH_KEEP=1 keeps the temp folder; BENCH_LOG_LEVEL the service's LOG_LEVEL (default `info`, its own);
  * BENCH_WAIT_QUIET_S how long to wait for other work on the machine to stop (default 60); BENCH_SERVICE_ENV=K=V,...
- * settings of the service to try.
+ * settings of the service to try; BENCH_PHASES=1,2,3,3b,4,5,6,7,8 (default all) runs only those.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { z } from 'zod';
-import { EnvSchema } from '../src/config/config.js';
+import { EnvSchema, type DatabaseTarget } from '../src/config/config.js';
 import { BareWorker } from './lib/bare-sdk.js';
 import { killAllNow, REPO_ROOT } from './lib/children.js';
 import { clockOffsetMs } from './lib/clock.js';
 import { startFake } from './lib/fake.js';
 import { machineInfo } from './lib/machine.js';
 import { allAgentProcesses, machineBusyPct, ourAgentProcesses, QUIET_MACHINE_PCT } from './lib/proc.js';
-import { renderTables, type BenchResults } from './lib/report.js';
+import { renderTables, type BenchResults, type DataScaleRun, type RestRun } from './lib/report.js';
+import { crossNodePhase, type CrossNodeResult } from './lib/cross-node.js';
+import { LARGE, postgresScaleDatabase, scaleReads, SMALL, sqliteScaleDatabase, timeReads, type SeededScale } from './lib/data-scale.js';
+import { createDatabase } from './lib/postgres.js';
 import { loadTest, seedDatabase } from './lib/rest.js';
-import { concurrencyLevel, deltaLatency, timeToFirstDelta, type ConcurrencyLevel, type SaturatedRun } from './lib/scenarios.js';
+import {
+  concurrencyLevel,
+  deltaLatency,
+  timeToFirstDelta,
+  type ConcurrencyLevel,
+  type FirstDeltaResult,
+  type LatencyResult,
+  type SaturatedRun,
+} from './lib/scenarios.js';
 import { ServiceProcess } from './lib/service.js';
-import { measureStartup } from './lib/startup.js';
+import { measureStartup, type StartupResult } from './lib/startup.js';
 import { bareTarget, serviceTarget } from './lib/targets.js';
 import { round, sleep, waitUntil, withCleanup } from './lib/util.js';
 import { chromiumPresent, measureWebClient } from './lib/web-client.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
+const ALL_PHASES = ['1', '2', '3', '3b', '4', '5', '6', '7', '8'] as const;
+const PHASES = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((p) => p.trim()));
+for (const p of PHASES) if (!(ALL_PHASES as readonly string[]).includes(p)) throw new Error(`BENCH_PHASES: no phase ${p} (${ALL_PHASES.join(',')})`);
+const runs = (phase: (typeof ALL_PHASES)[number]): boolean => PHASES.has(phase);
+const POSTGRES_ADMIN_URL = process.env.TEST_DATABASE_URL || null;
+const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 const PLAN = {
   ...(QUICK
     ? { startupRuns: 2, latencyRuns: 2, firstDeltaSamples: 2, levels: [1, 5], restS: 3 }
@@ -44,6 +68,10 @@ const PLAN = {
       { startupRuns: 5, latencyRuns: 5, firstDeltaSamples: 7, levels: [1, 10, 25, 50], restS: 10 }),
   /** 3b. The saturated case at a chat-like pace: 50 chats × 20 deltas/s (40 deltas 50 ms apart). */
   saturated: QUICK ? { chats: 5, n: 10, ms: 50 } : { chats: 50, n: 40, ms: 50 },
+  /** 7. The issue's case: 10 chats on loopback Redis, 100 deltas 20 ms apart each. */
+  crossNode: QUICK ? { chats: 3, n: 20, ms: 20 } : { chats: 10, n: 100, ms: 20 },
+  /** 8. Timed requests per read and database (after 5 untimed). */
+  scaleSamples: QUICK ? 10 : 40,
   ...(process.env.BENCH_LEVELS ? { levels: process.env.BENCH_LEVELS.split(',').map(Number).sort((a, b) => a - b) } : {}),
 };
 if (PLAN.levels.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`BENCH_LEVELS must be positive integers: ${process.env.BENCH_LEVELS}`);
@@ -133,70 +161,83 @@ async function streamingPhase(
       const minimal = serviceTarget(relay, benchSkewMs, { name: 'relay' });
       log(`bare SDK worker pid ${worker.pid}`);
 
-      log('1. per-delta latency');
-      const [latencyService, latencyBare, latencyRelay] = await deltaLatency([ours, bare, minimal], { runs: PLAN.latencyRuns, n: 200, ms: 5 });
-      log(`   service p50 ${latencyService!.summary.p50} p99 ${latencyService!.summary.p99} ms; bare p50 ${latencyBare!.summary.p50} p99 ${latencyBare!.summary.p99} ms; relay p50 ${latencyRelay!.summary.p50} p99 ${latencyRelay!.summary.p99} ms`);
+      let latency: { service: LatencyResult; bare: LatencyResult; relay: LatencyResult } | null = null;
+      if (runs('1')) {
+        log('1. per-delta latency');
+        const [latencyService, latencyBare, latencyRelay] = await deltaLatency([ours, bare, minimal], { runs: PLAN.latencyRuns, n: 200, ms: 5 });
+        log(`   service p50 ${latencyService!.summary.p50} p99 ${latencyService!.summary.p99} ms; bare p50 ${latencyBare!.summary.p50} p99 ${latencyBare!.summary.p99} ms; relay p50 ${latencyRelay!.summary.p50} p99 ${latencyRelay!.summary.p99} ms`);
+        latency = { service: latencyService!, bare: latencyBare!, relay: latencyRelay! };
+      }
 
-      log(`2. time to first delta${prewarm ? ` (and a service with ${prewarm.variable}=${prewarm.on})` : ''}`);
-      const prewarmService = prewarm
-        ? await ServiceProcess.start({
-            dataDir: path.join(tempRoot, 'service-prewarm'),
-            fakeUrl: fake.url,
-            env: { ...env, [prewarm.variable]: prewarm.on },
-          })
-        : undefined;
-      const firstDelta = await withCleanup(
-        () =>
-          timeToFirstDelta(
-            [
-              { target: ours, withWarm: true },
-              { target: bare, withWarm: true },
-              ...(prewarmService
-                ? [{ target: serviceTarget(prewarmService, benchSkewMs, { subscribeFirstMs: PREWARM_THINK_MS }), withWarm: false }]
-                : []),
-            ],
-            { samples: PLAN.firstDeltaSamples },
-          ),
-        async () => {
-          await prewarmService?.stop();
-        },
-      );
+      let firstDelta: FirstDeltaResult[] | null = null;
+      if (runs('2')) {
+        log(`2. time to first delta${prewarm ? ` (and a service with ${prewarm.variable}=${prewarm.on})` : ''}`);
+        const prewarmService = prewarm
+          ? await ServiceProcess.start({
+              dataDir: path.join(tempRoot, 'service-prewarm'),
+              fakeUrl: fake.url,
+              env: { ...env, [prewarm.variable]: prewarm.on },
+            })
+          : undefined;
+        firstDelta = await withCleanup(
+          () =>
+            timeToFirstDelta(
+              [
+                { target: ours, withWarm: true },
+                { target: bare, withWarm: true },
+                ...(prewarmService
+                  ? [{ target: serviceTarget(prewarmService, benchSkewMs, { subscribeFirstMs: PREWARM_THINK_MS }), withWarm: false }]
+                  : []),
+              ],
+              { samples: PLAN.firstDeltaSamples },
+            ),
+          async () => {
+            await prewarmService?.stop();
+          },
+        );
+      }
 
-      log('3. concurrency');
       const concService: ConcurrencyLevel[] = [];
       const concBare: ConcurrencyLevel[] = [];
       const concRelay: ConcurrencyLevel[] = [];
       const sides = { service: ours, bare, relay: minimal } as const;
-      const results = { service: concService, bare: concBare, relay: concRelay } as const;
-      for (const [i, chats] of PLAN.levels.entries()) {
-        // Alternating order, so that other work on the machine falls on every side alike.
-        const order = i % 2 === 0 ? (['service', 'bare', 'relay'] as const) : (['relay', 'bare', 'service'] as const);
-        for (const side of order) {
-          const level = await concurrencyLevel(sides[side], chats, { n: 100, ms: 20 });
-          results[side].push(level);
-          log(`   ${side}: ${chats} chats p50 ${level.summary.p50} p99 ${level.summary.p99} ms, ${level.failures.length} failed`);
+      if (runs('3')) {
+        log('3. concurrency');
+        const results = { service: concService, bare: concBare, relay: concRelay } as const;
+        for (const [i, chats] of PLAN.levels.entries()) {
+          // Alternating order, so that other work on the machine falls on every side alike.
+          const order = i % 2 === 0 ? (['service', 'bare', 'relay'] as const) : (['relay', 'bare', 'service'] as const);
+          for (const side of order) {
+            // Without 3b, the service's very last level keeps its agents alive for the shutdown figure.
+            const leaveOpen = !runs('3b') && side === 'service' && i === PLAN.levels.length - 1;
+            const level = await concurrencyLevel(sides[side], chats, { n: 100, ms: 20, leaveOpen });
+            results[side].push(level);
+            log(`   ${side}: ${chats} chats p50 ${level.summary.p50} p99 ${level.summary.p99} ms, ${level.failures.length} failed`);
+          }
         }
       }
 
-      const sat = PLAN.saturated;
-      log(`3b. saturated: ${sat.chats} chats × /stamp ${sat.n} ${sat.ms}, the clients at raised and at normal priority`);
       const saturated: SaturatedRun[] = [];
-      for (const raisePriority of [true, false]) {
-        for (const side of raisePriority ? (['service', 'bare', 'relay'] as const) : (['relay', 'bare', 'service'] as const)) {
-          // The service's very last level keeps its agents alive for the shutdown figure.
-          const leaveOpen = side === 'service' && !raisePriority;
-          const level = await concurrencyLevel(sides[side], sat.chats, { n: sat.n, ms: sat.ms, raisePriority, leaveOpen });
-          saturated.push({ side, raisedPriority: raisePriority, level });
-          log(`   ${side} (client nice ${level.clientNice}): p50 ${level.summary.p50} p99 ${level.summary.p99} ms, ${level.failures.length} failed`);
+      if (runs('3b')) {
+        const sat = PLAN.saturated;
+        log(`3b. saturated: ${sat.chats} chats × /stamp ${sat.n} ${sat.ms}, the clients at raised and at normal priority`);
+        for (const raisePriority of [true, false]) {
+          for (const side of raisePriority ? (['service', 'bare', 'relay'] as const) : (['relay', 'bare', 'service'] as const)) {
+            // The service's very last level keeps its agents alive for the shutdown figure.
+            const leaveOpen = side === 'service' && !raisePriority;
+            const level = await concurrencyLevel(sides[side], sat.chats, { n: sat.n, ms: sat.ms, raisePriority, leaveOpen });
+            saturated.push({ side, raisedPriority: raisePriority, level });
+            log(`   ${side} (client nice ${level.clientNice}): p50 ${level.summary.p50} p99 ${level.summary.p99} ms, ${level.failures.length} failed`);
+          }
         }
       }
       await stopService();
       return {
         bareOffsetMs,
-        latency: { service: latencyService!, bare: latencyBare!, relay: latencyRelay! },
-        firstDelta: { service: firstDelta[0]!, bare: firstDelta[1]!, prewarm: firstDelta[2] },
-        concurrency: { service: concService, bare: concBare, relay: concRelay },
-        saturated,
+        latency,
+        firstDelta: firstDelta ? { service: firstDelta[0]!, bare: firstDelta[1]!, prewarm: firstDelta[2] } : null,
+        concurrency: runs('3') ? { service: concService, bare: concBare, relay: concRelay } : null,
+        saturated: runs('3b') ? saturated : null,
       };
     },
     async () => {
@@ -206,28 +247,89 @@ async function streamingPhase(
       await assertNoAgents(tempRoot, 'after the service and the bare SDK worker stopped');
     },
   );
-  return { ...results, shutdownMs };
+  // The last level of 3b (or of 3 without it) left its agents alive for the shutdown figure.
+  const agentsAliveAtShutdown = runs('3b') ? PLAN.saturated.chats : runs('3') ? PLAN.levels.at(-1)! : 0;
+  return { ...results, shutdownMs, agentsAliveAtShutdown };
 }
 
-/** REST under load: a database seeded before the service starts, then autocannon on two GET routes. */
-async function restPhase(tempRoot: string, fake: Fake, env: Record<string, string>) {
-  const restDir = path.join(tempRoot, 'rest');
-  fs.mkdirSync(restDir, { recursive: true });
-  log('REST: seeding 10,000 chats, one with 1,000 messages');
-  const seed = await seedDatabase(restDir, { chats: 10_000, messages: 1_000 });
-  log(`REST: seeded in ${seed.seedMs} ms`);
-  const service = await ServiceProcess.start({ dataDir: restDir, fakeUrl: fake.url, env });
-  return withCleanup(
-    async () => {
-      log('REST: GET history of 1,000 messages');
-      const history = await loadTest(service.url, `/api/chats/${seed.historyChatId}/messages`, { durationS: PLAN.restS });
-      log(`REST: ${history.requestsPerSec.mean} req/s; GET /api/chats (10,000 chats)`);
-      const list = await loadTest(service.url, '/api/chats', { durationS: PLAN.restS });
-      log(`REST: ${list.requestsPerSec.mean} req/s`);
-      return { seed, history, list };
-    },
-    () => service.stop(),
-  );
+/** REST under load: a database seeded before the service starts, then autocannon on two GET routes; per store. */
+async function restPhase(tempRoot: string, fake: Fake, env: Record<string, string>): Promise<RestRun[]> {
+  const out: RestRun[] = [];
+  for (const dialect of POSTGRES_ADMIN_URL ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)) {
+    const restDir = path.join(tempRoot, `rest-${dialect}`);
+    fs.mkdirSync(restDir, { recursive: true });
+    const pgDb = dialect === 'postgres' ? await createDatabase(POSTGRES_ADMIN_URL!, `bench_rest_${process.pid}_${Date.now()}`) : undefined;
+    const target: DatabaseTarget = pgDb ? { kind: 'postgres', url: pgDb.url } : { kind: 'sqlite', file: path.join(restDir, 'chat.db') };
+    try {
+      log(`4. REST on ${dialect}: seeding 10,000 chats, one with 1,000 messages`);
+      const seed = await seedDatabase(target, { chats: 10_000, messages: 1_000 });
+      log(`   seeded in ${seed.seedMs} ms`);
+      const service = await ServiceProcess.start({ dataDir: restDir, fakeUrl: fake.url, env: { ...env, ...(pgDb ? { DATABASE_URL: pgDb.url } : {}) } });
+      out.push(
+        await withCleanup(
+          async () => {
+            const history = await loadTest(service.url, `/api/chats/${seed.historyChatId}/messages`, { durationS: PLAN.restS });
+            log(`   GET history of 1,000 messages: ${history.requestsPerSec.mean} req/s`);
+            const list = await loadTest(service.url, '/api/chats', { durationS: PLAN.restS });
+            log(`   GET /api/chats (10,000 chats): ${list.requestsPerSec.mean} req/s`);
+            return { dialect, seed, history, list };
+          },
+          () => service.stop(),
+        ),
+      );
+    } finally {
+      await pgDb?.drop();
+    }
+  }
+  return out;
+}
+
+/**
+ * 8. The same reads on a database of 1,000 messages and on one of 10,000 chats / 1,000,000 messages, both services
+ * up, the requests alternating between them; per store.
+ */
+async function dataScalePhase(tempRoot: string, fake: Fake, env: Record<string, string>): Promise<DataScaleRun[]> {
+  const out: DataScaleRun[] = [];
+  for (const dialect of POSTGRES_ADMIN_URL ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)) {
+    const made: { seeded: SeededScale & { reused: boolean }; drop?: () => Promise<void>; env: Record<string, string> }[] = [];
+    const services: ServiceProcess[] = [];
+    try {
+      for (const shape of [SMALL, LARGE]) {
+        const label = `${shape.chats}-${shape.messages}`;
+        log(`8. ${dialect}: a database of ${shape.chats.toLocaleString('en')} chats / ${shape.messages.toLocaleString('en')} messages`);
+        const started = performance.now();
+        if (dialect === 'sqlite') {
+          const dir = path.join(tempRoot, `scale-sqlite-${label}`);
+          fs.mkdirSync(dir, { recursive: true });
+          const seeded = await sqliteScaleDatabase(path.join(dir, 'chat.db'), shape);
+          made.push({ seeded, env: { DATABASE_URL: `sqlite:${path.join(dir, 'chat.db')}` } });
+        } else {
+          const db = await postgresScaleDatabase(POSTGRES_ADMIN_URL!, shape, `bench_scale_run_${process.pid}_${label}`);
+          made.push({ seeded: db, drop: db.drop, env: { DATABASE_URL: db.url } });
+        }
+        log(`   ${made.at(-1)!.seeded.reused ? 'copied from the one an earlier run seeded' : 'seeded'} in ${round((performance.now() - started) / 1000, 1)} s`);
+      }
+      for (const [i, m] of made.entries()) {
+        services.push(await ServiceProcess.start({ dataDir: path.join(tempRoot, `scale-${dialect}-service-${i}`), fakeUrl: fake.url, env: { ...env, ...m.env } }));
+      }
+      const reads: DataScaleRun['reads'] = [];
+      const [small, large] = made.map((m) => scaleReads(m.seeded));
+      for (const [k, read] of small!.entries()) {
+        const [onSmall, onLarge] = await timeReads(
+          services.map((x) => x.url),
+          [read.route, large![k]!.route],
+          { samples: PLAN.scaleSamples },
+        );
+        reads.push({ name: read.name, small: onSmall!, large: onLarge! });
+        log(`   ${read.name}: ${onSmall!.medianMs} → ${onLarge!.medianMs} ms (median)`);
+      }
+      out.push({ dialect, small: made[0]!.seeded, large: made[1]!.seeded, reads });
+    } finally {
+      for (const service of services) await service.stop();
+      for (const m of made) await m.drop?.();
+    }
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -249,13 +351,19 @@ async function main(): Promise<void> {
     const prewarm = findPrewarmSetting();
     const settings = serviceSettings();
 
-    log(`5. start-up: ${PLAN.startupRuns} counted starts`);
-    const startup = await measureStartup(path.join(tempRoot, 'startup'), fake.url, { runs: PLAN.startupRuns, env: settings });
-    log(`   median ${startup.medianStartupMs} ms`);
+    const skipped: string[] = [];
+    if (!POSTGRES_ADMIN_URL) skipped.push('Postgres (REST, cross-node, data at scale): TEST_DATABASE_URL is not set');
 
-    const streaming = await streamingPhase(tempRoot, fake, serviceSkewMs, settings, prewarm);
-    const servicePrewarm: BenchResults['firstDelta']['servicePrewarm'] =
-      prewarm && streaming.firstDelta.prewarm
+    let startup: StartupResult | null = null;
+    if (runs('5')) {
+      log(`5. start-up: ${PLAN.startupRuns} counted starts`);
+      startup = await measureStartup(path.join(tempRoot, 'startup'), fake.url, { runs: PLAN.startupRuns, env: settings });
+      log(`   median ${startup.medianStartupMs} ms`);
+    }
+
+    const streaming = ['1', '2', '3', '3b'].some((p) => PHASES.has(p)) ? await streamingPhase(tempRoot, fake, serviceSkewMs, settings, prewarm) : null;
+    const servicePrewarm: NonNullable<BenchResults['firstDelta']>['servicePrewarm'] =
+      prewarm && streaming?.firstDelta?.prewarm
         ? { ...streaming.firstDelta.prewarm, variable: prewarm.variable, value: prewarm.on, thinkMs: PREWARM_THINK_MS }
         : null;
     const prewarmNote = prewarm
@@ -263,14 +371,28 @@ async function main(): Promise<void> {
         `${PREWARM_THINK_MS} ms (the user typing), then sends. The other service figures ran with ${prewarm.variable}=${prewarm.off}.`
       : "Prewarm: n/a — src/config has no prewarm setting (no variable like AGENT_PREWARM): a chat's agent starts on its first message.";
 
-    const rest = await restPhase(tempRoot, fake, settings);
+    const rest = runs('4') ? await restPhase(tempRoot, fake, settings) : null;
 
     let webClient: BenchResults['webClient'] = null;
-    if (chromiumPresent()) {
+    if (runs('6') && chromiumPresent()) {
       log('6. web client in headless Chromium: first-load size, a 1,000-message chat, streaming');
       webClient = await measureWebClient(path.join(tempRoot, 'web'), fake.url, QUICK ? { renderRuns: 2, deltas: 200 } : {});
       log(`   ${webClient.firstLoad.totalGzipBytes} B gzip; 1,000 messages in ${webClient.render1000.medianMs} ms`);
-    } else log('6. web client: SKIPPED, no Chromium at /usr/bin/chromium (CHROMIUM_PATH)');
+    } else if (runs('6')) {
+      log('6. web client: SKIPPED, no Chromium at /usr/bin/chromium (CHROMIUM_PATH)');
+      skipped.push('6. web client: no Chromium');
+    }
+
+    let crossNode: CrossNodeResult | null = null;
+    if (runs('7') && POSTGRES_ADMIN_URL) {
+      const c = PLAN.crossNode;
+      log(`7. cross-node: ${c.chats} chats × /stamp ${c.n} ${c.ms}; one node, then two on Postgres and Redis (${REDIS_URL})`);
+      crossNode = await crossNodePhase({ tempRoot, fakeUrl: fake.url, env: settings, postgresAdminUrl: POSTGRES_ADMIN_URL, redisUrl: REDIS_URL, ...c, skewMs: serviceSkewMs });
+      log(`   p50: one node ${crossNode.single.p50}, agent's node ${crossNode.sameNode.p50}, other node ${crossNode.otherNode.p50} ms; ${crossNode.failures.length} failed`);
+      await assertNoAgents(tempRoot, 'after the cross-node phase');
+    }
+
+    const dataScale = runs('8') ? await dataScalePhase(tempRoot, fake, settings) : null;
 
     await fake.stop();
     const left = ourAgentProcesses(tempRoot);
@@ -279,22 +401,27 @@ async function main(): Promise<void> {
       startedAt: startedAt.toISOString(),
       durationS: round((performance.now() - t0) / 1000, 1),
       quick: QUICK,
+      phases: [...PHASES],
+      skipped,
       machine: { ...machine, busyBeforeRunPct: quiet.busyPct, waitedForQuietS: quiet.waitedS },
       serviceSettings: { ...settings, ...(prewarm ? { [prewarm.variable]: prewarm.off } : {}), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info' },
       clock: {
         fakeOffsetMs: fake.clockOffsetMs,
         benchOffsetMs,
-        bareOffsetMs: streaming.bareOffsetMs,
+        bareOffsetMs: streaming?.bareOffsetMs ?? null,
         serviceSkewMs: round(serviceSkewMs, 6),
-        bareSkewMs: round(fake.clockOffsetMs - streaming.bareOffsetMs, 6),
+        bareSkewMs: streaming ? round(fake.clockOffsetMs - streaming.bareOffsetMs, 6) : null,
       },
       startup,
-      latency: streaming.latency,
-      firstDelta: { service: streaming.firstDelta.service, bare: streaming.firstDelta.bare, servicePrewarm, prewarmNote },
-      concurrency: { ...streaming.concurrency, serviceShutdownMs: streaming.shutdownMs },
-      saturated: streaming.saturated,
+      latency: streaming?.latency ?? null,
+      firstDelta: streaming?.firstDelta ? { service: streaming.firstDelta.service, bare: streaming.firstDelta.bare, servicePrewarm, prewarmNote } : null,
+      concurrency: streaming?.concurrency ?? null,
+      saturated: streaming?.saturated ?? null,
+      serviceShutdown: streaming ? { ms: streaming.shutdownMs, agentsAlive: streaming.agentsAliveAtShutdown } : null,
       rest,
       webClient,
+      crossNode,
+      dataScale,
       cleanup: { ourAgentProcessesLeft: left, otherAgentProcesses: allAgentProcesses().filter((p) => !left.includes(p)) },
     };
     const file = path.join(REPO_ROOT, 'bench/results', `${results.date}${QUICK ? '-quick' : ''}.json`);

@@ -1,5 +1,5 @@
-import path from 'node:path';
 import autocannon from 'autocannon';
+import type { DatabaseTarget } from '../../src/config/config.js';
 import { openDatabase, type Db } from '../../src/db/database.js';
 import { Store } from '../../src/store/store.js';
 import { round } from './util.js';
@@ -24,9 +24,9 @@ const ANSWER =
  * service would have written): `chats` chats in total, one of which holds `messages` messages alternating user /
  * assistant. Run BEFORE the service starts on it.
  */
-export async function seedDatabase(dataDir: string, { chats, messages }: { chats: number; messages: number }): Promise<SeedResult> {
+export async function seedDatabase(target: DatabaseTarget, { chats, messages }: { chats: number; messages: number }): Promise<SeedResult> {
   const started = performance.now();
-  const db = await openDatabase({ kind: 'sqlite', file: path.join(dataDir, 'chat.db') });
+  const db = await openDatabase(target);
   try {
     const store = new Store(db);
     const history = await store.chats.create('bench: 1,000 messages');

@@ -101,7 +101,7 @@ async function taskMs(cdp: CDPSession): Promise<number> {
 export async function measureWebClient(dataDir: string, fakeUrl: string, { renderRuns = 5, deltas = 500 } = {}): Promise<WebClientResult> {
   ensureWebBuild({ log: () => {} });
   const firstLoad = firstLoadSizes();
-  const seed = await seedDatabase(dataDir, { chats: 2, messages: 1000 });
+  const seed = await seedDatabase({ kind: 'sqlite', file: path.join(dataDir, 'chat.db') }, { chats: 2, messages: 1000 });
   const service = await ServiceProcess.start({
     dataDir,
     fakeUrl,

@@ -30,6 +30,8 @@ type Frame = { type: string; chat_id?: string; query_id?: string; delta?: string
  */
 export class BenchSocket {
   private readonly pending = new Map<string, PendingTurn>();
+  /** Chats this socket follows without sending (follow()): every text delta of theirs that arrives. */
+  private readonly followed = new Map<string, DeltaArrival[]>();
   private readonly waiters: { match: (f: Frame) => boolean; resolve: () => void; reject: (e: Error) => void; chatId?: string }[] = [];
 
   private constructor(private readonly socket: WebSocket) {
@@ -64,6 +66,21 @@ export class BenchSocket {
     const done = this.waitFrame((f) => f.type === 'processing_state' && f.chat_id === chatId, chatId);
     this.socket.send(JSON.stringify({ type: 'subscribe', chat_id: chatId }));
     await withTimeout(done, timeoutMs, `subscribe to chat ${chatId}`);
+  }
+
+  /**
+   * Follows a chat that another socket (possibly on another node) sends to: its text deltas are recorded as they
+   * arrive; `arrivals(chatId)` hands them over and starts a new list.
+   */
+  async follow(chatId: string, timeoutMs = 10_000): Promise<void> {
+    this.followed.set(chatId, []);
+    await this.subscribe(chatId, timeoutMs);
+  }
+
+  arrivals(chatId: string): DeltaArrival[] {
+    const got = this.followed.get(chatId) ?? [];
+    this.followed.set(chatId, []);
+    return got;
   }
 
   /** Sends one message and resolves at its terminal event (result, cancelled or error). */
@@ -104,6 +121,7 @@ export class BenchSocket {
         w.reject(new Error(`service error ${frame.code ?? ''} for chat ${w.chatId}: ${frame.error ?? '(no message)'}`));
       }
     }
+    if (frame.type === 'text_delta' && frame.chat_id !== undefined) this.followed.get(frame.chat_id)?.push({ recv, stamps: parseStamps(frame.delta ?? '') });
     const turn = frame.chat_id === undefined ? undefined : this.pending.get(frame.chat_id);
     if (!turn) return;
     switch (frame.type) {
