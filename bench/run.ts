@@ -424,7 +424,9 @@ async function main(): Promise<void> {
       dataScale,
       cleanup: { ourAgentProcessesLeft: left, otherAgentProcesses: allAgentProcesses().filter((p) => !left.includes(p)) },
     };
-    const file = path.join(REPO_ROOT, 'bench/results', `${results.date}${QUICK ? '-quick' : ''}.json`);
+    // A run of some phases only writes a file of its own: it must not replace the day's full run.
+    const partial = PHASES.size < ALL_PHASES.length ? `-phases-${[...PHASES].join('-')}` : '';
+    const file = path.join(REPO_ROOT, 'bench/results', `${results.date}${partial}${QUICK ? '-quick' : ''}.json`);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, `${compactJson(results)}\n`);
     process.stdout.write(`\n${renderTables(results)}\n\n`);
