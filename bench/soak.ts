@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { mulberry32 } from '../test/helpers/prng.js';
 import { REPO_ROOT, killAllNow } from './lib/children.js';
 import { startFake } from './lib/fake.js';
 import { descendants } from './lib/proc.js';
@@ -36,15 +37,8 @@ const MAX_LIVE_AGENTS = Number(values['max-live-agents']);
 const SAMPLE_MS = Number(values['sample-s']) * 1000;
 const HOT_SHARE = Number(values.hot);
 
-/** Deterministic choices (mulberry32), so a run can be repeated. */
-let state = Number(values.seed) >>> 0;
-const random = (): number => {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
+/** Deterministic choices, so a run can be repeated. */
+const random = mulberry32(Number(values.seed));
 
 interface Sample {
   atS: number;

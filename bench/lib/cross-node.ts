@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { deleteRedisKeys } from '../../test/global-setup.js';
 import { latencies } from './clock.js';
 import { createDatabase } from './postgres.js';
 import { api, ServiceProcess } from './service.js';
@@ -113,23 +114,6 @@ export async function crossNodePhase(opts: {
   } finally {
     for (const node of nodes) await node.stop();
     await database.drop().catch(() => undefined);
-    await clearRedisPrefix(opts.redisUrl, `${dbName}:`).catch(() => undefined);
-  }
-}
-
-/** Removes the keys the nodes left under `prefix` (streams, leases, liveness). */
-async function clearRedisPrefix(redisUrl: string, prefix: string): Promise<void> {
-  const { Redis } = await import('ioredis');
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await redis.connect();
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
+    await deleteRedisKeys(opts.redisUrl, `${dbName}:`).catch(() => undefined);
   }
 }

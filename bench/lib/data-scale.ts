@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { DatabaseTarget } from '../../src/config/config.js';
 import { openDatabase, type Db } from '../../src/db/database.js';
+import { mulberry32 } from '../../test/helpers/prng.js';
 import { REPO_ROOT } from './children.js';
 import { createDatabase, databaseUrl, withPostgres } from './postgres.js';
 import { median, percentile } from './stats.js';
@@ -61,18 +62,6 @@ const CJK = [
   '配置里有两个关于已弃用选项的警告，现在无害，但以后会出问题。',
 ];
 
-/** A small deterministic PRNG (mulberry32): the same seed writes the same texts. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function text(random: () => number, n: number): string {
   const pool = random() < 0.1 ? CJK : LATIN;
   const sentences = 1 + Math.floor(random() * 3);
@@ -89,7 +78,7 @@ function text(random: () => number, n: number): string {
  */
 export async function seedScale(target: DatabaseTarget, shape: ScaleShape): Promise<SeededScale> {
   const started = performance.now();
-  const random = prng(shape.messages);
+  const random = mulberry32(shape.messages);
   const db = await openDatabase(target);
   try {
     const base = Date.parse('2026-01-01T00:00:00Z');
@@ -220,14 +209,16 @@ export async function timeReads(
 // ------------------------------------------------------------------ seeded databases, built once per machine
 
 /**
- * What a seeded database depends on: the migrations (the schema and its indexes) and this file (the rows). A change
- * to either makes a new one; otherwise a run reuses the one an earlier run built (a million messages take minutes).
+ * What a seeded database depends on: the migrations (the schema and its indexes), this file and its PRNG (the rows).
+ * A change to any makes a new one; otherwise a run reuses the one an earlier run built (a million messages take
+ * minutes).
  */
 function seedKey(): string {
   const hash = createHash('sha256');
   const migrations = path.join(REPO_ROOT, 'src/db/migrations');
   for (const file of fs.readdirSync(migrations).sort()) hash.update(fs.readFileSync(path.join(migrations, file)));
   hash.update(fs.readFileSync(fileURLToPath(import.meta.url)));
+  hash.update(fs.readFileSync(path.join(REPO_ROOT, 'test/helpers/prng.ts')));
   return hash.digest('hex').slice(0, 10);
 }
 

@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../../src/protocol/chat.js';
 import type { ServerEvent } from '../../src/protocol/ws.js';
-import { checkRecords, mulberry32, planOperations, type ConnRecord } from './stress-runner.js';
+import { mulberry32 } from '../helpers/prng.js';
+import { checkRecords, planOperations, type ConnRecord } from './stress-runner.js';
 
 const A = 'chat-a';
 const B = 'chat-b';

@@ -13,22 +13,11 @@
 import type { ChatMessage } from '../../src/protocol/chat.js';
 import { TERMINAL_EVENT_TYPES, type ServerEvent } from '../../src/protocol/ws.js';
 import { createChat } from '../helpers/agent-server.js';
+import { mulberry32 } from '../helpers/prng.js';
 import { TestClient } from '../helpers/ws-client.js';
 import { agentProcesses, type StressTarget } from './stress-target.js';
 
 // ------------------------------------------------------------------------------------------------ PRNG
-
-/** mulberry32: a tiny 32-bit PRNG; the same seed always gives the same sequence. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class Rng {
   private readonly next: () => number;
