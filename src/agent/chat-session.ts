@@ -10,7 +10,7 @@ import { monotonicNow } from '../lib/clock.js';
 import type { SeqOrigin } from './seq-origin.js';
 import { ChatEventLog, type ChatSubscriber, type EventLogLimits, type EventSink } from './event-log.js';
 import { PermissionBroker, type PermissionRequest } from './permission-broker.js';
-import { QueryRun, type QueryEventBody, type TerminalBody } from './query-run.js';
+import { QueryRun, type QueryEventBody } from './query-run.js';
 import { ChatRecorder, type SnapshotLimits } from './chat-recorder.js';
 import { toolUsePath, truncateToolOutput } from '../chats/tool-output.js';
 import { buildImportContext, importedContextFor } from '../chats/import-context.js';

@@ -1,15 +1,13 @@
 import type { ErrorCode } from '../protocol/errors.js';
+import type { ChatEventBody } from '../protocol/ws.js';
 import type { AgentEvent, AgentImage } from './agent-events.js';
 import type { ChatRecorder } from './chat-recorder.js';
 
-/** What a query tells the chat's clients before its end (the session numbers and sends it). */
-export type QueryEventBody =
-  | { type: 'stream_start'; query_id: string }
-  | { type: 'text_delta'; query_id: string; delta: string }
-  | { type: 'stream_end'; query_id: string }
-  | { type: 'assistant_message'; query_id: string; content: string }
-  | { type: 'tool_use'; query_id: string; tool_id: string; tool_name: string; tool_input: Record<string, unknown> }
-  | { type: 'tool_result'; query_id: string; tool_id: string; content: string; is_error: boolean; truncated?: boolean };
+/** What a query tells the chat's clients before its end (the session numbers and sends it): the protocol's shapes. */
+export type QueryEventBody = Extract<
+  ChatEventBody,
+  { type: 'stream_start' | 'text_delta' | 'stream_end' | 'assistant_message' | 'tool_use' | 'tool_result' }
+>;
 
 /** The three ways a query ends. */
 export type TerminalBody =
