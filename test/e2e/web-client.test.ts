@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Page, Request } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
 import { chromiumAvailable, launchBrowser, openPage, screenshot, type WatchedPage } from '../helpers/browser.js';
@@ -286,6 +286,27 @@ describe.runIf(chromiumAvailable())('web client in a browser', { timeout: 180_00
   it('renames a chat inline, finds it by title and by message text, and deletes it after confirming', async () => {
     const rows = page.locator('.chat-row');
     const first = rows.first();
+    const oldTitle = (await first.locator('.chat-title').textContent())!;
+    // A list refresh the page sent before the rename answers only after it (the service read the list before the
+    // rename): the page must not show the old title again. Every title the list shows from here on is recorded.
+    await page.evaluate(`(() => {
+      const seen = (window.listTitlesSeen = []);
+      const record = () => document.querySelectorAll('.chat-title').forEach((el) => seen.push(el.textContent));
+      new MutationObserver(record).observe(document.body, { subtree: true, childList: true, characterData: true });
+    })()`);
+    let releaseList!: () => void;
+    const listHeld = new Promise<void>((resolve) => (releaseList = resolve));
+    let heldRequest: Request | undefined;
+    await page.route(/\/api\/chats$/, async (route) => {
+      if (route.request().method() !== 'GET' || heldRequest) return route.continue();
+      heldRequest = route.request();
+      const before = await route.fetch();
+      await listHeld;
+      await route.fulfill({ response: before });
+    });
+    await page.evaluate(`window.dispatchEvent(new Event('focus'))`);
+    await expect.poll(() => heldRequest !== undefined).toBe(true);
+
     await first.hover();
     await first.getByRole('button', { name: /^Rename/ }).click();
     const title = page.getByRole('textbox', { name: 'Chat title' });
@@ -293,6 +314,14 @@ describe.runIf(chromiumAvailable())('web client in a browser', { timeout: 180_00
     await title.press('Enter');
     await expect.poll(() => page.locator('.chat-title').first().textContent()).toBe('Renamed in the page');
     await expect.poll(() => page.locator('.topbar-title').textContent()).toBe('Renamed in the page');
+    // The stale list arrives now. The page reads it, then renders within a frame: it must keep the new title.
+    releaseList();
+    await (await heldRequest!.response())!.finished();
+    await page.unroute(/\/api\/chats$/);
+    await page.evaluate('new Promise((resolve) => setTimeout(() => requestAnimationFrame(() => requestAnimationFrame(resolve)), 100))');
+    const seenAfterRename = (await page.evaluate('window.listTitlesSeen')) as string[];
+    expect(seenAfterRename).toContain('Renamed in the page');
+    expect(seenAfterRename.slice(seenAfterRename.indexOf('Renamed in the page'))).not.toContain(oldTitle);
     const chats = (await (await fetch(`${server.url}/api/chats`)).json()) as { title: string }[];
     expect(chats.map((c) => c.title)).toContain('Renamed in the page');
 

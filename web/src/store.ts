@@ -62,6 +62,12 @@ export class AppStore {
   private frame = 0;
   private listTimer: ReturnType<typeof setTimeout> | null = null;
   private searchSeq = 0;
+  /**
+   * Bumped by every change this page makes to its list (create, import, rename, delete). A list fetched before such
+   * a change may predate it in the service too, so its response is dropped instead of undoing the change on the
+   * page (a renamed chat showing its old title, a deleted one coming back); another refresh follows.
+   */
+  private listVersion = 0;
   /** Window listeners and timers are installed once, not again after a sign-in. */
   private started = false;
   /** Chat messages until their echo; sent again after a reconnect when the service did not get them. */
@@ -179,8 +185,13 @@ export class AppStore {
   // ------------------------------------------------------------------ chat list
 
   async refreshChats(): Promise<void> {
+    const version = this.listVersion;
     try {
       const chats = await this.api.listChats();
+      if (version !== this.listVersion) {
+        this.scheduleListRefresh(0);
+        return;
+      }
       this.set({ chats });
     } catch (err) {
       if (!(err instanceof AuthError)) this.set({ toast: t.loadFailed + (err as Error).message });
@@ -218,6 +229,7 @@ export class AppStore {
   async newChat(title?: string): Promise<string | null> {
     try {
       const chat = await this.api.createChat(title);
+      this.listVersion++;
       this.set({ chats: [chat, ...this.state.chats.filter((c) => c.id !== chat.id)], search: '', searchResults: null });
       this.select(chat.id);
       return chat.id;
@@ -248,6 +260,7 @@ export class AppStore {
   async importChat(file: File): Promise<string | null> {
     try {
       const chat = await this.api.importChat(await file.text());
+      this.listVersion++;
       this.set({ chats: [chat, ...this.state.chats.filter((c) => c.id !== chat.id)], search: '', searchResults: null });
       this.select(chat.id);
       return chat.id;
@@ -262,6 +275,7 @@ export class AppStore {
     if (!trimmed) return;
     try {
       const chat = await this.api.renameChat(id, trimmed);
+      this.listVersion++;
       this.set({ chats: this.state.chats.map((c) => (c.id === id ? chat : c)) });
     } catch (err) {
       if (!(err instanceof AuthError)) this.set({ toast: (err as Error).message });
@@ -276,6 +290,7 @@ export class AppStore {
       if (!(err instanceof AuthError)) this.set({ toast: (err as Error).message });
       return;
     }
+    this.listVersion++;
     const views = new Map(this.state.views);
     views.delete(id);
     this.outbox.forget(id);
