@@ -11,12 +11,12 @@ import { CLOSE_UNAUTHORIZED } from '../../auth/socket-admission.js';
 import { decodeImages, type ImageLimits } from '../../chats/images.js';
 import { CLIENT_FRAME_TYPES, ClientFrameSchema, MAX_CHAT_ID_CHARS, type ClientFrame, type ServerEvent } from '../../protocol/ws.js';
 import type { MessageLimiter } from '../../limits/message-limiter.js';
-import type { ChatListListener, ChatUpdates } from '../../chats/chat-updates.js';
+import type { ChatListListener, ChatListUpdate, ChatUpdates } from '../../chats/chat-updates.js';
 import type { LargeFrameGate } from './large-frame-gate.js';
 
 /** What of the WebSocket library's internals the large-frame gate reads: the TCP socket and the frame in progress. */
 interface WebSocketInternals {
-  _socket?: { on(event: 'data', listener: () => void): void };
+  _socket?: { on(event: 'data', listener: () => void): void; cork(): void; uncork(): void };
   _receiver?: { _bufferedBytes?: number };
 }
 
@@ -162,6 +162,18 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
 
   get answersPermissions(): boolean {
     return this.capabilities.has('permission_prompts');
+  }
+
+  sendChatUpdates(updates: readonly ChatListUpdate[]): void {
+    // Corked, the frames leave in one write instead of one system call each (the client still reads one frame per
+    // update).
+    const tcp = (this.socket as unknown as WebSocketInternals)._socket;
+    tcp?.cork();
+    try {
+      for (const { event, json } of updates) this.send(event, json);
+    } finally {
+      tcp?.uncork();
+    }
   }
 
   send(event: ServerEvent, json?: string, delivery?: Delivery): void {
