@@ -4,6 +4,9 @@ import type { ChatUpdates } from './chat-updates.js';
 import { titleFromMessage } from './title.js';
 import type { TitleModel } from './title-model.js';
 
+/** How many named chats are remembered (about 100 bytes each). */
+const KNOWN_TITLED_MAX = 50_000;
+
 /**
  * Names chats and tells their owner's sockets: a chat without a title (source `default`) is named from its first
  * message at once; with TITLE_MODEL, the model's proposal replaces that after the first answer, in the background
@@ -12,6 +15,12 @@ import type { TitleModel } from './title-model.js';
 export class ChatTitles {
   /** Chats whose title the model was asked for in this process: at most once each. */
   private readonly asked = new Set<string>();
+  /**
+   * Chats known to be named already: a title never goes back to `default`, so their later messages skip naming (a
+   * title computed and a write that changes nothing, per message). Forgotten wholesale past KNOWN_TITLED_MAX, which
+   * costs one such write per chat again.
+   */
+  private readonly titled = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -22,8 +31,14 @@ export class ChatTitles {
 
   /** A user message was stored: name the chat if it has no title yet; either way its activity changed. */
   async userMessage(chatId: string, content: string): Promise<void> {
-    const title = titleFromMessage(content);
-    if (title) await this.store.chats.setAutoTitle(chatId, title, 'message', ['default']);
+    if (!this.titled.has(chatId)) {
+      const title = titleFromMessage(content);
+      if (title) {
+        await this.store.chats.setAutoTitle(chatId, title, 'message', ['default']);
+        if (this.titled.size >= KNOWN_TITLED_MAX) this.titled.clear();
+        this.titled.add(chatId);
+      }
+    }
     await this.publish(chatId);
   }
 

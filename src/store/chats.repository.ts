@@ -281,11 +281,6 @@ export class ChatsRepository {
     return row && toChat(row);
   }
 
-  /** Marks activity (a new message) so the chat moves to the top of the list. */
-  async touch(id: string): Promise<void> {
-    await this.db.updateTable('chats').set({ updated_at: this.now().toISOString() }).where('id', '=', id).execute();
-  }
-
   /** The session the chat's agent now runs in: a pending resume point (fork, retry) has been used up. */
   async setSdkSessionId(id: string, sdkSessionId: string | null): Promise<void> {
     await this.db.updateTable('chats').set({ sdk_session_id: sdkSessionId, resume_at: null }).where('id', '=', id).execute();
@@ -317,12 +312,13 @@ export class ChatsRepository {
 
   /**
    * Reserves the next position in the chat's single order of messages and tool uses. Atomic in one statement
-   * (UPDATE ... RETURNING works on SQLite and Postgres), so concurrent writers never share a position.
+   * (UPDATE ... RETURNING works on SQLite and Postgres), so concurrent writers never share a position. `touch`
+   * also marks activity (a new message), so the chat moves to the top of the list, in the same statement.
    */
-  async nextPosition(chatId: string): Promise<number | undefined> {
+  async nextPosition(chatId: string, { touch = false }: { touch?: boolean } = {}): Promise<number | undefined> {
     const row = await this.db
       .updateTable('chats')
-      .set((eb) => ({ last_position: eb('last_position', '+', 1) }))
+      .set((eb) => ({ last_position: eb('last_position', '+', 1), ...(touch ? { updated_at: this.now().toISOString() } : {}) }))
       .where('id', '=', chatId)
       .returning('last_position')
       .executeTakeFirst();

@@ -72,7 +72,7 @@ export class MessagesRepository {
   async add(message: NewMessage): Promise<ChatMessage | undefined> {
     return inTransaction(this.db, async (trx) => {
       const chats = new ChatsRepository(trx, this.now);
-      const position = await chats.nextPosition(message.chatId);
+      const position = await chats.nextPosition(message.chatId, { touch: true });
       if (position === undefined) return undefined;
       const row: MessageRow = {
         id: randomUUID(),
@@ -94,7 +94,6 @@ export class MessagesRepository {
         data: img.data,
       }));
       if (images.length > 0) await trx.insertInto('message_images').values(images).execute();
-      await chats.touch(message.chatId);
       return toMessage(row, images);
     });
   }
