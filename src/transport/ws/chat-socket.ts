@@ -165,15 +165,28 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   }
 
   sendChatUpdates(updates: readonly ChatListUpdate[]): void {
-    // Corked, the frames leave in one write instead of one system call each (the client still reads one frame per
-    // update).
+    for (const { event, json } of updates) this.send(event, json);
+  }
+
+  /** Corked until the end of this tick (see send); false once the tick's frames went out. */
+  private corked = false;
+
+  /**
+   * Frames sent to this socket in one tick leave in one write: the client still reads one frame per event, but the
+   * service makes one system call (and wakes the client once) instead of one per frame. A tick sends more than one
+   * frame to a socket when events pile up: a burst of list updates, or several deltas of a chat read from its agent
+   * at once because the service fell behind, which is exactly when a system call per frame costs most.
+   */
+  private corkUntilTickEnd(): void {
+    if (this.corked) return;
     const tcp = (this.socket as unknown as WebSocketInternals)._socket;
-    tcp?.cork();
-    try {
-      for (const { event, json } of updates) this.send(event, json);
-    } finally {
-      tcp?.uncork();
-    }
+    if (!tcp) return;
+    tcp.cork();
+    this.corked = true;
+    process.nextTick(() => {
+      this.corked = false;
+      tcp.uncork();
+    });
   }
 
   send(event: ServerEvent, json?: string, delivery?: Delivery): void {
@@ -186,6 +199,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
       // HISTORY_MAX_BYTES): otherwise a big chat could never be opened, the client closed and reconnecting forever.
       const bytes = Buffer.byteLength(data);
       this.snapshotBytesInFlight += bytes;
+      this.corkUntilTickEnd();
       this.socket.send(data, () => {
         this.snapshotBytesInFlight -= bytes;
       });
@@ -202,6 +216,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
       this.detach();
       return;
     }
+    this.corkUntilTickEnd();
     this.socket.send(data);
   }
 
