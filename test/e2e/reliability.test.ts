@@ -171,6 +171,19 @@ describeEachStore('reliability', (store) => {
     await reader.close();
   });
 
+  it('keeps a client that reads a flood of deltas under a small WS_MAX_BUFFERED_BYTES, frames of a tick written together', async () => {
+    server = await startAgentServer({ WS_MAX_BUFFERED_BYTES: String(64 * 1024) });
+    const chatId = await createChat(server.url);
+    const reader = await TestClient.connect(server.wsUrl);
+    const closed = new Promise<number>((resolve) => reader.socket.once('close', (code) => resolve(code)));
+    // 4 MB in deltas of 20 KB with no pause, against a 64 KiB cap on what a socket may leave unread.
+    const flood = await reader.chat(chatId, '/flood 200 20000');
+    const end = await Promise.race([reader.waitForEnd(flood, 60_000), closed.then((code) => ({ type: `closed ${code}` }))]);
+    expect(end).toMatchObject({ type: 'result', success: true });
+    expect(reader.streamedText(flood).length).toBe(200 * 20_000);
+    await reader.close();
+  });
+
   it('reads the next frame while a chat operation waits: a message to one chat is never held behind another chat', async () => {
     // Clearing chat A ends A's agent process and waits for it to exit. A message to chat B sent right after it on
     // the same socket must not wait for that: the socket once awaited each chat operation before reading the next

@@ -208,7 +208,15 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     // A client that stops reading would make the server buffer its events without bound; past the cap (not
     // counting a snapshot still being written) it is disconnected with a code saying why, and can reconnect and
     // resubscribe with its last seq.
-    const buffered = this.socket.bufferedAmount - this.snapshotBytesInFlight;
+    let buffered = this.socket.bufferedAmount - this.snapshotBytesInFlight;
+    if (buffered > this.deps.maxBufferedBytes && this.corked) {
+      // Part of it may only be this tick's frames held by the cork (a long replay): what the client has not read is
+      // what the kernel does not take.
+      const tcp = (this.socket as unknown as WebSocketInternals)._socket!;
+      tcp.uncork();
+      tcp.cork();
+      buffered = this.socket.bufferedAmount - this.snapshotBytesInFlight;
+    }
     if (buffered > this.deps.maxBufferedBytes) {
       this.log.warn({ buffered }, 'closing a websocket that does not read its events');
       this.closedByService = true;
