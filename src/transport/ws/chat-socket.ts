@@ -14,7 +14,10 @@ import type { MessageLimiter } from '../../limits/message-limiter.js';
 import type { ChatListListener, ChatListUpdate, ChatUpdates } from '../../chats/chat-updates.js';
 import type { LargeFrameGate } from './large-frame-gate.js';
 
-/** What of the WebSocket library's internals the large-frame gate reads: the TCP socket and the frame in progress. */
+/**
+ * What of the WebSocket library's internals the socket uses: the TCP socket (read by the large-frame gate, corked per
+ * tick by send) and the frame in progress.
+ */
 interface WebSocketInternals {
   _socket?: { on(event: 'data', listener: () => void): void; cork(): void; uncork(): void };
   _receiver?: { _bufferedBytes?: number };
@@ -210,8 +213,8 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     // resubscribe with its last seq.
     let buffered = this.socket.bufferedAmount - this.snapshotBytesInFlight;
     if (buffered > this.deps.maxBufferedBytes && this.corked) {
-      // Part of it may only be this tick's frames held by the cork (a long replay): what the client has not read is
-      // what the kernel does not take.
+      // Part of it may only be this tick's frames, held by the cork and not sent yet: what the client has not read
+      // is what the kernel does not take once they are.
       const tcp = (this.socket as unknown as WebSocketInternals)._socket!;
       tcp.uncork();
       tcp.cork();
