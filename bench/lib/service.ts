@@ -18,12 +18,13 @@ export interface ServiceOptions {
   nodeArgs?: string[];
 }
 
+/** What compiledService() found, once per run. */
+let compiled: { env: Record<string, string>; args: string[] } | undefined;
+
 /**
  * How `npm start` runs the service: its Node flags and entry point, read from package.json's `start:prod` (so the
  * benchmark measures exactly that command), after `npm start`'s own step that compiles src/ to dist/ when stale.
  */
-let compiled: { env: Record<string, string>; args: string[] } | undefined;
-
 export function compiledService(): { env: Record<string, string>; args: string[] } {
   // Once per run: the sources do not change under a benchmark, and every start would otherwise spawn the build check.
   if (compiled) return compiled;

@@ -199,6 +199,12 @@ export class AppStore {
     if (this.state.search) void this.runSearch(this.state.search);
   }
 
+  /** A change this page made to its list: lists fetched before it are dropped (see listVersion). */
+  private changeList(patch: Partial<AppState> & Pick<AppState, 'chats'>): void {
+    this.listVersion++;
+    this.set(patch);
+  }
+
   private scheduleListRefresh(delay = 400): void {
     if (this.listTimer) return;
     this.listTimer = setTimeout(() => {
@@ -229,8 +235,7 @@ export class AppStore {
   async newChat(title?: string): Promise<string | null> {
     try {
       const chat = await this.api.createChat(title);
-      this.listVersion++;
-      this.set({ chats: [chat, ...this.state.chats.filter((c) => c.id !== chat.id)], search: '', searchResults: null });
+      this.changeList({ chats: [chat, ...this.state.chats.filter((c) => c.id !== chat.id)], search: '', searchResults: null });
       this.select(chat.id);
       return chat.id;
     } catch (err) {
@@ -260,8 +265,7 @@ export class AppStore {
   async importChat(file: File): Promise<string | null> {
     try {
       const chat = await this.api.importChat(await file.text());
-      this.listVersion++;
-      this.set({ chats: [chat, ...this.state.chats.filter((c) => c.id !== chat.id)], search: '', searchResults: null });
+      this.changeList({ chats: [chat, ...this.state.chats.filter((c) => c.id !== chat.id)], search: '', searchResults: null });
       this.select(chat.id);
       return chat.id;
     } catch (err) {
@@ -275,8 +279,7 @@ export class AppStore {
     if (!trimmed) return;
     try {
       const chat = await this.api.renameChat(id, trimmed);
-      this.listVersion++;
-      this.set({ chats: this.state.chats.map((c) => (c.id === id ? chat : c)) });
+      this.changeList({ chats: this.state.chats.map((c) => (c.id === id ? chat : c)) });
     } catch (err) {
       if (!(err instanceof AuthError)) this.set({ toast: (err as Error).message });
     }
@@ -290,11 +293,10 @@ export class AppStore {
       if (!(err instanceof AuthError)) this.set({ toast: (err as Error).message });
       return;
     }
-    this.listVersion++;
     const views = new Map(this.state.views);
     views.delete(id);
     this.outbox.forget(id);
-    this.set({
+    this.changeList({
       chats: this.state.chats.filter((c) => c.id !== id),
       searchResults: this.state.searchResults?.filter((c) => c.id !== id) ?? null,
       views,

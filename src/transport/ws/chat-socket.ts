@@ -174,6 +174,11 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   /** Corked until the end of this tick (see send); false once the tick's frames went out. */
   private corked = false;
 
+  /** The TCP socket under the WebSocket (the library's internal). */
+  private get tcp(): WebSocketInternals['_socket'] {
+    return (this.socket as unknown as WebSocketInternals)._socket;
+  }
+
   /**
    * Frames sent to this socket in one tick leave in one write: the client still reads one frame per event, but the
    * service makes one system call (and wakes the client once) instead of one per frame. A tick sends more than one
@@ -182,7 +187,7 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
    */
   private corkUntilTickEnd(): void {
     if (this.corked) return;
-    const tcp = (this.socket as unknown as WebSocketInternals)._socket;
+    const tcp = this.tcp;
     if (!tcp) return;
     tcp.cork();
     this.corked = true;
@@ -215,9 +220,8 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
     if (buffered > this.deps.maxBufferedBytes && this.corked) {
       // Part of it may only be this tick's frames, held by the cork and not sent yet: what the client has not read
       // is what the kernel does not take once they are.
-      const tcp = (this.socket as unknown as WebSocketInternals)._socket!;
-      tcp.uncork();
-      tcp.cork();
+      this.tcp!.uncork();
+      this.tcp!.cork();
       buffered = this.socket.bufferedAmount - this.snapshotBytesInFlight;
     }
     if (buffered > this.deps.maxBufferedBytes) {
