@@ -25,6 +25,7 @@ import { LocalChatChannel } from './chat-channel/local-chat-channel.js';
 import { startClusterRuntime, type ClusterRuntime } from './cluster/cluster-runtime.js';
 import { ChatTitles } from './chats/chat-titles.js';
 import { ChatUpdates } from './chats/chat-updates.js';
+import { LoopTurns } from './lib/loop-turns.js';
 import { TitleModel } from './chats/title-model.js';
 import { sessionStoreKind, type Config } from './config/config.js';
 import { newNodeRun } from './cluster/node-identity.js';
@@ -267,7 +268,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       },
       app.log,
     );
-  const chatUpdates = new ChatUpdates();
+  // Client frames and chat-list updates take turns of the event loop, so the agents' output is read between them.
+  const loopTurns = new LoopTurns();
+  const chatUpdates = new ChatUpdates(loopTurns);
   const titles = new ChatTitles(
     store,
     chatUpdates,
@@ -352,6 +355,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     chatAccess: (principal, chatId) => chats.canAccess(principal, chatId),
     auth,
     chatUpdates,
+    loopTurns,
     ...socketSettings,
     ...(limit ? { authFailureLimit: limit } : {}),
     ...(messagesPerMinute > 0

@@ -1,5 +1,6 @@
 import type { Chat } from '../protocol/chat.js';
 import type { EventOf } from '../protocol/ws.js';
+import { LoopTurns } from '../lib/loop-turns.js';
 
 export type ChatChange = EventOf<'chat_updated'>['change'];
 
@@ -22,16 +23,19 @@ export interface ChatListListener {
  * (`seq` belongs to one chat's stream): the event carries the whole chat, so the last one received wins.
  *
  * Every socket of the owner gets every update, so a burst (fifty chats starting an answer at once, each moved to
- * the top of the list) costs chats × sockets frames. Updates published in one turn of the event loop therefore go
- * out together at its end: each is serialized once, a later `updated` of a chat replaces one still waiting (the
- * last one wins anyway), and each socket writes its share in one system call.
+ * the top of the list) costs chats × sockets frames. Updates therefore go out together, on the next turn of the
+ * event loop after the client frames already waiting for one (LoopTurns; the fifty frames of such a burst are
+ * handled one per turn): each is serialized once, a later `updated` of a chat replaces one still waiting (the last
+ * one wins anyway), and each socket writes its share in one system call.
  */
 export class ChatUpdates {
   /** The sockets of each owner (a socket's owner never changes while it is open). */
   private readonly byOwner = new Map<string | null, Set<ChatListListener>>();
   /** Updates not sent yet, per owner, in the order published. */
   private readonly waiting = new Map<string | null, ChatListUpdate[]>();
-  private flushing: NodeJS.Immediate | undefined;
+  private flushing = false;
+
+  constructor(private readonly turns: LoopTurns = new LoopTurns()) {}
 
   add(listener: ChatListListener): void {
     let sockets = this.byOwner.get(listener.ownerId);
@@ -53,11 +57,13 @@ export class ChatUpdates {
     const last = updates.findLastIndex((u) => u.event.chat_id === chatId);
     if (change === 'updated' && last >= 0 && updates[last]!.event.change === 'updated') updates[last] = update;
     else updates.push(update);
-    this.flushing ??= setImmediate(() => this.flush());
+    if (this.flushing) return;
+    this.flushing = true;
+    void this.turns.take().then(() => this.flush());
   }
 
   private flush(): void {
-    this.flushing = undefined;
+    this.flushing = false;
     const waiting = [...this.waiting];
     this.waiting.clear();
     for (const [ownerId, updates] of waiting) {

@@ -3,6 +3,7 @@ import type { WebSocket } from 'ws';
 import { ChatError, type ErrorCode } from '../../protocol/errors.js';
 import type { ChatChannel, ChatSubscriber, Delivery } from '../../chat-channel/chat-channel.js';
 import { storageFault } from '../../db/errors.js';
+import type { LoopTurns } from '../../lib/loop-turns.js';
 import { Serial } from '../../lib/serial.js';
 import { reportIfSlow } from '../../lib/timeout.js';
 import type { AuthService } from '../../auth/auth.service.js';
@@ -49,6 +50,8 @@ export interface ChatSocketDeps {
   messageLimiter?: MessageLimiter;
   /** Bounds the large frames being received at once, over all sockets (none: unbounded). */
   largeFrames?: LargeFrameGate;
+  /** Every frame waits for a turn of the event loop of its own, shared by all sockets (none: handled at once). */
+  loopTurns?: LoopTurns;
 }
 
 /** Who holds a socket, fixed when it was admitted. */
@@ -283,6 +286,9 @@ export class ChatSocket implements ChatSubscriber, ChatListListener {
   }
 
   private async handle(text: string | undefined): Promise<void> {
+    // One frame per turn of the event loop, over all sockets: the agents' output is read between two frames, so a
+    // burst of frames (each storing a message) never holds up the deltas of answers already streaming.
+    await this.deps.loopTurns?.take();
     // A frame read before the client closed the connection is handled all the same (docs/protocol.md): a message
     // is stored and answered, its user_message reaching the chat's other subscribers and its history.
     if (this.closedByService || !(await this.stillAuthorized())) return;
