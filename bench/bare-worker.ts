@@ -57,6 +57,11 @@ class BareSession {
     this.pending = undefined;
   }
 
+  /** The CLI is up and initialized (the SDK's initialize request answered). */
+  async initialized(): Promise<void> {
+    await this.query.initializationResult();
+  }
+
   /** Pushes a user message; `sendAt` is taken by the caller (before query() for a cold session). */
   turn(text: string, sendAt: number): Promise<BareTurn> {
     if (this.pending) return Promise.reject(new Error('a turn is already running'));
@@ -109,6 +114,14 @@ async function handle(req: BareRequest): Promise<unknown> {
       } finally {
         clearTimeout(timer);
       }
+    }
+    case 'open': {
+      if (sessions.has(req.sid)) throw new Error(`session ${req.sid} is already open`);
+      const session = new BareSession(optionsFor(req.sid));
+      sessions.set(req.sid, session);
+      // Resolves once the CLI has started and answered the SDK's initialize request, as a prewarmed agent has.
+      await session.initialized();
+      return null;
     }
     case 'close':
       sessions.get(req.sid)?.close();

@@ -154,8 +154,9 @@ async function streamingPhase(
   };
   const results = await withCleanup(
     async () => {
-      worker = await BareWorker.start(fake.url, path.join(tempRoot, 'bare'));
-      const bareOffsetMs = await worker.clockOffsetMs();
+      const bareWorker = await BareWorker.start(fake.url, path.join(tempRoot, 'bare'));
+      worker = bareWorker;
+      const bareOffsetMs = await bareWorker.clockOffsetMs();
       const ours = serviceTarget(service, benchSkewMs);
       const bare = bareTarget(worker, fake.clockOffsetMs - bareOffsetMs);
       const minimal = serviceTarget(relay, benchSkewMs, { name: 'relay' });
@@ -186,7 +187,11 @@ async function streamingPhase(
                 { target: ours, withWarm: true },
                 { target: bare, withWarm: true },
                 ...(prewarmService
-                  ? [{ target: serviceTarget(prewarmService, benchSkewMs, { subscribeFirstMs: PREWARM_THINK_MS }), withWarm: false }]
+                  ? [
+                      { target: serviceTarget(prewarmService, benchSkewMs, { subscribeFirstMs: PREWARM_THINK_MS }), withWarm: false },
+                      // The same for the bare SDK: what a prewarmed CLI's first answer costs without any service.
+                      { target: bareTarget(bareWorker, fake.clockOffsetMs - bareOffsetMs, { openFirstMs: PREWARM_THINK_MS }), withWarm: false },
+                    ]
                   : []),
               ],
               { samples: PLAN.firstDeltaSamples },
@@ -235,7 +240,7 @@ async function streamingPhase(
       return {
         bareOffsetMs,
         latency,
-        firstDelta: firstDelta ? { service: firstDelta[0]!, bare: firstDelta[1]!, prewarm: firstDelta[2] } : null,
+        firstDelta: firstDelta ? { service: firstDelta[0]!, bare: firstDelta[1]!, prewarm: firstDelta[2], barePrewarm: firstDelta[3] } : null,
         concurrency: runs('3') ? { service: concService, bare: concBare, relay: concRelay } : null,
         saturated: runs('3b') ? saturated : null,
       };
@@ -368,7 +373,8 @@ async function main(): Promise<void> {
         : null;
     const prewarmNote = prewarm
       ? `Prewarm column: ${prewarm.variable}=${prewarm.on}; the client subscribes to the new chat, waits ` +
-        `${PREWARM_THINK_MS} ms (the user typing), then sends. The other service figures ran with ${prewarm.variable}=${prewarm.off}.`
+        `${PREWARM_THINK_MS} ms (the user typing), then sends. The other service figures ran with ${prewarm.variable}=${prewarm.off}. ` +
+        `Bare SDK: query() starts without a message, its CLI initializes (initializationResult()), and the message follows ${PREWARM_THINK_MS} ms later.`
       : "Prewarm: n/a — src/config has no prewarm setting (no variable like AGENT_PREWARM): a chat's agent starts on its first message.";
 
     const rest = runs('4') ? await restPhase(tempRoot, fake, settings) : null;
@@ -414,7 +420,9 @@ async function main(): Promise<void> {
       },
       startup,
       latency: streaming?.latency ?? null,
-      firstDelta: streaming?.firstDelta ? { service: streaming.firstDelta.service, bare: streaming.firstDelta.bare, servicePrewarm, prewarmNote } : null,
+      firstDelta: streaming?.firstDelta
+        ? { service: streaming.firstDelta.service, bare: streaming.firstDelta.bare, servicePrewarm, barePrewarm: streaming.firstDelta.barePrewarm ?? null, prewarmNote }
+        : null,
       concurrency: streaming?.concurrency ?? null,
       saturated: streaming?.saturated ?? null,
       serviceShutdown: streaming ? { ms: streaming.shutdownMs, agentsAlive: streaming.agentsAliveAtShutdown } : null,

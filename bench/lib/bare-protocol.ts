@@ -6,6 +6,8 @@ export type BareRequest =
   | { op: 'clock' }
   /** Sends a message in session `sid`; `open` starts the session (a new query()) first, in the same tick. */
   | { op: 'turn'; sid: string; text: string; open: boolean; timeoutMs: number }
+  /** Starts session `sid` (a new query(), its CLI spawned) without a message: the bare SDK's prewarm. */
+  | { op: 'open'; sid: string }
   | { op: 'close'; sid: string }
   | { op: 'closeAll' };
 

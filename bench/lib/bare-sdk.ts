@@ -63,6 +63,11 @@ export class BareWorker {
     return this.call({ op: 'turn', sid, text, open, timeoutMs }, timeoutMs + 5_000);
   }
 
+  /** Starts a session's CLI without a message and resolves once it is initialized. */
+  open(sid: string, timeoutMs: number): Promise<void> {
+    return this.call({ op: 'open', sid }, timeoutMs);
+  }
+
   close(sid: string): Promise<void> {
     return this.call({ op: 'close', sid }, 10_000);
   }

@@ -57,6 +57,8 @@ export interface BenchResults {
     bare: FirstDeltaResult;
     /** The service with its prewarm setting on, if src/ has one; null otherwise. */
     servicePrewarm: (FirstDeltaResult & { variable: string; value: string; thinkMs: number }) | null;
+    /** The bare SDK's own prewarm (query() started, CLI initialized, message later); absent in runs before it. */
+    barePrewarm?: FirstDeltaResult | null;
     prewarmNote: string;
   } | null;
   concurrency: { service: ConcurrencyLevel[]; bare: ConcurrencyLevel[]; relay?: ConcurrencyLevel[] } | null;
@@ -136,15 +138,15 @@ export function renderTables(r: BenchResults): string {
     out.push(
       `\n### 2. Time to first delta (message sent → first text delta received; p50 (min–max) of ${fd.service.cold.length} samples, ms)\n`,
       table(
-        ['', 'warm (2nd message of a chat)', 'cold (1st message of a new chat)', 'cold, agent prewarmed on subscribe'],
+        ['', 'warm (2nd message of a chat)', 'cold (1st message of a new chat)', 'cold, agent prewarmed (service: on subscribe)'],
         [
-          ['bare SDK', cell(fd.bare.warm), cell(fd.bare.cold), 'n/a'],
+          ['bare SDK', cell(fd.bare.warm), cell(fd.bare.cold), fd.barePrewarm ? cell(fd.barePrewarm.cold) : 'n/a'],
           ['service', cell(fd.service.warm), cell(fd.service.cold), prewarm],
           [
             '**added by the service**',
             signed(p50(fd.service.warm) - p50(fd.bare.warm), 0),
             signed(p50(fd.service.cold) - p50(fd.bare.cold), 0),
-            '',
+            fd.servicePrewarm && fd.barePrewarm ? signed(p50(fd.servicePrewarm.cold) - p50(fd.barePrewarm.cold), 0) : '',
           ],
         ],
       ),
@@ -354,7 +356,9 @@ function renderGoals(r: BenchResults): string {
     goal('first delta, warm: service ÷ bare', '≤ 1.05×', `×${warm.toFixed(2)} (${ms(p50(fd.service.warm), 0)} vs ${ms(p50(fd.bare.warm), 0)} ms)`, warm <= 1.05);
     if (fd.servicePrewarm) {
       const pre = p50(fd.servicePrewarm.cold) / p50(fd.service.warm);
-      goal('first delta, new chat prewarmed on subscribe ÷ warm', '≤ 1.3×', `×${pre.toFixed(2)} (${ms(p50(fd.servicePrewarm.cold), 0)} vs ${ms(p50(fd.service.warm), 0)} ms)`, pre <= 1.3);
+      // The bare SDK's own ratio says how much of it is the CLI's first turn, which no service can take away.
+      const bare = fd.barePrewarm ? `; bare SDK prewarmed ÷ bare warm ×${(p50(fd.barePrewarm.cold) / p50(fd.bare.warm)).toFixed(2)}` : '';
+      goal('first delta, new chat prewarmed on subscribe ÷ warm', '≤ 1.3×', `×${pre.toFixed(2)} (${ms(p50(fd.servicePrewarm.cold), 0)} vs ${ms(p50(fd.service.warm), 0)} ms${bare})`, pre <= 1.3);
     }
     const cold = p50(fd.service.cold) - p50(fd.bare.cold);
     goal('first delta, first message without subscribe: service − bare cold query()', '≤ 0 ms', `${signed(cold, 0)} ms (${ms(p50(fd.service.cold), 0)} vs ${ms(p50(fd.bare.cold), 0)} ms)`, cold <= 0);

@@ -56,8 +56,12 @@ export function serviceTarget(
   };
 }
 
-/** The bare SDK: each chat is one query() in the worker; the first turn creates it (cold = query() + message). */
-export function bareTarget(worker: BareWorker, skewMs: number): Target {
+/**
+ * The bare SDK: each chat is one query() in the worker; the first turn creates it (cold = query() + message). With
+ * `openFirstMs`, the bare SDK's prewarm: the query() starts without a message, its CLI initializes, and the first
+ * message follows `openFirstMs` later (as the service's prewarm column: the user opens the chat, then types).
+ */
+export function bareTarget(worker: BareWorker, skewMs: number, { openFirstMs }: { openFirstMs?: number } = {}): Target {
   let next = 0;
   return {
     name: 'bare SDK',
@@ -66,6 +70,11 @@ export function bareTarget(worker: BareWorker, skewMs: number): Target {
     newChat: async () => {
       const sid = `s${next++}`;
       let opened = false;
+      if (openFirstMs !== undefined) {
+        await worker.open(sid, 60_000);
+        opened = true;
+        await sleep(openFirstMs);
+      }
       return {
         turn: (text, timeoutMs) => {
           const open = !opened;
