@@ -294,6 +294,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const agentDeps: AgentRegistryDeps = {
     ...settings.agents,
     seqOrigin: eventNumbering.origin,
+    // The chats' background writes take turns of the event loop of their own (beside the client frames' turns).
+    writeTurns: new LoopTurns(),
     store,
     transcripts,
     connect,

@@ -13,6 +13,7 @@ import { ChatError } from '../protocol/errors.js';
 import type { SnapshotLimits } from './chat-recorder.js';
 import { ChatSession, type Budgets, type ChatHooks, type ChatSessionDeps } from './chat-session.js';
 import type { EventLogLimits } from './event-log.js';
+import type { LoopTurns } from '../lib/loop-turns.js';
 import { Serial } from '../lib/serial.js';
 import { reportIfSlow } from '../lib/timeout.js';
 import { StartBackoff, type StartBackoffSettings } from './start-backoff.js';
@@ -31,6 +32,8 @@ export interface AgentRegistryDeps {
   replay: EventLogLimits;
   /** Where chats' event numbering starts (seq-origin.ts). */
   seqOrigin: SeqOrigin;
+  /** Turns of the event loop for the chats' background writes (chat-recorder.ts). */
+  writeTurns?: LoopTurns;
   permissionTimeoutMs: number;
   permissionFallback: 'deny' | 'wait';
   /** Bounds of the snapshot sent on subscribe. */
@@ -92,6 +95,7 @@ export class AgentRegistry {
         checkpointMs: this.deps.checkpointMs,
         replay: this.deps.replay,
         seqOrigin: this.deps.seqOrigin,
+        ...(this.deps.writeTurns ? { writeTurns: this.deps.writeTurns } : {}),
         permissionTimeoutMs: this.deps.permissionTimeoutMs,
         permissionFallback: this.deps.permissionFallback,
         snapshot: this.deps.snapshot,

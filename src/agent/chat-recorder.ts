@@ -6,6 +6,7 @@ import type { QueryOutcome } from '../store/queries.repository.js';
 import type { Store } from '../store/store.js';
 import type { TurnUsage } from './agent-events.js';
 import { storageFault, StorageFaultError, type StorageFault } from '../db/errors.js';
+import type { LoopTurns } from '../lib/loop-turns.js';
 import { Serial } from '../lib/serial.js';
 
 /** What one `subscribe` snapshot may hold: `history` and `tool_history` each stay within these. */
@@ -44,6 +45,12 @@ export class ChatRecorder {
     private readonly store: Store,
     private readonly chatId: string,
     private readonly log: FastifyBaseLogger,
+    /**
+     * Turns of the event loop shared by every chat's background writes (none: written at once). Fifty answers that
+     * start (or end) together each store a row right after the agent output that called for it; taking a turn first
+     * lets the output of the other answers, their deltas, be read and sent before those rows are written.
+     */
+    private readonly turns?: LoopTurns,
   ) {}
 
   idle(): Promise<void> {
@@ -96,11 +103,12 @@ export class ChatRecorder {
 
   /** A text block starts: stored at once as `streaming`, so a crash cannot lose it. */
   openBlock(queryId: string): BlockRow {
-    const row = this.writes.run(() =>
-      this.retrying('streaming answer', () =>
+    const row = this.writes.run(async () => {
+      await this.turns?.take();
+      return this.retrying('streaming answer', () =>
         this.store.messages.add({ chatId: this.chatId, role: 'assistant', content: '', status: 'streaming', queryId }),
-      ),
-    );
+      );
+    });
     return row.then(
       (message) => message?.id,
       (err: unknown) => {
@@ -200,7 +208,12 @@ export class ChatRecorder {
   }
 
   private queue(what: string, task: () => Promise<unknown>): void {
-    void this.writes.run(() => this.retrying(what, task)).catch((err: unknown) => this.log.error({ err, what }, 'failed to store'));
+    void this.writes
+      .run(async () => {
+        await this.turns?.take();
+        return this.retrying(what, task);
+      })
+      .catch((err: unknown) => this.log.error({ err, what }, 'failed to store'));
   }
 
   /** Runs a write, retrying it with backoff while the store has a fault (logged once), for the retry window. */

@@ -14,6 +14,7 @@ import { QueryRun, type QueryEventBody } from './query-run.js';
 import { ChatRecorder, type SnapshotLimits } from './chat-recorder.js';
 import { toolUsePath, truncateToolOutput } from '../chats/tool-output.js';
 import { buildImportContext, importedContextFor } from '../chats/import-context.js';
+import type { LoopTurns } from '../lib/loop-turns.js';
 import { Serial } from '../lib/serial.js';
 import { withTimeout } from '../lib/timeout.js';
 import { StoredFirstEmitter } from './stored-first-emitter.js';
@@ -66,6 +67,8 @@ export interface ChatSessionDeps {
   now?: () => number;
   /** Where the chat's event numbering starts (shared by every chat of the service). */
   seqOrigin: SeqOrigin;
+  /** Turns of the event loop for the chat's background writes, shared by every chat (chat-recorder.ts says why). */
+  writeTurns?: LoopTurns;
   /** Sees every event of the chat (metrics). */
   tap?: (event: ServerEvent) => void;
   /** What the rest of the service learns about a chat's conversation (titles, chat list updates). */
@@ -126,7 +129,7 @@ export class ChatSession {
   constructor(private readonly deps: ChatSessionDeps) {
     this.now = deps.now ?? monotonicNow;
     this.events = new ChatEventLog(deps.replay, deps.seqOrigin, deps.tap, deps.sink);
-    this.record = new ChatRecorder(deps.store, deps.chatId, deps.log);
+    this.record = new ChatRecorder(deps.store, deps.chatId, deps.log, deps.writeTurns);
     this.out = new StoredFirstEmitter(
       (body) =>
         this.events.emit(

@@ -7,6 +7,10 @@
  * read. The agents' output, the deltas of answers already under way, is read only in the next poll phase, so every
  * delta waited for the whole burst. Taking a turn first puts one poll phase between two frames: a delta then waits
  * for at most one frame's work, not all of them. With nothing queued a turn costs one `setImmediate`.
+ *
+ * The service has two: one for client frames (and the chat-list updates they cause), one for the chats' background
+ * writes (an answer's rows, written after the output that called for them). Each hands out one turn per iteration,
+ * so neither kind waits behind a backlog of the other.
  */
 export class LoopTurns {
   private readonly waiting: (() => void)[] = [];
