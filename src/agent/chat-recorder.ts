@@ -38,6 +38,8 @@ const RETRY_MAX_MS = 5_000;
 
 export class ChatRecorder {
   private readonly writes = new Serial();
+  /** The session id known to be stored with no resume point pending (see sdkSessionId); undefined: not known. */
+  private storedSessionId: string | null | undefined;
   /** Set while a write is being retried through a storage fault: new user messages are refused at once. */
   private fault: StorageFault | undefined;
 
@@ -98,7 +100,10 @@ export class ChatRecorder {
   }
 
   clearHistory(): Promise<void> {
-    return this.writes.run(() => this.store.messages.clear(this.chatId));
+    return this.writes.run(async () => {
+      this.storedSessionId = undefined;
+      await this.store.messages.clear(this.chatId);
+    });
   }
 
   /** A text block starts: stored at once as `streaming`, so a crash cannot lose it. */
@@ -197,13 +202,24 @@ export class ChatRecorder {
 
   /** The point the agent's next start resumes at (in order with the session ids the running agent reports). */
   resumePoint(sessionId: string | null, at: string | null): Promise<void> {
-    return this.writes.run(() => this.store.chats.setResumePoint(this.chatId, sessionId, at));
+    return this.writes.run(async () => {
+      this.storedSessionId = undefined;
+      await this.store.chats.setResumePoint(this.chatId, sessionId, at);
+    });
   }
 
+  /**
+   * The agent reports its session id at the start and end of every turn; it is stored when it changed (or a resume
+   * point is pending). The recorder is the only writer of a chat's session id and resume point while its session
+   * exists, so the id it last stored or found stored answers a repeated report without a read.
+   */
   sdkSessionId(sessionId: string | null): Promise<void> {
     return this.writes.run(async () => {
+      if (sessionId !== null && sessionId === this.storedSessionId) return;
+      await this.turns?.take();
       const point = await this.store.chats.getResumePoint(this.chatId);
       if (point && (point.sessionId !== sessionId || point.at !== null)) await this.store.chats.setSdkSessionId(this.chatId, sessionId);
+      this.storedSessionId = point ? sessionId : undefined;
     });
   }
 
