@@ -157,8 +157,9 @@ async function streamingPhase(
       const bareWorker = await BareWorker.start(fake.url, path.join(tempRoot, 'bare'));
       worker = bareWorker;
       const bareOffsetMs = await bareWorker.clockOffsetMs();
+      const bareSkewMs = fake.clockOffsetMs - bareOffsetMs;
       const ours = serviceTarget(service, benchSkewMs);
-      const bare = bareTarget(worker, fake.clockOffsetMs - bareOffsetMs);
+      const bare = bareTarget(bareWorker, bareSkewMs);
       const minimal = serviceTarget(relay, benchSkewMs, { name: 'relay' });
       log(`bare SDK worker pid ${worker.pid}`);
 
@@ -190,7 +191,7 @@ async function streamingPhase(
                   ? [
                       { target: serviceTarget(prewarmService, benchSkewMs, { subscribeFirstMs: PREWARM_THINK_MS }), withWarm: false },
                       // The same for the bare SDK: what a prewarmed CLI's first answer costs without any service.
-                      { target: bareTarget(bareWorker, fake.clockOffsetMs - bareOffsetMs, { openFirstMs: PREWARM_THINK_MS }), withWarm: false },
+                      { target: bareTarget(bareWorker, bareSkewMs, { openFirstMs: PREWARM_THINK_MS }), withWarm: false },
                     ]
                   : []),
               ],
