@@ -96,9 +96,13 @@ export class ServiceProcess {
       ...opts.env,
     };
     const run = opts.script ? { env: {}, args: ['--import', TSX_IMPORT, path.join(REPO_ROOT, opts.script)] } : compiledService();
+    // BENCH_SERVICE_NODE_ARGS: Node flags for the service alone, to look into a figure (e.g. `--trace-gc`, which
+    // Node refuses in NODE_OPTIONS); its output goes to the service's log.
+    const extraNodeArgs = opts.script ? [] : (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
     const spawnedAt = performance.now();
     const child = track(
-      spawn(process.execPath, [...(opts.nodeArgs ?? []), ...run.args], {
+      // After the entry's own flags (a V8 flag given twice takes the last value), before its script.
+      spawn(process.execPath, [...(opts.nodeArgs ?? []), ...run.args.slice(0, -1), ...extraNodeArgs, ...run.args.slice(-1)], {
         cwd: opts.dataDir,
         env: { ...run.env, ...env },
         stdio: ['ignore', log, log],

@@ -1,0 +1,104 @@
+/**
+ * `npm run bench:cpu`: what one answer costs the Node process in CPU, split into a fixed cost per turn and a cost per
+ * delta, for the service, the minimal relay and the bare SDK. Each side runs one warm chat, answers of two lengths
+ * (`/stamp 10 5` and `/stamp 400 2`) in alternation, and the CPU of every thread of its Node process (from
+ * /proc/<pid>/task/<tid>/schedstat, in ns) is read before and after each answer; the agent CLI is not counted.
+ * CPU per answer = per turn + deltas × per delta, solved from the medians of the two lengths.
+ *
+ * Unlike the latency figures, CPU time barely depends on what else the machine does, so this shows a change in the
+ * service's own work within a few percent on a busy machine too.
+ *
+ * Env: CPU_COST_REPS (12) answers of each length per side.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BareWorker } from './lib/bare-sdk.js';
+import { killAllNow } from './lib/children.js';
+import { clockOffsetMs } from './lib/clock.js';
+import { startFake } from './lib/fake.js';
+import { ServiceProcess } from './lib/service.js';
+import { median } from './lib/stats.js';
+import { bareTarget, serviceTarget, type BenchChat, type Target } from './lib/targets.js';
+import { round } from './lib/util.js';
+
+const REPS = Number(process.env.CPU_COST_REPS ?? 12);
+const SHORT = { n: 10, ms: 5 };
+const LONG = { n: 400, ms: 2 };
+const TURN_TIMEOUT_MS = 120_000;
+
+/** CPU time of every thread of a process so far, ns (a thread that ended meanwhile drops out: none do here). */
+function processCpuNs(pid: number): number {
+  let total = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return total;
+}
+
+async function answerCpuUs(target: Target, chat: BenchChat, { n, ms }: { n: number; ms: number }): Promise<number> {
+  const before = processCpuNs(target.pid);
+  const record = await chat.turn(`/stamp ${n} ${ms}`, TURN_TIMEOUT_MS);
+  if (record.end !== 'result') throw new Error(`${target.name}: the answer ended with ${record.end}: ${record.error ?? ''}`);
+  // The end of the answer reached the client; what the process still does for it (its last rows) follows at once.
+  await new Promise((r) => setTimeout(r, 50));
+  return (processCpuNs(target.pid) - before) / 1000;
+}
+
+async function main(): Promise<void> {
+  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'agent-chat-cpu-')));
+  const fake = await startFake();
+  const offset = fake.clockOffsetMs - clockOffsetMs();
+  const env = { RATE_LIMIT_PER_MINUTE: '0', MESSAGES_PER_MINUTE: '0', MAX_CHATS_PER_USER: '0', AGENT_PREWARM: 'false' };
+  const service = await ServiceProcess.start({ dataDir: path.join(dir, 'service'), fakeUrl: fake.url, env });
+  const relay = await ServiceProcess.start({ dataDir: path.join(dir, 'relay'), fakeUrl: fake.url, script: 'bench/relay-server.ts' });
+  const worker = await BareWorker.start(fake.url, path.join(dir, 'bare'));
+  try {
+    const targets = [serviceTarget(service, offset), serviceTarget(relay, offset, { name: 'relay' }), bareTarget(worker, 0)];
+    const chats: BenchChat[] = [];
+    for (const target of targets) {
+      const chat = await target.newChat();
+      chats.push(chat);
+      // The agent's start and the first turns warm both sides' code (the JIT); not counted.
+      for (let i = 0; i < 3; i++) await chat.turn(`/stamp ${LONG.n} ${LONG.ms}`, TURN_TIMEOUT_MS);
+    }
+    const short: number[][] = targets.map(() => []);
+    const long: number[][] = targets.map(() => []);
+    for (let i = 0; i < REPS; i++) {
+      for (let t = 0; t < targets.length; t++) {
+        short[t]!.push(await answerCpuUs(targets[t]!, chats[t]!, SHORT));
+        long[t]!.push(await answerCpuUs(targets[t]!, chats[t]!, LONG));
+      }
+    }
+    const rows = targets.map((target, t) => {
+      const s = median(short[t]!);
+      const l = median(long[t]!);
+      const perDelta = (l - s) / (LONG.n - SHORT.n);
+      return { side: target.name, shortAnswerUs: round(s, 0), longAnswerUs: round(l, 0), perTurnUs: round(s - perDelta * SHORT.n, 0), perDeltaUs: round(perDelta, 1) };
+    });
+    process.stdout.write(`CPU of the Node process per answer, median of ${REPS} (µs)\n\n`);
+    process.stdout.write(`| side | /stamp ${SHORT.n} ${SHORT.ms} | /stamp ${LONG.n} ${LONG.ms} | per turn | per delta |\n|---|---|---|---|---|\n`);
+    for (const r of rows) process.stdout.write(`| ${r.side} | ${r.shortAnswerUs} | ${r.longAnswerUs} | ${r.perTurnUs} | ${r.perDeltaUs} |\n`);
+    const bare = rows[2]!;
+    for (const r of rows.slice(0, 2)) {
+      process.stdout.write(`${r.side} ÷ bare: per turn ×${round(r.perTurnUs / bare.perTurnUs, 2)}, per delta ×${round(r.perDeltaUs / bare.perDeltaUs, 2)}\n`);
+    }
+    for (const chat of chats) await chat.close().catch(() => undefined);
+  } finally {
+    await service.stop();
+    await relay.stop();
+    await worker.stop();
+    await fake.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  killAllNow();
+  process.exitCode = 1;
+});
