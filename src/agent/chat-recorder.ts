@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { monotonicNow } from '../lib/clock.js';
 import type { FastifyBaseLogger } from 'fastify';
 import type { HistoryMessage, ToolUseRecord } from '../protocol/chat.js';
@@ -91,9 +92,10 @@ export class ChatRecorder {
     if (this.fault) return Promise.reject(new StorageFaultError(this.fault));
     return this.writes.run(() =>
       this.store.transaction(async (tx) => {
-        const queryId = await tx.queries.start(this.chatId, undefined, clientId);
-        const message = await tx.messages.add({ chatId: this.chatId, role: 'user', content, images, queryId });
-        if (message) await tx.queries.setUserMessage(queryId, message.id);
+        // The message's id is chosen first so that the query row names it from the start (no second write).
+        const messageId = randomUUID();
+        const queryId = await tx.queries.start(this.chatId, messageId, clientId);
+        const message = await tx.messages.add({ id: messageId, chatId: this.chatId, role: 'user', content, images, queryId });
         return message && { queryId, messageId: message.id };
       }),
     );

@@ -12,6 +12,8 @@ export interface ImageToStore {
 }
 
 export interface NewMessage {
+  /** Chosen by the caller when another row must name the message before it exists (its query); else a new one. */
+  id?: string;
   chatId: string;
   role: 'user' | 'assistant';
   content: string;
@@ -75,7 +77,7 @@ export class MessagesRepository {
       const position = await chats.nextPosition(message.chatId, { touch: true });
       if (position === undefined) return undefined;
       const row: MessageRow = {
-        id: randomUUID(),
+        id: message.id ?? randomUUID(),
         chat_id: message.chatId,
         position,
         role: message.role,

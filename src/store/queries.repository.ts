@@ -71,10 +71,6 @@ export class QueriesRepository {
     return id;
   }
 
-  async setUserMessage(id: string, userMessageId: string): Promise<void> {
-    await this.db.updateTable('queries').set({ user_message_id: userMessageId }).where('id', '=', id).execute();
-  }
-
   /** Where the answer ended in the SDK session: the point a fork or a retry of a later message resumes at. */
   async setSdkTail(id: string, sessionId: string, tailUuid: string): Promise<void> {
     await this.db.updateTable('queries').set({ sdk_session_id: sessionId, sdk_tail_uuid: tailUuid }).where('id', '=', id).execute();

@@ -39,14 +39,14 @@ export class UsageRepository {
   ) {}
 
   async record(usage: UsageToRecord): Promise<void> {
-    const chat = await this.db.selectFrom('chats').select('user_id').where('id', '=', usage.chatId).executeTakeFirst();
+    // The owner is read inside the insert (one statement per answered turn, not two); no chat row: null.
     await this.db
       .insertInto('usage')
-      .values({
+      .values((eb) => ({
         id: randomUUID(),
         query_id: usage.queryId,
         chat_id: usage.chatId,
-        user_id: chat?.user_id ?? null,
+        user_id: eb.selectFrom('chats').select('user_id').where('id', '=', usage.chatId),
         model: usage.model,
         input_tokens: usage.inputTokens,
         output_tokens: usage.outputTokens,
@@ -54,7 +54,7 @@ export class UsageRepository {
         cache_creation_input_tokens: usage.cacheCreationInputTokens,
         cost_usd: usage.costUsd,
         created_at: this.now().toISOString(),
-      })
+      }))
       .execute();
   }
 
