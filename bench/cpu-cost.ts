@@ -8,7 +8,7 @@
  * Unlike the latency figures, CPU time barely depends on what else the machine does, so this shows a change in the
  * service's own work within a few percent on a busy machine too.
  *
- * Env: CPU_COST_REPS (12) answers of each length per side.
+ * Env: CPU_COST_REPS (12) answers of each length per side; CPU_COST_WARMUP (300) short answers first, not counted.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,6 +23,7 @@ import { bareTarget, serviceTarget, type BenchChat, type Target } from './lib/ta
 import { round } from './lib/util.js';
 
 const REPS = Number(process.env.CPU_COST_REPS ?? 12);
+const WARMUP_TURNS = Number(process.env.CPU_COST_WARMUP ?? 300);
 const SHORT = { n: 10, ms: 5 };
 const LONG = { n: 400, ms: 2 };
 const TURN_TIMEOUT_MS = 120_000;
@@ -63,7 +64,10 @@ async function main(): Promise<void> {
     for (const target of targets) {
       const chat = await target.newChat();
       chats.push(chat);
-      // The agent's start and the first turns warm both sides' code (the JIT); not counted.
+      // The agent's start and the first turns warm both sides' code; not counted. The service runs far more code per
+      // turn than the bare SDK, and V8 keeps optimizing it for a few hundred turns (measured with --trace-opt): a
+      // short warm-up would charge that one-off compiling to every turn of the service.
+      for (let i = 0; i < WARMUP_TURNS; i++) await chat.turn(`/stamp ${SHORT.n} 0`, TURN_TIMEOUT_MS);
       for (let i = 0; i < 3; i++) await chat.turn(`/stamp ${LONG.n} ${LONG.ms}`, TURN_TIMEOUT_MS);
     }
     const short: number[][] = targets.map(() => []);

@@ -42,6 +42,7 @@ import { loadTest, seedDatabase } from './lib/rest.js';
 import {
   concurrencyLevel,
   deltaLatency,
+  warmUp,
   timeToFirstDelta,
   type ConcurrencyLevel,
   type FirstDeltaResult,
@@ -66,6 +67,8 @@ const PLAN = {
     ? { startupRuns: 2, latencyRuns: 2, firstDeltaSamples: 2, levels: [1, 5], restS: 3 }
     : // 7 first-delta samples: a cold CLI start varies by ±100 ms from one start to the next.
       { startupRuns: 5, latencyRuns: 5, firstDeltaSamples: 7, levels: [1, 10, 25, 50], restS: 10 }),
+  /** Before scenarios 1-3b, on every side: chats answering at once × short answers each (lib/scenarios.ts warmUp). */
+  warmUp: QUICK ? { chats: 2, turnsPerChat: 10 } : { chats: 10, turnsPerChat: 60 },
   /** 3b. The saturated case at a chat-like pace: 50 chats × 20 deltas/s (40 deltas 50 ms apart). */
   saturated: QUICK ? { chats: 5, n: 10, ms: 50 } : { chats: 50, n: 40, ms: 50 },
   /** 7. The issue's case: 10 chats on loopback Redis, 100 deltas 20 ms apart each. */
@@ -163,6 +166,11 @@ async function streamingPhase(
       const minimal = serviceTarget(relay, benchSkewMs, { name: 'relay' });
       log(`bare SDK worker pid ${worker.pid}`);
 
+      const { chats: warmChats, turnsPerChat } = PLAN.warmUp;
+      log(`warm-up: ${warmChats} chats × ${turnsPerChat} answers on each side, not counted`);
+      const warm = await warmUp([ours, bare, minimal], PLAN.warmUp);
+      log(`   ${Object.entries(warm.seconds).map(([side, s]) => `${side} ${s} s`).join(', ')}`);
+
       let latency: { service: LatencyResult; bare: LatencyResult; relay: LatencyResult } | null = null;
       if (runs('1')) {
         log('1. per-delta latency');
@@ -240,6 +248,7 @@ async function streamingPhase(
       await stopService();
       return {
         bareOffsetMs,
+        warmUp: warm,
         latency,
         firstDelta: firstDelta ? { service: firstDelta[0]!, bare: firstDelta[1]!, prewarm: firstDelta[2], barePrewarm: firstDelta[3] } : null,
         concurrency: runs('3') ? { service: concService, bare: concBare, relay: concRelay } : null,
@@ -420,6 +429,7 @@ async function main(): Promise<void> {
         bareSkewMs: streaming ? round(fake.clockOffsetMs - streaming.bareOffsetMs, 6) : null,
       },
       startup,
+      warmUp: streaming?.warmUp ?? null,
       latency: streaming?.latency ?? null,
       firstDelta: streaming?.firstDelta
         ? { service: streaming.firstDelta.service, bare: streaming.firstDelta.bare, servicePrewarm, barePrewarm: streaming.firstDelta.barePrewarm ?? null, prewarmNote }

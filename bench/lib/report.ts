@@ -3,7 +3,7 @@ import type { ScaleRead, SeededScale } from './data-scale.js';
 import type { MachineInfo } from './machine.js';
 import { QUIET_MACHINE_PCT } from './proc.js';
 import type { RestResult, SeedResult } from './rest.js';
-import type { ConcurrencyLevel, FirstDeltaResult, LatencyResult, SaturatedRun } from './scenarios.js';
+import type { ConcurrencyLevel, FirstDeltaResult, LatencyResult, SaturatedRun, WarmUp } from './scenarios.js';
 import { median, type Summary } from './stats.js';
 import type { StartupResult } from './startup.js';
 import { renderWebClientTable, type WebClientResult } from './web-client.js';
@@ -50,6 +50,8 @@ export interface BenchResults {
     bareSkewMs: number | null;
   };
   startup: StartupResult | null;
+  /** What every side answered before scenarios 1-3b, not counted (absent in runs before it). */
+  warmUp?: WarmUp | null;
   /** relay: the minimal relay (bench/relay-server.ts). */
   latency: { service: LatencyResult; bare: LatencyResult; relay?: LatencyResult } | null;
   firstDelta: {
@@ -97,6 +99,7 @@ export function renderTables(r: BenchResults): string {
       `${Math.round(r.durationS - m.waitedForQuietS)} s (+${m.waitedForQuietS} s waiting for a quiet machine)` +
       `; machine ${r.machine.busyBeforeRunPct}% busy before the run` +
       (r.machine.busyBeforeRunPct >= QUIET_MACHINE_PCT ? ' (OTHER WORK WAS RUNNING: noisy figures)' : '') +
+      (r.warmUp ? `; before scenarios 1-3b every side answered ${r.warmUp.chats} chats × ${r.warmUp.turnsPerChat} questions, not counted` : '') +
       (r.quick ? ' — QUICK SMOKE RUN, figures not comparable' : '') +
       (r.skipped.length ? `. Skipped: ${r.skipped.join('; ')}` : ''),
   );
