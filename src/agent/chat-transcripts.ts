@@ -18,8 +18,11 @@ export interface ChatTranscripts {
   exists(chatId: string, sessionId: string): Promise<boolean>;
   /** Gives the target chat the source chat's session to resume (a fork); false when the source has none. */
   copy(fromChatId: string, toChatId: string, sessionId: string): Promise<boolean>;
-  /** The SDK session store of the chat's agent; undefined: the CLI's files in the chat's agent home are the transcripts. */
-  sessionStore(chatId: string): SessionStore | undefined;
+  /**
+   * The SDK session store of the chat's agent; undefined: the CLI's files in the chat's agent home are the transcripts.
+   * `settled`: resolves once the appends already started have finished.
+   */
+  sessionStore(chatId: string): (SessionStore & { settled?(): Promise<void> }) | undefined;
 }
 
 interface Folders {
@@ -83,7 +86,7 @@ export class DatabaseTranscripts implements ChatTranscripts {
     return (await this.adoptLocal(fromChatId, sessionId)) && this.transcripts.copySession(fromChatId, toChatId, sessionId);
   }
 
-  sessionStore(chatId: string): SessionStore {
+  sessionStore(chatId: string): ChatSessionStore {
     return new ChatSessionStore(this.transcripts, chatId);
   }
 

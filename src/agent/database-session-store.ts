@@ -16,13 +16,32 @@ import type { AgentTranscriptsRepository } from '../store/agent-transcripts.repo
  * whose WORKSPACE_DIR differs, and this store only ever serves the one chat it was made for.
  */
 export class ChatSessionStore implements SessionStore {
+  /** Appends the SDK started and that have not finished. */
+  private readonly writing = new Set<Promise<void>>();
+
   constructor(
     private readonly transcripts: AgentTranscriptsRepository,
     private readonly chatId: string,
   ) {}
 
   append(key: SessionKey, entries: SessionStoreEntry[]): Promise<void> {
-    return this.transcripts.append(this.key(key), entries);
+    const write = this.transcripts.append(this.key(key), entries);
+    const tracked = write.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.writing.add(tracked);
+    void tracked.finally(() => this.writing.delete(tracked));
+    return write;
+  }
+
+  /**
+   * Resolves once every append already started has finished (failed ones too). The CLI writes its last lines as it
+   * exits and the SDK stores them after that: a connection ends only once they are in, so that clearing or deleting
+   * the chat's transcript right after its agent stopped cannot be followed by a late row of the old session.
+   */
+  async settled(): Promise<void> {
+    while (this.writing.size > 0) await Promise.all(this.writing);
   }
 
   load(key: SessionKey): Promise<SessionStoreEntry[] | null> {

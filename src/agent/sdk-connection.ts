@@ -47,7 +47,8 @@ export interface SdkAgentSettings {
    * Where a chat's session transcripts are mirrored and resumed from (SESSION_STORE=database, chat-transcripts.ts);
    * undefined: the CLI's own files in the chat's agent home.
    */
-  sessionStore?(chatId: string): SessionStore | undefined;
+  /** `settled`: resolves once the appends already started have finished (see ChatSessionStore). */
+  sessionStore?(chatId: string): (SessionStore & { settled?(): Promise<void> }) | undefined;
 }
 
 /**
@@ -184,6 +185,8 @@ class SdkConnection implements AgentConnection {
     this.ended = Promise.race([this.pump(), this.exitUnnoticed()]).then(async (outcome) => {
       await this.process.terminate();
       await removeResumeDir(this.process.configDir);
+      // The transcript lines the CLI wrote as it exited are stored before the connection counts as ended.
+      await sessionStore?.settled?.();
       return outcome;
     });
   }
