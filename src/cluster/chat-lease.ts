@@ -86,6 +86,8 @@ return 0
 export class ChatLeases {
   private readonly held = new Map<string, Lease>();
   private timer: NodeJS.Timeout | undefined;
+  /** Armed by a failed renewal: fences at the deadline unless a renewal succeeds first (see armFence). */
+  private fenceTimer: NodeJS.Timeout | undefined;
   private lastRenewedAt: number;
   private renewing = false;
 
@@ -108,6 +110,8 @@ export class ChatLeases {
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
+    clearTimeout(this.fenceTimer);
+    this.fenceTimer = undefined;
   }
 
   /** The lease this node holds on the chat, as far as it knows. */
@@ -183,8 +187,11 @@ export class ChatLeases {
         });
       }
       this.lastRenewedAt = startedAt;
+      clearTimeout(this.fenceTimer);
+      this.fenceTimer = undefined;
     } catch {
       this.fenceIfStale();
+      this.armFence();
     } finally {
       this.renewing = false;
     }
@@ -192,6 +199,27 @@ export class ChatLeases {
 
   private fenceIfStale(): void {
     if (this.now() - this.lastRenewedAt < this.settings.ttlMs - this.settings.renewEveryMs) return;
+    this.fence();
+  }
+
+  /**
+   * After a failed renewal: fences at `ttlMs - renewEveryMs` after the last successful one, unless one succeeds
+   * before. Checking only on the renewal ticks is not enough: when that deadline falls a millisecond after a tick, the
+   * next tick comes `renewEveryMs` later, as the leases expire in Redis, and another node may start the chat's agent
+   * while this one still runs it.
+   */
+  private armFence(): void {
+    if (this.fenceTimer || this.held.size === 0) return;
+    const renewedAt = this.lastRenewedAt;
+    const deadline = renewedAt + this.settings.ttlMs - this.settings.renewEveryMs;
+    this.fenceTimer = setTimeout(() => {
+      this.fenceTimer = undefined;
+      if (this.lastRenewedAt === renewedAt) this.fence();
+    }, Math.max(0, deadline - this.now()));
+    this.fenceTimer.unref();
+  }
+
+  private fence(): void {
     const leases = [...this.held.values()];
     this.held.clear();
     for (const lease of leases) this.onLost(lease, 'unrenewed');
