@@ -2,11 +2,12 @@
  * `npm run bench:cpu`: what one answer costs the Node process in CPU, split into a fixed cost per turn and a cost per
  * delta, for the service, the minimal relay and the bare SDK. Each side runs one warm chat, answers of two lengths
  * (`/stamp 10 5` and `/stamp 400 2`) in alternation, and the CPU of every thread of its Node process (from
- * /proc/<pid>/task/<tid>/schedstat, in ns) is read before and after each answer; the agent CLI is not counted.
+ * /proc/<pid>/task/<tid>/schedstat, in ns) is read before and after each answer, and its main thread's alone (the event
+ * loop: what every delta waits for); the agent CLI is not counted.
  * CPU per answer = per turn + deltas × per delta, solved from the medians of the two lengths.
  *
- * Unlike the latency figures, CPU time barely depends on what else the machine does, so this shows a change in the
- * service's own work within a few percent on a busy machine too.
+ * CPU time depends less than latency on what else the machine does, but not nothing: on the machine of 2026-12-02
+ * the service's per-turn figure moved between 13 and 19 ms from run to run. Compare several runs.
  *
  * Env: CPU_COST_REPS (12) answers of each length per side; CPU_COST_WARMUP (300) short answers first, not counted.
  */
@@ -28,26 +29,41 @@ const SHORT = { n: 10, ms: 5 };
 const LONG = { n: 400, ms: 2 };
 const TURN_TIMEOUT_MS = 120_000;
 
-/** CPU time of every thread of a process so far, ns (a thread that ended meanwhile drops out: none do here). */
-function processCpuNs(pid: number): number {
-  let total = 0;
+/**
+ * CPU time of a process so far, ns: every thread, and its main thread (the event loop) alone. A thread that ended
+ * meanwhile drops out (none do here).
+ */
+function processCpuNs(pid: number): { all: number; main: number } {
+  let all = 0;
+  let main = 0;
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
     try {
-      total += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      const ns = Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      all += ns;
+      if (Number(tid) === pid) main = ns;
     } catch {
       // the thread ended between the listing and the read
     }
   }
-  return total;
+  return { all, main };
 }
 
-async function answerCpuUs(target: Target, chat: BenchChat, { n, ms }: { n: number; ms: number }): Promise<number> {
+async function answerCpuUs(target: Target, chat: BenchChat, { n, ms }: { n: number; ms: number }): Promise<{ all: number; main: number }> {
   const before = processCpuNs(target.pid);
   const record = await chat.turn(`/stamp ${n} ${ms}`, TURN_TIMEOUT_MS);
   if (record.end !== 'result') throw new Error(`${target.name}: the answer ended with ${record.end}: ${record.error ?? ''}`);
   // The end of the answer reached the client; what the process still does for it (its last rows) follows at once.
   await new Promise((r) => setTimeout(r, 50));
-  return (processCpuNs(target.pid) - before) / 1000;
+  const after = processCpuNs(target.pid);
+  return { all: (after.all - before.all) / 1000, main: (after.main - before.main) / 1000 };
+}
+
+/** Per turn and per delta from the medians of the two answer lengths. */
+function split(short: number[], long: number[]): { shortUs: number; longUs: number; perTurnUs: number; perDeltaUs: number } {
+  const s = median(short);
+  const l = median(long);
+  const perDelta = (l - s) / (LONG.n - SHORT.n);
+  return { shortUs: round(s, 0), longUs: round(l, 0), perTurnUs: round(s - perDelta * SHORT.n, 0), perDeltaUs: round(perDelta, 1) };
 }
 
 async function main(): Promise<void> {
@@ -70,8 +86,8 @@ async function main(): Promise<void> {
       for (let i = 0; i < WARMUP_TURNS; i++) await chat.turn(`/stamp ${SHORT.n} 0`, TURN_TIMEOUT_MS);
       for (let i = 0; i < 3; i++) await chat.turn(`/stamp ${LONG.n} ${LONG.ms}`, TURN_TIMEOUT_MS);
     }
-    const short: number[][] = targets.map(() => []);
-    const long: number[][] = targets.map(() => []);
+    const short: { all: number; main: number }[][] = targets.map(() => []);
+    const long: { all: number; main: number }[][] = targets.map(() => []);
     for (let i = 0; i < REPS; i++) {
       for (let t = 0; t < targets.length; t++) {
         short[t]!.push(await answerCpuUs(targets[t]!, chats[t]!, SHORT));
@@ -79,14 +95,16 @@ async function main(): Promise<void> {
       }
     }
     const rows = targets.map((target, t) => {
-      const s = median(short[t]!);
-      const l = median(long[t]!);
-      const perDelta = (l - s) / (LONG.n - SHORT.n);
-      return { side: target.name, shortAnswerUs: round(s, 0), longAnswerUs: round(l, 0), perTurnUs: round(s - perDelta * SHORT.n, 0), perDeltaUs: round(perDelta, 1) };
+      const all = split(short[t]!.map((c) => c.all), long[t]!.map((c) => c.all));
+      const main = split(short[t]!.map((c) => c.main), long[t]!.map((c) => c.main));
+      return { side: target.name, ...all, main };
     });
-    process.stdout.write(`CPU of the Node process per answer, median of ${REPS} (µs)\n\n`);
+    process.stdout.write(`CPU of the Node process per answer, median of ${REPS} (µs); in brackets its main thread alone\n\n`);
     process.stdout.write(`| side | /stamp ${SHORT.n} ${SHORT.ms} | /stamp ${LONG.n} ${LONG.ms} | per turn | per delta |\n|---|---|---|---|---|\n`);
-    for (const r of rows) process.stdout.write(`| ${r.side} | ${r.shortAnswerUs} | ${r.longAnswerUs} | ${r.perTurnUs} | ${r.perDeltaUs} |\n`);
+    for (const r of rows) {
+      const m = r.main;
+      process.stdout.write(`| ${r.side} | ${r.shortUs} (${m.shortUs}) | ${r.longUs} (${m.longUs}) | ${r.perTurnUs} (${m.perTurnUs}) | ${r.perDeltaUs} (${m.perDeltaUs}) |\n`);
+    }
     const bare = rows[2]!;
     for (const r of rows.slice(0, 2)) {
       process.stdout.write(`${r.side} ÷ bare: per turn ×${round(r.perTurnUs / bare.perTurnUs, 2)}, per delta ×${round(r.perDeltaUs / bare.perDeltaUs, 2)}\n`);
