@@ -160,6 +160,27 @@ describe.skipIf(!redisAvailable)('node liveness and chat leases (real Redis)', (
     expect(a.chatIds).toEqual([]);
   });
 
+  it('a failed renewal arms the fence for its deadline: the leases are given up then, with no renewal tick to notice', async () => {
+    const r = await redis();
+    const cut = await r.open('cut-off');
+    const lost: { lease: Lease; why: string }[] = [];
+    // Not started: no renewal ticks at all, only the renewals this test makes.
+    const a = new ChatLeases({ ...r, client: cut }, 'node-a:1', (lease, why) => lost.push({ lease, why }), LEASES);
+    stoppers.push(() => a.stop());
+    await a.acquire('chat-1');
+    await a.renew();
+    const renewedAt = Date.now();
+    cut.disconnect();
+    await a.renew(); // fails: too early to fence, so it arms the fence for ttl - renewEvery after the last renewal
+    expect(lost).toEqual([]);
+    while (lost.length === 0 && Date.now() - renewedAt < 5_000) await sleep(10);
+    const after = Date.now() - renewedAt;
+    expect(lost.map((l) => [l.lease.chatId, l.why])).toEqual([['chat-1', 'unrenewed']]);
+    expect(after).toBeGreaterThanOrEqual(LEASES.ttlMs - LEASES.renewEveryMs - 5);
+    expect(after).toBeLessThan(LEASES.ttlMs);
+    expect(a.chatIds).toEqual([]);
+  });
+
   it('the lease a dead member left is removed only while that member still holds it', async () => {
     const r = await redis();
     const a = leases(r, 'node-a:1');
