@@ -13,16 +13,16 @@ export type SessionStoreKind = 'files' | 'database';
  * Where each chat's agent session transcripts live, which decides whether its agent can resume a session (and so
  * keep the model's context) and how a fork gets the transcripts it continues from.
  */
+/** An SDK session store that can also say when the appends it has started are stored (`settled`). */
+export type AgentSessionStore = SessionStore & { settled?(): Promise<void> };
+
 export interface ChatTranscripts {
   /** Whether the chat's agent can resume this session with its context. */
   exists(chatId: string, sessionId: string): Promise<boolean>;
   /** Gives the target chat the source chat's session to resume (a fork); false when the source has none. */
   copy(fromChatId: string, toChatId: string, sessionId: string): Promise<boolean>;
-  /**
-   * The SDK session store of the chat's agent; undefined: the CLI's files in the chat's agent home are the transcripts.
-   * `settled`: resolves once the appends already started have finished.
-   */
-  sessionStore(chatId: string): (SessionStore & { settled?(): Promise<void> }) | undefined;
+  /** The SDK session store of the chat's agent; undefined: the CLI's files in the chat's agent home are the transcripts. */
+  sessionStore(chatId: string): AgentSessionStore | undefined;
 }
 
 interface Folders {

@@ -8,7 +8,6 @@ import type {
   Query,
   SDKMessage,
   SDKUserMessage,
-  SessionStore,
 } from '@anthropic-ai/claude-agent-sdk';
 import type { FastifyBaseLogger } from 'fastify';
 import { resolveAgentExecutable } from './agent-executable.js';
@@ -16,6 +15,7 @@ import { chatAgentEnv } from './agent-env.js';
 import { chatAgentHome, ensureChatAgentHome, sharedTmpDir } from './agent-home.js';
 import { AgentProcess } from './agent-process.js';
 import { removeResumeDir } from './resume-dirs.js';
+import type { AgentSessionStore } from './chat-transcripts.js';
 import type { BwrapSandbox } from './confinement.js';
 import { GUARDED_TOOLS, outsideWorkspace } from './workspace-guard.js';
 import type { SuggestedRule } from './permission-rules.js';
@@ -47,8 +47,7 @@ export interface SdkAgentSettings {
    * Where a chat's session transcripts are mirrored and resumed from (SESSION_STORE=database, chat-transcripts.ts);
    * undefined: the CLI's own files in the chat's agent home.
    */
-  /** `settled`: resolves once the appends already started have finished (see ChatSessionStore). */
-  sessionStore?(chatId: string): (SessionStore & { settled?(): Promise<void> }) | undefined;
+  sessionStore?(chatId: string): AgentSessionStore | undefined;
 }
 
 /**
