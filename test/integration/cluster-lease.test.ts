@@ -32,6 +32,14 @@ describe.skipIf(!redisAvailable)('node liveness and chat leases (real Redis)', (
     stoppers.push(() => l.stop());
     return l;
   };
+  /** Leases of node-a on a connection of their own, which the test cuts (every command then fails). */
+  const cutOffLeases = async () => {
+    const r = await redis();
+    const cut = await r.open('cut-off');
+    const lost: { lease: Lease; why: string }[] = [];
+    const a = leases({ ...r, client: cut }, 'node-a:1', lost);
+    return { a, cut, lost };
+  };
 
   it('a node that stops renewing is dead after the TTL; one that renews stays alive; a clean stop leaves at once', async () => {
     const r = await redis();
@@ -143,11 +151,7 @@ describe.skipIf(!redisAvailable)('node liveness and chat leases (real Redis)', (
   });
 
   it('a node that cannot reach Redis gives up its leases itself before they can expire (self-fencing)', async () => {
-    const r = await redis();
-    const cut = await r.open('cut-off');
-    const lost: { lease: Lease; why: string }[] = [];
-    const a = new ChatLeases({ ...r, client: cut }, 'node-a:1', (lease, why) => lost.push({ lease, why }), LEASES);
-    stoppers.push(() => a.stop());
+    const { a, cut, lost } = await cutOffLeases();
     await a.acquire('chat-1');
     a.start();
     const cutAt = Date.now();
@@ -161,12 +165,8 @@ describe.skipIf(!redisAvailable)('node liveness and chat leases (real Redis)', (
   });
 
   it('a failed renewal arms the fence for its deadline: the leases are given up then, with no renewal tick to notice', async () => {
-    const r = await redis();
-    const cut = await r.open('cut-off');
-    const lost: { lease: Lease; why: string }[] = [];
     // Not started: no renewal ticks at all, only the renewals this test makes.
-    const a = new ChatLeases({ ...r, client: cut }, 'node-a:1', (lease, why) => lost.push({ lease, why }), LEASES);
-    stoppers.push(() => a.stop());
+    const { a, cut, lost } = await cutOffLeases();
     await a.acquire('chat-1');
     await a.renew();
     const renewedAt = Date.now();
