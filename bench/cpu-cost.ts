@@ -19,6 +19,7 @@ import { killAllNow } from './lib/children.js';
 import { clockOffsetMs } from './lib/clock.js';
 import { startFake } from './lib/fake.js';
 import { ServiceProcess } from './lib/service.js';
+import { processCpuNs } from './lib/proc.js';
 import { median } from './lib/stats.js';
 import { bareTarget, serviceTarget, type BenchChat, type Target } from './lib/targets.js';
 import { round } from './lib/util.js';
@@ -28,25 +29,6 @@ const WARMUP_TURNS = Number(process.env.CPU_COST_WARMUP ?? 300);
 const SHORT = { n: 10, ms: 5 };
 const LONG = { n: 400, ms: 2 };
 const TURN_TIMEOUT_MS = 120_000;
-
-/**
- * CPU time of a process so far, ns: every thread, and its main thread (the event loop) alone. A thread that ended
- * meanwhile drops out (none do here).
- */
-function processCpuNs(pid: number): { all: number; main: number } {
-  let all = 0;
-  let main = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const ns = Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-      all += ns;
-      if (Number(tid) === pid) main = ns;
-    } catch {
-      // the thread ended between the listing and the read
-    }
-  }
-  return { all, main };
-}
 
 async function answerCpuUs(target: Target, chat: BenchChat, { n, ms }: { n: number; ms: number }): Promise<{ all: number; main: number }> {
   const before = processCpuNs(target.pid);

@@ -97,6 +97,25 @@ export function runQueueWaitNs(pid: number): number {
   }
 }
 
+/**
+ * CPU time of `pid` so far, ns, from /proc/<pid>/task/<tid>/schedstat: every thread, and its main thread (the event
+ * loop) alone. A thread that ends between the listing and its read drops out.
+ */
+export function processCpuNs(pid: number): { all: number; main: number } {
+  let all = 0;
+  let main = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const ns = Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      all += ns;
+      if (Number(tid) === pid) main = ns;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return { all, main };
+}
+
 /** Machine CPU (% of all cores) below which it counts as quiet: the run waits for it, the report flags it. */
 export const QUIET_MACHINE_PCT = 15;
 
