@@ -195,6 +195,8 @@ async function streamingPhase(
               [
                 { target: ours, withWarm: true },
                 { target: bare, withWarm: true },
+                // What the WebSocket hop alone adds to a first delta, for comparison.
+                { target: minimal, withWarm: true },
                 ...(prewarmService
                   ? [
                       { target: serviceTarget(prewarmService, benchSkewMs, { subscribeFirstMs: PREWARM_THINK_MS }), withWarm: false },
@@ -250,7 +252,7 @@ async function streamingPhase(
         bareOffsetMs,
         warmUp: warm,
         latency,
-        firstDelta: firstDelta ? { service: firstDelta[0]!, bare: firstDelta[1]!, prewarm: firstDelta[2], barePrewarm: firstDelta[3] } : null,
+        firstDelta: firstDelta ? { service: firstDelta[0]!, bare: firstDelta[1]!, relay: firstDelta[2]!, prewarm: firstDelta[3], barePrewarm: firstDelta[4] } : null,
         concurrency: runs('3') ? { service: concService, bare: concBare, relay: concRelay } : null,
         saturated: runs('3b') ? saturated : null,
       };
@@ -432,7 +434,14 @@ async function main(): Promise<void> {
       warmUp: streaming?.warmUp ?? null,
       latency: streaming?.latency ?? null,
       firstDelta: streaming?.firstDelta
-        ? { service: streaming.firstDelta.service, bare: streaming.firstDelta.bare, servicePrewarm, barePrewarm: streaming.firstDelta.barePrewarm ?? null, prewarmNote }
+        ? {
+            service: streaming.firstDelta.service,
+            bare: streaming.firstDelta.bare,
+            relay: streaming.firstDelta.relay,
+            servicePrewarm,
+            barePrewarm: streaming.firstDelta.barePrewarm ?? null,
+            prewarmNote,
+          }
         : null,
       concurrency: streaming?.concurrency ?? null,
       saturated: streaming?.saturated ?? null,
