@@ -9,7 +9,7 @@
  * with Linux perf instead (kernel, libraries and JavaScript by name). The raw profile stays in the printed folder
  * (a `.cpuprofile` opens in Chrome DevTools).
  *
- * Env: PROFILE_CHATS (50), PROFILE_DELTAS (40), PROFILE_DELTA_MS (50), PROFILE_ROUNDS (1), PROFILE_WARMUP_TURNS (60
+ * Env: PROFILE_SIDE (service | relay), PROFILE_CHATS (50), PROFILE_DELTAS (40), PROFILE_DELTA_MS (50), PROFILE_ROUNDS (1), PROFILE_WARMUP_TURNS (60
  * per chat of 10; 0 to profile a cold service), PROFILE_TOOL (v8 | perf), BENCH_SERVICE_ENV=K=V,... service settings.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -31,6 +31,8 @@ const deltaMs = Number(process.env.PROFILE_DELTA_MS ?? 50);
 const warmUpTurns = Number(process.env.PROFILE_WARMUP_TURNS ?? 60);
 const rounds = Number(process.env.PROFILE_ROUNDS ?? 1);
 const tool = process.env.PROFILE_TOOL === 'perf' ? 'perf' : 'v8';
+/** PROFILE_SIDE=relay profiles the minimal relay (bench/relay-server.ts) the same way, for comparison. */
+const relay = process.env.PROFILE_SIDE === 'relay';
 
 interface ProfileNode {
   id: number;
@@ -156,6 +158,7 @@ async function main(): Promise<void> {
     // A loaded machine can take a while to start it.
     startTimeoutMs: 120_000,
     nodeArgs: sampler.nodeArgs,
+    ...(relay ? { script: 'bench/relay-server.ts' } : {}),
   });
   try {
     const target = serviceTarget(service, fake.clockOffsetMs - clockOffsetMs());
