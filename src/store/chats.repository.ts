@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type ExpressionBuilder } from 'kysely';
+import { CompiledStatement } from '../db/compiled-statement.js';
 import { inTransaction, type Db } from '../db/database.js';
 import { lockUntilCommit } from '../db/locks.js';
 import { chatContaining, searchOwnerColumn } from '../db/chat-search.js';
@@ -52,6 +53,32 @@ const ownedBy =
   ({ userId }: OwnerScope) =>
   (eb: ExpressionBuilder<Database, 'chats'>) =>
     userId === null ? eb('chats.user_id', 'is', null) : eb('chats.user_id', '=', userId);
+
+/**
+ * The statements every answer runs (the access check of a `chat` frame, the list update, a message's position),
+ * compiled once (CompiledStatement says why). The owner decides the shape (`is null` against `= ?`), so each has one.
+ */
+const chatById = new CompiledStatement((db: Db, id: string) => db.selectFrom('chats').selectAll().where('id', '=', id));
+const chatOfNoOwner = new CompiledStatement((db: Db, id: string) =>
+  db.selectFrom('chats').selectAll().where('id', '=', id).where('chats.user_id', 'is', null),
+);
+const chatOfOwner = new CompiledStatement((db: Db, id: string, userId: string) =>
+  db.selectFrom('chats').selectAll().where('id', '=', id).where('chats.user_id', '=', userId),
+);
+const nextPosition = new CompiledStatement((db: Db, id: string) =>
+  db
+    .updateTable('chats')
+    .set((eb) => ({ last_position: eb('last_position', '+', 1) }))
+    .where('id', '=', id)
+    .returning('last_position'),
+);
+const nextPositionTouching = new CompiledStatement((db: Db, id: string, at: string) =>
+  db
+    .updateTable('chats')
+    .set((eb) => ({ last_position: eb('last_position', '+', 1), updated_at: at }))
+    .where('id', '=', id)
+    .returning('last_position'),
+);
 
 /** Chats: all SQL about the chats table lives here. */
 export class ChatsRepository {
@@ -107,7 +134,7 @@ export class ChatsRepository {
 
   /** The chat and its owner (null: a chat of local mode), for the service's own bookkeeping. */
   async getWithOwner(id: string): Promise<{ chat: Chat; ownerId: string | null } | undefined> {
-    const row = await this.db.selectFrom('chats').selectAll().where('id', '=', id).executeTakeFirst();
+    const [row] = (await chatById.execute(this.db, id)).rows;
     return row && { chat: toChat(row), ownerId: row.user_id };
   }
 
@@ -206,13 +233,13 @@ export class ChatsRepository {
   }
 
   async get(id: string, owner?: OwnerScope): Promise<Chat | undefined> {
-    const row = await this.db
-      .selectFrom('chats')
-      .selectAll()
-      .where('id', '=', id)
-      .$if(owner !== undefined, (qb) => qb.where(ownedBy(owner!)))
-      .executeTakeFirst();
-    return row && toChat(row);
+    const { rows } =
+      owner === undefined
+        ? await chatById.execute(this.db, id)
+        : owner.userId === null
+          ? await chatOfNoOwner.execute(this.db, id)
+          : await chatOfOwner.execute(this.db, id, owner.userId);
+    return rows[0] && toChat(rows[0]);
   }
 
   /** Newest activity first; id breaks ties so the order is total. */
@@ -316,12 +343,7 @@ export class ChatsRepository {
    * also marks activity (a new message), so the chat moves to the top of the list, in the same statement.
    */
   async nextPosition(chatId: string, { touch = false }: { touch?: boolean } = {}): Promise<number | undefined> {
-    const row = await this.db
-      .updateTable('chats')
-      .set((eb) => ({ last_position: eb('last_position', '+', 1), ...(touch ? { updated_at: this.now().toISOString() } : {}) }))
-      .where('id', '=', chatId)
-      .returning('last_position')
-      .executeTakeFirst();
-    return row?.last_position;
+    const { rows } = touch ? await nextPositionTouching.execute(this.db, chatId, this.now().toISOString()) : await nextPosition.execute(this.db, chatId);
+    return rows[0]?.last_position;
   }
 }

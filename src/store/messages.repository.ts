@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { CompiledStatement } from '../db/compiled-statement.js';
 import { inTransaction, type Db } from '../db/database.js';
 import type { MessageImageRow, MessageRow, MessageStatus } from '../db/schema.js';
 import { sql } from 'kysely';
@@ -60,6 +61,27 @@ const imageRef = (chatId: string, id: string, mimeType: string, size: number) =>
 /** Characters of `bytes` bytes in base64. */
 const base64Length = (bytes: number): number => Math.ceil(bytes / 3) * 4;
 
+/** The statements every answer runs: its messages and their updates while it streams (CompiledStatement says why). */
+const insertMessage = new CompiledStatement(
+  (
+    db: Db,
+    id: string,
+    chatId: string,
+    position: number,
+    role: MessageRow['role'],
+    content: string,
+    status: MessageStatus,
+    queryId: string | null,
+    createdAt: string,
+  ) =>
+    db
+      .insertInto('messages')
+      .values({ id, chat_id: chatId, position, role, content, status, query_id: queryId, created_at: createdAt, superseded: 0 }),
+);
+const updateMessage = new CompiledStatement((db: Db, id: string, content: string, status: MessageStatus) =>
+  db.updateTable('messages').set({ content, status }).where('id', '=', id),
+);
+
 /** Messages and their images. */
 export class MessagesRepository {
   constructor(
@@ -87,7 +109,7 @@ export class MessagesRepository {
         created_at: this.now().toISOString(),
         superseded: 0,
       };
-      await trx.insertInto('messages').values(row).execute();
+      await insertMessage.execute(trx, row.id, row.chat_id, row.position, row.role, row.content, row.status, row.query_id, row.created_at);
       const images: MessageImageRow[] = (message.images ?? []).map((img, ordinal) => ({
         id: randomUUID(),
         message_id: row.id,
@@ -102,7 +124,7 @@ export class MessagesRepository {
 
   /** Rewrites an assistant message as it streams (checkpoints) and when it ends. */
   async update(id: string, content: string, status: MessageStatus): Promise<void> {
-    await this.db.updateTable('messages').set({ content, status }).where('id', '=', id).execute();
+    await updateMessage.execute(this.db, id, content, status);
   }
 
   async setStatus(id: string, status: MessageStatus): Promise<void> {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ExpressionBuilder } from 'kysely';
 import type { NodeRun } from '../cluster/node-identity.js';
+import { CompiledStatement } from '../db/compiled-statement.js';
 import type { Db } from '../db/database.js';
 import type { Database, QueryStatus } from '../db/schema.js';
 
@@ -24,6 +25,37 @@ function ranBy(eb: ExpressionBuilder<Database, 'queries'>, scope: Exclude<WorkSc
     ? eb.or([eb('queries.node_id', '=', scope.nodeId), eb('queries.node_id', 'is', null)])
     : eb.and([eb('queries.node_id', '=', scope.run.nodeId), eb('queries.node_run', '=', scope.run.runId)]);
 }
+
+/** The statements every answer runs: its query's start, tail and end (CompiledStatement says why). */
+const startQuery = new CompiledStatement(
+  (
+    db: Db,
+    id: string,
+    chatId: string,
+    startedAt: string,
+    userMessageId: string | null,
+    clientId: string | null,
+    nodeId: string | null,
+    nodeRun: string | null,
+  ) =>
+    db.insertInto('queries').values({
+      id,
+      chat_id: chatId,
+      status: 'running',
+      started_at: startedAt,
+      user_message_id: userMessageId,
+      client_id: clientId,
+      node_id: nodeId,
+      node_run: nodeRun,
+    }),
+);
+const finishQuery = new CompiledStatement(
+  (db: Db, id: string, status: QueryStatus, costUsd: number | null, durationMs: number | null, error: string | null, endedAt: string) =>
+    db.updateTable('queries').set({ status, cost_usd: costUsd, duration_ms: durationMs, error, ended_at: endedAt }).where('id', '=', id),
+);
+const setQueryTail = new CompiledStatement((db: Db, id: string, sessionId: string, tailUuid: string) =>
+  db.updateTable('queries').set({ sdk_session_id: sessionId, sdk_tail_uuid: tailUuid }).where('id', '=', id),
+);
 
 export interface QueryOutcome {
   status: Exclude<QueryStatus, 'running'>;
@@ -55,25 +87,22 @@ export class QueriesRepository {
   /** A new running query; `userMessageId` when the user message it answers is already stored (a retry). */
   async start(chatId: string, userMessageId?: string, clientId?: string): Promise<string> {
     const id = randomUUID();
-    await this.db
-      .insertInto('queries')
-      .values({
-        id,
-        chat_id: chatId,
-        status: 'running',
-        started_at: this.now().toISOString(),
-        user_message_id: userMessageId ?? null,
-        client_id: clientId ?? null,
-        node_id: this.node?.nodeId ?? null,
-        node_run: this.node?.runId ?? null,
-      })
-      .execute();
+    await startQuery.execute(
+      this.db,
+      id,
+      chatId,
+      this.now().toISOString(),
+      userMessageId ?? null,
+      clientId ?? null,
+      this.node?.nodeId ?? null,
+      this.node?.runId ?? null,
+    );
     return id;
   }
 
   /** Where the answer ended in the SDK session: the point a fork or a retry of a later message resumes at. */
   async setSdkTail(id: string, sessionId: string, tailUuid: string): Promise<void> {
-    await this.db.updateTable('queries').set({ sdk_session_id: sessionId, sdk_tail_uuid: tailUuid }).where('id', '=', id).execute();
+    await setQueryTail.execute(this.db, id, sessionId, tailUuid);
   }
 
   /**
@@ -99,17 +128,7 @@ export class QueriesRepository {
   }
 
   async finish(id: string, outcome: QueryOutcome): Promise<void> {
-    await this.db
-      .updateTable('queries')
-      .set({
-        status: outcome.status,
-        cost_usd: outcome.costUsd ?? null,
-        duration_ms: outcome.durationMs ?? null,
-        error: outcome.error ?? null,
-        ended_at: this.now().toISOString(),
-      })
-      .where('id', '=', id)
-      .execute();
+    await finishQuery.execute(this.db, id, outcome.status, outcome.costUsd ?? null, outcome.durationMs ?? null, outcome.error ?? null, this.now().toISOString());
   }
 
   /** Cost of a query known only after it ended (a stopped query's turn reports its cost when it drains). */

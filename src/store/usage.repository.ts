@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
+import { CompiledStatement } from '../db/compiled-statement.js';
 import type { Db } from '../db/database.js';
 
 export interface UsageToRecord {
@@ -27,6 +28,36 @@ const totals = (row: { input?: unknown; output?: unknown; cost?: unknown; n?: un
   queries: Number(row?.n ?? 0),
 });
 
+/** One row per answered turn (CompiledStatement says why it is compiled once); the owner read inside the insert. */
+const insertUsage = new CompiledStatement(
+  (
+    db: Db,
+    id: string,
+    queryId: string | null,
+    chatId: string,
+    model: string | null,
+    inputTokens: number,
+    outputTokens: number,
+    cacheReadInputTokens: number,
+    cacheCreationInputTokens: number,
+    costUsd: number,
+    createdAt: string,
+  ) =>
+    db.insertInto('usage').values((eb) => ({
+      id,
+      query_id: queryId,
+      chat_id: chatId,
+      user_id: eb.selectFrom('chats').select('user_id').where('id', '=', chatId),
+      model,
+      input_tokens: inputTokens,
+      output_tokens: outputTokens,
+      cache_read_input_tokens: cacheReadInputTokens,
+      cache_creation_input_tokens: cacheCreationInputTokens,
+      cost_usd: costUsd,
+      created_at: createdAt,
+    })),
+);
+
 /**
  * The usage ledger: one row per answered turn, with its own tokens and cost. The owner is copied from the chat
  * when the row is written, so the ledger (and budgets) outlive deleted chats. Rows an import carried in
@@ -40,22 +71,19 @@ export class UsageRepository {
 
   async record(usage: UsageToRecord): Promise<void> {
     // The owner is read inside the insert (one statement per answered turn, not two); no chat row: null.
-    await this.db
-      .insertInto('usage')
-      .values((eb) => ({
-        id: randomUUID(),
-        query_id: usage.queryId,
-        chat_id: usage.chatId,
-        user_id: eb.selectFrom('chats').select('user_id').where('id', '=', usage.chatId),
-        model: usage.model,
-        input_tokens: usage.inputTokens,
-        output_tokens: usage.outputTokens,
-        cache_read_input_tokens: usage.cacheReadInputTokens,
-        cache_creation_input_tokens: usage.cacheCreationInputTokens,
-        cost_usd: usage.costUsd,
-        created_at: this.now().toISOString(),
-      }))
-      .execute();
+    await insertUsage.execute(
+      this.db,
+      randomUUID(),
+      usage.queryId,
+      usage.chatId,
+      usage.model,
+      usage.inputTokens,
+      usage.outputTokens,
+      usage.cacheReadInputTokens,
+      usage.cacheCreationInputTokens,
+      usage.costUsd,
+      this.now().toISOString(),
+    );
   }
 
   /** What `userId` (null: local mode) spent since `from` (ISO-8601), in USD. */
