@@ -33,6 +33,7 @@ const rounds = Number(process.env.PROFILE_ROUNDS ?? 1);
 const tool = process.env.PROFILE_TOOL === 'perf' ? 'perf' : 'v8';
 /** PROFILE_SIDE=relay profiles the minimal relay (bench/relay-server.ts) the same way, for comparison. */
 const relay = process.env.PROFILE_SIDE === 'relay';
+const side = relay ? 'relay' : 'service';
 
 interface ProfileNode {
   id: number;
@@ -93,7 +94,8 @@ function v8Sampler(profDir: string, inspectPort: number): Sampler {
       fs.writeFileSync(file, JSON.stringify(profile));
       const { byFunction, byFile, totalUs } = selfTimes(profile);
       const pct = (us: number) => `${((100 * us) / totalUs).toFixed(1).padStart(5)} %  ${(us / 1000).toFixed(0).padStart(6)} ms`;
-      process.stdout.write(`busy time in the profile (wall): ${(totalUs / 1000).toFixed(0)} ms, ${(totalUs / 1000 / answers).toFixed(2)} ms per answer\n\nby file:\n`);
+      const perAnswer = (totalUs / 1000 / answers).toFixed(2);
+      process.stdout.write(`busy time in the profile (wall): ${(totalUs / 1000).toFixed(0)} ms, ${perAnswer} ms per answer\n\nby file:\n`);
       for (const [k, v] of byFile) process.stdout.write(`${pct(v)}  ${k}\n`);
       process.stdout.write('\nby function:\n');
       for (const [k, v] of byFunction) process.stdout.write(`${pct(v)}  ${k}\n`);
@@ -104,8 +106,10 @@ function v8Sampler(profDir: string, inspectPort: number): Sampler {
 
 /**
  * Linux perf, sampling only while a thread of the service is on a core (`cpu-clock`), with V8's map of its compiled
- * code (`--perf-basic-prof`) so JavaScript functions have names. Needs `perf` (Debian's linux-perf) and the right to
- * sample the service (root, or kernel.perf_event_paranoid ≤ 1).
+ * code (`--perf-basic-prof`) so JavaScript functions have names. That map only grows: code V8 moved or collected can
+ * lend its name to what took its place (a module's top level showing up hot), so read the split between JavaScript,
+ * V8, libraries and the kernel here, and JavaScript functions by name with V8's profiler. Needs `perf` (Debian's
+ * linux-perf) and the right to sample the process (root, or kernel.perf_event_paranoid ≤ 1).
  */
 function perfSampler(profDir: string): Sampler {
   const data = path.join(profDir, 'perf.data');
@@ -135,7 +139,8 @@ function perfSampler(profDir: string): Sampler {
       const header = execFileSync('perf', ['report', '-i', data, '--stdio', '--sort', 'comm'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
       // cpu-clock counts nanoseconds on a core.
       const ns = Number(/Event count \(approx\.\): (\d+)/.exec(header)?.[1] ?? 0);
-      process.stdout.write(`CPU of the service in the window (every thread): ${(ns / 1e6).toFixed(0)} ms, ${(ns / 1e6 / answers).toFixed(2)} ms per answer\n\n`);
+      const perAnswer = (ns / 1e6 / answers).toFixed(2);
+      process.stdout.write(`CPU of the ${side} in the window (every thread): ${(ns / 1e6).toFixed(0)} ms, ${perAnswer} ms per answer\n\n`);
       process.stdout.write(`by thread and library:\n${report('comm,dso')}\n\nby function:\n${report('sym')}\n\nperf data: ${data}\n`);
     },
   };
@@ -146,7 +151,13 @@ async function main(): Promise<void> {
   const profDir = path.join(dir, 'profile');
   const fake = await startFake();
   const sampler = tool === 'perf' ? perfSampler(profDir) : v8Sampler(profDir, await freePort());
-  const env: Record<string, string> = { MAX_LIVE_AGENTS: String(Math.max(chats, 10) + 4), RATE_LIMIT_PER_MINUTE: '0', MESSAGES_PER_MINUTE: '0', MAX_CHATS_PER_USER: '0' };
+  const env: Record<string, string> = {
+    // The warm-up's ten chats and the profiled ones, with room to spare.
+    MAX_LIVE_AGENTS: String(Math.max(chats, 10) + 4),
+    RATE_LIMIT_PER_MINUTE: '0',
+    MESSAGES_PER_MINUTE: '0',
+    MAX_CHATS_PER_USER: '0',
+  };
   for (const pair of (process.env.BENCH_SERVICE_ENV ?? '').split(',').filter(Boolean)) {
     const [key, ...value] = pair.split('=');
     if (key) env[key] = value.join('=');
@@ -169,7 +180,7 @@ async function main(): Promise<void> {
     // The chats and their agents start before the profile: an agent's start is not what a turn costs.
     const pool = await Promise.all(Array.from({ length: chats }, () => target.newChat()));
     for (const chat of pool) await chat.turn('/stamp 3 0', 120_000);
-    process.stderr.write(`profiling (${tool}) ${rounds} × ${chats} chats × /stamp ${deltas} ${deltaMs} at once (service pid ${service.pid})\n`);
+    process.stderr.write(`profiling (${tool}) ${rounds} × ${chats} chats × /stamp ${deltas} ${deltaMs} at once (${side} pid ${service.pid})\n`);
     // The benchmark's clients stay at normal priority here: a raised client, woken by the service's write, takes the
     // core in the middle of that write, and V8's profiler (which samples wall time) would charge its run to writev.
     await sampler.start(service.pid);

@@ -343,7 +343,9 @@ export class ChatsRepository {
    * also marks activity (a new message), so the chat moves to the top of the list, in the same statement.
    */
   async nextPosition(chatId: string, { touch = false }: { touch?: boolean } = {}): Promise<number | undefined> {
-    const { rows } = touch ? await nextPositionTouching.execute(this.db, chatId, this.now().toISOString()) : await nextPosition.execute(this.db, chatId);
+    const { rows } = touch
+      ? await nextPositionTouching.execute(this.db, chatId, this.now().toISOString())
+      : await nextPosition.execute(this.db, chatId);
     return rows[0]?.last_position;
   }
 }

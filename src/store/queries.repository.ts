@@ -128,7 +128,8 @@ export class QueriesRepository {
   }
 
   async finish(id: string, outcome: QueryOutcome): Promise<void> {
-    await finishQuery.execute(this.db, id, outcome.status, outcome.costUsd ?? null, outcome.durationMs ?? null, outcome.error ?? null, this.now().toISOString());
+    const { status, costUsd, durationMs, error } = outcome;
+    await finishQuery.execute(this.db, id, status, costUsd ?? null, durationMs ?? null, error ?? null, this.now().toISOString());
   }
 
   /** Cost of a query known only after it ended (a stopped query's turn reports its cost when it drains). */
