@@ -333,6 +333,29 @@ describe.runIf(chromiumAvailable())('web client in a browser', { timeout: 180_00
     await search.fill('');
     await expect.poll(() => page.locator('.chat-link').count()).toBe(2);
 
+    // A search still on its way when the box is cleared must not put its results back over the whole list.
+    let releaseSearch!: () => void;
+    const searchHeld = new Promise<void>((resolve) => (releaseSearch = resolve));
+    let searchAsked = false;
+    let searchAnswered!: () => void;
+    const searchDelivered = new Promise<void>((resolve) => (searchAnswered = resolve));
+    await page.route(/\/api\/chats\/search/, async (route) => {
+      searchAsked = true;
+      const response = await route.fetch();
+      await searchHeld;
+      await route.fulfill({ response });
+      searchAnswered();
+    });
+    await search.fill('renamed in');
+    await expect.poll(() => searchAsked).toBe(true);
+    await search.fill('');
+    await expect.poll(() => page.locator('.chat-link').count()).toBe(2);
+    releaseSearch();
+    await searchDelivered;
+    await page.unroute(/\/api\/chats\/search/);
+    await page.evaluate('new Promise((resolve) => setTimeout(() => requestAnimationFrame(() => requestAnimationFrame(resolve)), 100))');
+    expect(await page.locator('.chat-link').count()).toBe(2);
+
     await rows.first().hover();
     await rows.first().getByRole('button', { name: /^Delete/ }).click();
     await screenshot(page, 'desktop-delete-confirm');

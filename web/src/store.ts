@@ -216,6 +216,8 @@ export class AppStore {
   setSearch(q: string): void {
     this.set({ search: q });
     if (!q.trim()) {
+      // A search still on its way answers a box that is now empty: its results must not replace the whole list.
+      this.searchSeq++;
       this.set({ searchResults: null });
       return;
     }
