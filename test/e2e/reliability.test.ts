@@ -45,6 +45,8 @@ describeEachStore('reliability', (store) => {
     const queryId = await first.chat(chatId, '/slow 30 30');
     await first.waitFor((e) => e.type === 'text_delta' && e.delta === 'chunk3 ');
     const lastSeq = Math.max(...first.events.filter((e) => 'chat_id' in e && e.chat_id === chatId).map(seqOf));
+    // Taken in the same tick as lastSeq: deltas that reach `first` while it closes are after lastSeq, so replayed.
+    const seenBefore = first.events.filter((e) => 'query_id' in e && e.query_id === queryId);
     await first.close();
     await watcher.waitForEnd(queryId);
 
@@ -55,7 +57,6 @@ describeEachStore('reliability', (store) => {
     const replayed = again.events.filter((e) => e.type !== 'connected');
     expect(replayed.map(seqOf)).toEqual(replayed.map((_, i) => lastSeq + 1 + i));
     // Together, what the first client saw before and the replay are what a client that never left saw.
-    const seenBefore = first.events.filter((e) => 'query_id' in e && e.query_id === queryId);
     expect([...seenBefore, ...replayed.filter((e) => 'query_id' in e)]).toEqual(watcher.queryEvents(queryId));
 
     // A seq that is no longer (or never was) kept gets the full state instead, starting with history.
