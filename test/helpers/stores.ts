@@ -4,9 +4,10 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { describe, inject } from 'vitest';
+import { afterEach, beforeEach, describe, inject } from 'vitest';
 import type { DatabaseTarget } from '../../src/config/config.js';
-import type { Db } from '../../src/db/database.js';
+import { openDatabase, type Db } from '../../src/db/database.js';
+import { Store } from '../../src/store/store.js';
 
 export type StoreKind = DatabaseTarget['kind'];
 export const STORE_KINDS: readonly StoreKind[] = ['sqlite', 'postgres'];
@@ -30,6 +31,33 @@ export const storeAvailable = (kind: StoreKind): boolean => kind === 'sqlite' ||
 /** One describe block per store (`on sqlite`, `on postgres`); the Postgres one is skipped without a Postgres. */
 export function describeEachStore(name: string, body: (kind: StoreKind) => void): void {
   for (const kind of STORE_KINDS) describe.skipIf(!storeAvailable(kind))(`${name} (on ${kind})`, () => body(kind));
+}
+
+/**
+ * For a describe block: before each test a new database of `kind`, migrated, and a Store over it; after it, both
+ * closed and the database dropped. Read `db` and `store` inside the tests: they are new for each one.
+ */
+export function storeForEachTest(kind: StoreKind): { readonly db: Db; readonly store: Store } {
+  let database: TestDatabase;
+  let db: Db;
+  let store: Store;
+  beforeEach(async () => {
+    database = await createTestDatabase(kind);
+    db = await openDatabase(database.target);
+    store = new Store(db);
+  });
+  afterEach(async () => {
+    await db.destroy();
+    await database.drop();
+  });
+  return {
+    get db() {
+      return db;
+    },
+    get store() {
+      return store;
+    },
+  };
 }
 
 export interface TestDatabase {

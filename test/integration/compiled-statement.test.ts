@@ -1,29 +1,16 @@
 // A statement compiled once per dialect and run again with new arguments: the same rows as Kysely built anew, on both
 // stores, inside a transaction too; and a builder that would bake an argument into the SQL is refused.
-import { afterEach, beforeEach, expect, it, vi } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { CompiledStatement } from '../../src/db/compiled-statement.js';
-import { openDatabase, type Db } from '../../src/db/database.js';
-import { Store } from '../../src/store/store.js';
-import { createTestDatabase, describeEachStore, type TestDatabase } from '../helpers/stores.js';
+import type { Db } from '../../src/db/database.js';
+import { describeEachStore, storeForEachTest } from '../helpers/stores.js';
 
 describeEachStore('CompiledStatement', (kind) => {
-  let database: TestDatabase;
-  let db: Db;
-  let store: Store;
-
-  beforeEach(async () => {
-    database = await createTestDatabase(kind);
-    db = await openDatabase(database.target);
-    store = new Store(db);
-  });
-  afterEach(async () => {
-    await db.destroy();
-    await database.drop();
-  });
+  const t = storeForEachTest(kind);
 
   it('is built once, then binds each call its own arguments (also a fixed value and an argument used twice)', async () => {
-    const a = await store.chats.create('a');
-    const b = await store.chats.create('b');
+    const a = await t.store.chats.create('a');
+    const b = await t.store.chats.create('b');
     const build = vi.fn((d: Db, title: string, id: string) =>
       d
         .updateTable('chats')
@@ -34,23 +21,23 @@ describeEachStore('CompiledStatement', (kind) => {
     );
     const rename = new CompiledStatement(build);
 
-    expect((await rename.execute(db, 'first', a.id)).rows).toEqual([{ id: a.id, title: 'first' }]);
-    expect((await rename.execute(db, 'second', b.id)).rows).toEqual([{ id: b.id, title: 'second' }]);
+    expect((await rename.execute(t.db, 'first', a.id)).rows).toEqual([{ id: a.id, title: 'first' }]);
+    expect((await rename.execute(t.db, 'second', b.id)).rows).toEqual([{ id: b.id, title: 'second' }]);
     // The same title again: the argument used twice is bound twice, so the row no longer matches.
-    expect((await rename.execute(db, 'second', b.id)).rows).toEqual([]);
-    await db.transaction().execute(async (trx) => {
+    expect((await rename.execute(t.db, 'second', b.id)).rows).toEqual([]);
+    await t.db.transaction().execute(async (trx) => {
       expect((await rename.execute(trx, 'third', a.id)).rows).toEqual([{ id: a.id, title: 'third' }]);
     });
     expect(build).toHaveBeenCalledTimes(1);
-    expect((await store.chats.get(a.id))?.title).toBe('third');
-    expect((await store.chats.get(b.id))?.title_source).toBe('user');
+    expect((await t.store.chats.get(a.id))?.title).toBe('third');
+    expect((await t.store.chats.get(b.id))?.title_source).toBe('user');
   });
 
   it('refuses a builder whose argument does not reach the SQL as a parameter (unused, or inlined as a name)', async () => {
-    const chat = await store.chats.create('c');
+    const chat = await t.store.chats.create('c');
     const unused = new CompiledStatement((d: Db, _id: string) => d.selectFrom('chats').select('id'));
-    await expect(unused.execute(db, chat.id)).rejects.toThrow(/argument 0 is not a parameter/);
+    await expect(unused.execute(t.db, chat.id)).rejects.toThrow(/argument 0 is not a parameter/);
     const inlined = new CompiledStatement((d: Db, column: string) => d.selectFrom('chats').select(column as 'id'));
-    await expect(inlined.execute(db, 'id')).rejects.toThrow(/argument 0 is not a parameter/);
+    await expect(inlined.execute(t.db, 'id')).rejects.toThrow(/argument 0 is not a parameter/);
   });
 });
