@@ -1,31 +1,17 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ChatRecorder } from '../../src/agent/chat-recorder.js';
-import { openDatabase, type Db } from '../../src/db/database.js';
 import { LoopTurns } from '../../src/lib/loop-turns.js';
-import { Store } from '../../src/store/store.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/stores.js';
+import { storeForEachTest } from '../helpers/stores.js';
 
 const noop = () => undefined;
 const log = { level: 'silent', fatal: noop, error: noop, warn: noop, info: noop, debug: noop, trace: noop, silent: noop } as unknown as FastifyBaseLogger;
 
-let database: TestDatabase;
-let db: Db;
-let store: Store;
-
-beforeEach(async () => {
-  database = await createTestDatabase('sqlite');
-  db = await openDatabase(database.target);
-  store = new Store(db);
-});
-
-afterEach(async () => {
-  await db.destroy();
-  await database.drop();
-});
+const current = storeForEachTest('sqlite');
 
 describe('ChatRecorder: the agent session id', () => {
   it('is stored when it changes; a repeated report (every turn reports it twice) reads and writes nothing', async () => {
+    const { store } = current;
     const chat = await store.chats.create('chat');
     const recorder = new ChatRecorder(store, chat.id, log, new LoopTurns());
     const reads = vi.spyOn(store.chats, 'getResumePoint');
@@ -43,6 +29,7 @@ describe('ChatRecorder: the agent session id', () => {
   });
 
   it('is stored again after a resume point was set (a retry) and after the history was cleared', async () => {
+    const { store } = current;
     const chat = await store.chats.create('chat');
     const recorder = new ChatRecorder(store, chat.id, log, new LoopTurns());
     await recorder.sdkSessionId('s1');
