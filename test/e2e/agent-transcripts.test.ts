@@ -141,19 +141,24 @@ describeEachStore('agent transcripts in the database', (kind) => {
     // while the answer still streams, the database already holds the new session with the forked context and the
     // question (what another node resumes if this one dies now).
     const slow = await TestClient.connect(node.wsUrl);
-    const slowQuery = await slow.chat(forked.body.id, '/slow 40 100');
+    const slowAsk = '/slow 60 100';
+    const slowQuery = await slow.chat(forked.body.id, slowAsk);
     await slow.waitFor((e) => e.type === 'text_delta' && e.query_id === slowQuery, { timeoutMs: 60_000 });
     let newSession = '';
+    // Whether the answer was still streaming is read in the same tick as the database read that found the session.
+    let streamingWhenStored = false;
     await until(async () => {
       newSession = (await api<Chat>(node.url, 'GET', `/api/chats/${forked.body.id}`)).body.sdk_session_id ?? '';
-      return newSession !== forked.body.sdk_session_id && (await userTexts(db, forked.body.id, newSession)).includes('/slow 40 100');
+      const stored = newSession !== forked.body.sdk_session_id && (await userTexts(db, forked.body.id, newSession)).includes(slowAsk);
+      if (stored) streamingWhenStored = !slow.queryEvents(slowQuery).some((e) => e.type === 'result' || e.type === 'error' || e.type === 'cancelled');
+      return stored;
     }, 'the new session in the database');
-    expect(slow.queryEvents(slowQuery).some((e) => e.type === 'result' || e.type === 'error' || e.type === 'cancelled')).toBe(false);
-    expect(await userTexts(db, forked.body.id, newSession)).toEqual(['first', '/slow 40 100']);
+    expect(streamingWhenStored).toBe(true);
+    expect(await userTexts(db, forked.body.id, newSession)).toEqual(['first', slowAsk]);
     expect(await slow.waitForEnd(slowQuery, 60_000)).toMatchObject({ type: 'result', success: true });
     await slow.close();
     const context = await ask(node, forked.body.id, 'third');
-    expect(context.slice(0, 3)).toEqual([...turn('first'), { role: 'user', text: '/slow 40 100' }]);
+    expect(context.slice(0, 3)).toEqual([...turn('first'), { role: 'user', text: slowAsk }]);
     expect(context.slice(4)).toEqual([{ role: 'user', text: 'third' }]);
 
     const exported = await api<{ entries: unknown[] }>(node.url, 'GET', `/api/chats/${forked.body.id}/export?format=json`);

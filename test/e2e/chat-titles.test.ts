@@ -3,7 +3,7 @@ import type { Chat } from '../../src/protocol/chat.js';
 import type { EventOf, ServerEvent } from '../../src/protocol/ws.js';
 import { createChat, startAgentServer, type AgentTestServer } from '../helpers/agent-server.js';
 import { TestClient } from '../helpers/ws-client.js';
-import { getJson, until } from './support.js';
+import { getJson, sleep, until } from './support.js';
 
 const updatesOf = (client: TestClient, chatId: string) =>
   client.events.filter((e): e is EventOf<'chat_updated'> => e.type === 'chat_updated' && e.chat_id === chatId);
@@ -97,6 +97,8 @@ describe('TITLE_MODEL', () => {
 
     // Asked once: later answers keep the model's title.
     await client.waitForEnd(await client.chat(chat.id, 'and Osaka?'));
+    // The title is asked for after the answer's result went out: a wrongful second request would come after it.
+    await sleep(500);
     expect(titleRequests()).toHaveLength(1);
     await client.close();
   }, 120_000);
@@ -112,6 +114,7 @@ describe('TITLE_MODEL', () => {
     });
     expect(renamed.status).toBe(200);
     await client.waitForEnd(queryId);
+    await sleep(500); // as above: a wrongful request would follow the result
     const count = titleRequests().filter((r) => JSON.stringify(r.body).includes('/slow 5 100')).length;
     expect(count).toBe(0);
     expect((await getJson<Chat>(`${server.url}/api/chats/${chat.id}`)).body).toMatchObject({

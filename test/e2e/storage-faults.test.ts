@@ -221,20 +221,22 @@ describe('storage faults', () => {
       client = await TestClient.connect(server.wsUrl);
       const during = await client.chat(chatId, '/slow 40 50');
       await client.waitFor((e) => e.type === 'text_delta' && e.chat_id === chatId && e.delta === 'chunk2 ');
-      const locker = new pg.Client({ connectionString: db.url });
-      await locker.connect();
-      await locker.query('begin');
-      await locker.query('lock table messages in access exclusive mode');
+      // Arrivals are counted from chunk2 on, taken in the same tick: deltas arriving while the lock is being taken
+      // (three round trips on a slow machine) must count too, or too few would be left to count.
       const arrivals: number[] = [];
       const tail = client.events.length;
       const watch = setInterval(() => {
         for (const e of client!.events.slice(tail + arrivals.length)) arrivals.push(e.type === 'text_delta' ? Date.now() : 0);
       }, 5);
+      const locker = new pg.Client({ connectionString: db.url });
       try {
+        await locker.connect();
+        await locker.query('begin');
+        await locker.query('lock table messages in access exclusive mode');
         expect(await client.waitForEnd(during)).toMatchObject({ type: 'result', success: true });
       } finally {
         clearInterval(watch);
-        await locker.query('rollback');
+        await locker.query('rollback').catch(() => undefined);
         await locker.end();
       }
       const deltaTimes = arrivals.filter((t) => t > 0);

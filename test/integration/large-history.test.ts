@@ -117,8 +117,7 @@ describe('a chat with a 28 MB history and a 30 MB tool output', () => {
         // Still usable after the snapshot.
         socket.send(JSON.stringify({ type: 'unsubscribe', chat_id: chatId }));
         socket.send('not json');
-        await new Promise((r) => setTimeout(r, 300));
-        expect(events.at(-1)).toMatchObject({ type: 'error', code: 'bad_frame' });
+        await expect.poll(() => events.at(-1), { timeout: 10_000 }).toMatchObject({ type: 'error', code: 'bad_frame' });
         expect(socket.readyState).toBe(WebSocket.OPEN);
       } finally {
         socket.close();
