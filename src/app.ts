@@ -7,6 +7,7 @@ import { openSeqOrigin } from './agent/seq-origin.js';
 import { AgentRegistry, type AgentRegistryDeps } from './agent/agent-registry.js';
 import type { AgentConnectionFactory } from './agent/agent-events.js';
 import { buildAgentEnv, missingCredentials } from './agent/agent-env.js';
+import { agentPriority } from './agent/agent-priority.js';
 import { enforceConfinementPolicy, resolveConfinement, type AgentConfinement } from './agent/confinement.js';
 import { loadMcpServers } from './agent/mcp-servers.js';
 import { recoverFromCrash } from './agent/crash-recovery.js';
@@ -243,6 +244,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         'to another node loses its model context there. SESSION_STORE=database keeps them in the shared database.',
     );
   }
+  const agentNice = agentPriority(config.AGENT_NICE);
+  if (config.AGENT_NICE > 0 && !agentNice) {
+    app.log.warn(`AGENT_NICE=${config.AGENT_NICE} is not applied: no \`nice\` command on the PATH; agents run at the service's priority`);
+  }
   const transcripts = chatTranscripts(
     sessionStore,
     store.agentTranscripts,
@@ -264,6 +269,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         ...(confinement.kind === 'bwrap' ? { confinement: confinement.sandbox } : {}),
         sandbox: config.AGENT_SANDBOX && confinement.kind !== 'bwrap',
         ...(config.AGENT_CLI_PATH ? { cliPath: config.AGENT_CLI_PATH } : {}),
+        ...(agentNice ? { priority: agentNice } : {}),
         sessionStore: (chatId) => transcripts.sessionStore(chatId),
       },
       app.log,

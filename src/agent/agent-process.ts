@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { SpawnedProcess, SpawnOptions } from '@anthropic-ai/claude-agent-sdk';
 import type { FastifyBaseLogger } from 'fastify';
+import type { AgentPriority } from './agent-priority.js';
 import { underWatchdog } from './orphan-watchdog.js';
 import { findProcessesWithEnv, killAll } from './process-scan.js';
 
@@ -55,6 +56,8 @@ export class AgentProcess {
   constructor(
     private readonly log: FastifyBaseLogger,
     private readonly confine?: Confine,
+    /** AGENT_NICE: the CLI and its tools run at a lower CPU priority than the service (agent-priority.ts). */
+    private readonly priority?: AgentPriority,
   ) {}
 
   get pid(): number | undefined {
@@ -65,13 +68,16 @@ export class AgentProcess {
     // Confined, bubblewrap ends the agent when the service dies; unconfined, a watchdog does (orphan-watchdog.ts).
     // A CLI that cannot be run at all is spawned as it is: the spawn then fails with the reason (ENOENT, EACCES),
     // which the start backoff reports, where the watchdog's shell would only exit 127 or 126.
-    const watched = !this.confine && runnable(options.command);
-    const { command, args, mountPoints } = this.confine
+    const canRun = runnable(options.command);
+    const watched = !this.confine && canRun;
+    const started = this.confine
       ? this.confine(options.command, options.args, options.env)
       : watched
         ? { ...underWatchdog(this.tag, options.command, options.args), mountPoints: [] }
         : { command: options.command, args: options.args, mountPoints: [] };
-    this.mountPoints = mountPoints;
+    // Through `nice` only a CLI that can run: one that cannot must fail the spawn itself, with its reason.
+    const { command, args } = this.priority && canRun ? this.priority.command(started.command, started.args) : started;
+    this.mountPoints = started.mountPoints;
     this.startedConfigDir = options.env.CLAUDE_CONFIG_DIR;
     const child = spawn(command, args, {
       cwd: options.cwd,
@@ -81,6 +87,8 @@ export class AgentProcess {
       detached: true,
     });
     this.child = child;
+    // Detached, the CLI leads a session of its own: its autogroup gets the same lower priority.
+    if (this.priority && canRun && child.pid !== undefined) this.priority.session(child.pid);
     // The watchdog's pipe must not keep the service's event loop alive.
     (child.stdio[3] as { unref?: () => void } | null | undefined)?.unref?.();
     child.once('exit', (code, signal) => {

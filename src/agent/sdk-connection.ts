@@ -13,6 +13,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { resolveAgentExecutable } from './agent-executable.js';
 import { chatAgentEnv } from './agent-env.js';
 import { chatAgentHome, ensureChatAgentHome, sharedTmpDir } from './agent-home.js';
+import type { AgentPriority } from './agent-priority.js';
 import { AgentProcess } from './agent-process.js';
 import { removeResumeDir } from './resume-dirs.js';
 import type { AgentSessionStore } from './chat-transcripts.js';
@@ -43,6 +44,8 @@ export interface SdkAgentSettings {
   sandbox?: boolean;
   /** The agent CLI to run instead of the SDK's bundled one. */
   cliPath?: string;
+  /** AGENT_NICE: agents run at a lower CPU priority than the service (agent-priority.ts); absent: the same. */
+  priority?: AgentPriority;
   /**
    * Where a chat's session transcripts are mirrored and resumed from (SESSION_STORE=database, chat-transcripts.ts);
    * undefined: the CLI's own files in the chat's agent home.
@@ -106,6 +109,7 @@ class SdkConnection implements AgentConnection {
       confinement
         ? (command, args, env) => confinement.wrap(command, args, { workspace: request.cwd, home, configDir: env.CLAUDE_CONFIG_DIR })
         : undefined,
+      settings.priority,
     );
     const sessionStore = settings.sessionStore?.(request.chatId);
     const chat = request.settings ?? {};

@@ -222,6 +222,12 @@ export const EnvSchema = z.object({
   AGENT_CLI_PATH: z.string().min(1).optional().transform((p) => (p ? path.resolve(p) : undefined)),
   AGENT_START_BACKOFF_MS: integer(10, 600_000).default(1_000),
   AGENT_START_BACKOFF_MAX_MS: integer(10, 3_600_000).default(60_000),
+  /**
+   * The CPU priority (nice value, 0-19) agent CLIs and their tools run at, below the service's own: when the agents
+   * saturate the cores, the service's event loop still runs at once, so no chat's stream waits behind another
+   * chat's agent. Agents keep every cycle the service does not use. 0: the service's priority (agent-priority.ts).
+   */
+  AGENT_NICE: integer(0, 19).default(5),
   /** Most agent CLI processes alive at once (~180 MB each); the least recently used idle one makes room. */
   MAX_LIVE_AGENTS: integer(1, 10_000).default(16),
   /** An agent idle this long is closed; its chat resumes transparently on the next message. */
