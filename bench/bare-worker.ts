@@ -91,7 +91,7 @@ function optionsFor(sid: string): Options {
 async function handle(req: BareRequest): Promise<unknown> {
   switch (req.op) {
     case 'init':
-      agents = new BaselineAgents(req.fakeUrl, req.dataDir);
+      agents = new BaselineAgents(req.fakeUrl, req.dataDir, req.agentNice);
       return null;
     case 'clock':
       return clockOffsetMs();

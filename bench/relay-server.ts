@@ -16,7 +16,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { AsyncQueue } from '../src/agent/async-queue.js';
 import { BaselineAgents } from './lib/agent-options.js';
 
-const agents = new BaselineAgents(process.env.FAKE_URL ?? '', process.env.DATA_DIR ?? '.');
+const agents = new BaselineAgents(process.env.FAKE_URL ?? '', process.env.DATA_DIR ?? '.', process.env.AGENT_NICE);
 
 class RelayChat {
   private readonly input = new AsyncQueue<SDKUserMessage>();

@@ -142,7 +142,14 @@ async function streamingPhase(
   const serviceEnv = { ...env, ...(prewarm ? { [prewarm.variable]: prewarm.off } : {}) };
   const service = await ServiceProcess.start({ dataDir: path.join(tempRoot, 'service'), fakeUrl: fake.url, env: serviceEnv });
   log(`service pid ${service.pid} on ${service.url} (${Object.entries(serviceEnv).map(([k, v]) => `${k}=${v}`).join(' ') || 'defaults'})`);
-  const relay = await ServiceProcess.start({ dataDir: path.join(tempRoot, 'relay'), fakeUrl: fake.url, script: 'bench/relay-server.ts' });
+  // The agents' CPU priority is the service's on every side (AGENT_NICE, bench/lib/agent-options.ts).
+  const agentNice = env.AGENT_NICE;
+  const relay = await ServiceProcess.start({
+    dataDir: path.join(tempRoot, 'relay'),
+    fakeUrl: fake.url,
+    script: 'bench/relay-server.ts',
+    ...(agentNice !== undefined ? { env: { AGENT_NICE: agentNice } } : {}),
+  });
   log(`minimal relay pid ${relay.pid} on ${relay.url}`);
   let worker: BareWorker | undefined;
   let shutdownMs = 0;
@@ -157,7 +164,7 @@ async function streamingPhase(
   };
   const results = await withCleanup(
     async () => {
-      const bareWorker = await BareWorker.start(fake.url, path.join(tempRoot, 'bare'));
+      const bareWorker = await BareWorker.start(fake.url, path.join(tempRoot, 'bare'), agentNice);
       worker = bareWorker;
       const bareOffsetMs = await bareWorker.clockOffsetMs();
       const bareSkewMs = fake.clockOffsetMs - bareOffsetMs;

@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Options } from '@anthropic-ai/claude-agent-sdk';
+import type { Options, SpawnedProcess } from '@anthropic-ai/claude-agent-sdk';
 import { buildAgentEnv } from '../../src/agent/agent-env.js';
+import { agentPriority, type AgentPriority } from '../../src/agent/agent-priority.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
 
 /**
@@ -9,13 +11,19 @@ import { loadConfig, type Config } from '../../src/config/config.js';
  * src/agent/sdk-connection.ts passes and the SAME CLI environment (src/agent/agent-env.ts), so the difference left
  * between a baseline and the service is the service itself. Not copied: the service's own process spawner
  * (process groups, so tools die with their agent) and its canUseTool hook (never called in bypassPermissions mode):
- * they belong to the service, so their cost counts as the service's.
+ * they belong to the service, so their cost counts as the service's. The agents' CPU priority is the same as the
+ * service's (AGENT_NICE, `agentNice` here: the service's setting, its default when not given), so the agents of
+ * every side yield to the Node process in front of them alike. (The service's agents also get it for their
+ * session's autogroup, agent-priority.ts; a baseline's agents share the benchmark's session, where their own nice
+ * value already applies.)
  */
 export class BaselineAgents {
   readonly config: Config;
+  private readonly priority: AgentPriority | undefined;
 
-  constructor(fakeUrl: string, private readonly dataDir: string) {
+  constructor(fakeUrl: string, private readonly dataDir: string, agentNice?: string) {
     this.config = loadConfig({
+      ...(agentNice !== undefined ? { AGENT_NICE: agentNice } : {}),
       DATABASE_URL: 'sqlite::memory:',
       WORKSPACE_DIR: path.join(dataDir, 'workspaces'),
       AGENT_HOME_DIR: path.join(dataDir, 'agent-home'),
@@ -25,6 +33,7 @@ export class BaselineAgents {
       AGENT_MAX_RETRIES: '0',
       PATH: process.env.PATH,
     });
+    this.priority = agentPriority(this.config.AGENT_NICE);
     // The service creates these at start-up (app.ts); the CLI needs its TMPDIR to exist.
     for (const dir of [this.config.WORKSPACE_DIR, this.config.AGENT_HOME_DIR, path.join(this.config.AGENT_HOME_DIR, 'tmp')]) {
       fs.mkdirSync(dir, { recursive: true });
@@ -45,6 +54,17 @@ export class BaselineAgents {
       allowDangerouslySkipPermissions: config.PERMISSION_MODE === 'bypassPermissions',
       settingSources: [],
       includePartialMessages: true,
+      ...(this.priority ? { spawnClaudeCodeProcess: startAt(this.priority) } : {}),
     };
   }
+}
+
+/** The SDK's own way of starting the CLI (three pipes), through `nice`. */
+function startAt(priority: AgentPriority): NonNullable<Options['spawnClaudeCodeProcess']> {
+  return (options) => {
+    const { command, args } = priority.command(options.command, options.args);
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env, signal: options.signal, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+    child.stderr.resume(); // read, so a chatty CLI never blocks on a full pipe
+    return child as unknown as SpawnedProcess;
+  };
 }

@@ -30,7 +30,8 @@ export class BareWorker {
     return this.child.pid!;
   }
 
-  static async start(fakeUrl: string, dataDir: string): Promise<BareWorker> {
+  /** `agentNice`: the service's AGENT_NICE when the benchmark sets it (the agents' priority is the same on every side). */
+  static async start(fakeUrl: string, dataDir: string, agentNice?: string): Promise<BareWorker> {
     const child = track(
       fork(path.join(REPO_ROOT, 'bench/bare-worker.ts'), [], {
         cwd: REPO_ROOT,
@@ -40,7 +41,7 @@ export class BareWorker {
       }),
     );
     const worker = new BareWorker(child);
-    await worker.call({ op: 'init', fakeUrl, dataDir }, 30_000);
+    await worker.call({ op: 'init', fakeUrl, dataDir, ...(agentNice !== undefined ? { agentNice } : {}) }, 30_000);
     return worker;
   }
 
