@@ -11,11 +11,11 @@ import { loadConfig, type Config } from '../../src/config/config.js';
  * src/agent/sdk-connection.ts passes and the SAME CLI environment (src/agent/agent-env.ts), so the difference left
  * between a baseline and the service is the service itself. Not copied: the service's own process spawner
  * (process groups, so tools die with their agent) and its canUseTool hook (never called in bypassPermissions mode):
- * they belong to the service, so their cost counts as the service's. The agents' CPU priority is the same as the
- * service's (AGENT_NICE, `agentNice` here: the service's setting, its default when not given), so the agents of
- * every side yield to the Node process in front of them alike. (The service's agents also get it for their
- * session's autogroup, agent-priority.ts; a baseline's agents share the benchmark's session, where their own nice
- * value already applies.)
+ * they belong to the service, so their cost counts as the service's. What decides how the CPU is shared is copied:
+ * each CLI leads a session of its own, as the service's do (on a kernel with autogroups the CPU is shared between
+ * sessions first), at the service's CPU priority (AGENT_NICE, `agentNice` here: the service's setting, its default
+ * when not given, applied to the process and its session's autogroup as agent-priority.ts does). So on every side
+ * the agents and the Node process in front of them compete for the cores the same way.
  */
 export class BaselineAgents {
   readonly config: Config;
@@ -54,16 +54,24 @@ export class BaselineAgents {
       allowDangerouslySkipPermissions: config.PERMISSION_MODE === 'bypassPermissions',
       settingSources: [],
       includePartialMessages: true,
-      ...(this.priority ? { spawnClaudeCodeProcess: startAt(this.priority) } : {}),
+      spawnClaudeCodeProcess: startLikeTheService(this.priority),
     };
   }
 }
 
-/** The SDK's own way of starting the CLI (three pipes), through `nice`. */
-function startAt(priority: AgentPriority): NonNullable<Options['spawnClaudeCodeProcess']> {
+/** The SDK's own way of starting the CLI (three pipes), in a session of its own and at `priority`, as the service does. */
+function startLikeTheService(priority: AgentPriority | undefined): NonNullable<Options['spawnClaudeCodeProcess']> {
   return (options) => {
-    const { command, args } = priority.command(options.command, options.args);
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env, signal: options.signal, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+    const { command, args } = priority ? priority.command(options.command, options.args) : options;
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env,
+      signal: options.signal,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      windowsHide: true,
+      detached: true,
+    });
+    if (priority && child.pid !== undefined) priority.session(child.pid);
     child.stderr.resume(); // read, so a chatty CLI never blocks on a full pipe
     return child as unknown as SpawnedProcess;
   };
