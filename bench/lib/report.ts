@@ -215,7 +215,7 @@ export function renderTables(r: BenchResults): string {
         perLevel(c, (l) => l.usage.rootRunQueueWaitS.toFixed(2)) +
         ` Same for the benchmark's WebSocket clients (service side only matters), s: ` +
         perLevel(c, (l) => l.usage.benchRunQueueWaitS.toFixed(2)) +
-        ` The clients' thread ran at nice ${c.service[0]?.clientNice ?? 0} during the windows (the service, the bare worker and the agents at 0).` +
+        ` The clients' thread ran at nice ${c.service[0]?.clientNice ?? 0} during the windows (the service and the bare worker at 0, every side's agents at the service's AGENT_NICE, 5 unless set).` +
         ' µs CPU per delta / per turn: the Node process\'s CPU in the window over the deltas it delivered and over the answers (one per chat).',
     );
   }
