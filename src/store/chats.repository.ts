@@ -55,10 +55,11 @@ const ownedBy =
     userId === null ? eb('chats.user_id', 'is', null) : eb('chats.user_id', '=', userId);
 
 /**
- * The statements every answer runs (the access check of a `chat` frame, the list update, a message's position),
- * compiled once (CompiledStatement says why). The owner decides the shape (`is null` against `= ?`), so each has one.
+ * The statements every answer runs (the access check of a `chat` frame, the list update, a message's position, the
+ * check for an imported transcript), compiled once (CompiledStatement says why). The owner decides the shape (`is null` against `= ?`), so each has one.
  */
 const chatById = new CompiledStatement((db: Db, id: string) => db.selectFrom('chats').selectAll().where('id', '=', id));
+const importContextOf = new CompiledStatement((db: Db, id: string) => db.selectFrom('chats').select('import_context').where('id', '=', id));
 const chatOfNoOwner = new CompiledStatement((db: Db, id: string) =>
   db.selectFrom('chats').selectAll().where('id', '=', id).where('chats.user_id', 'is', null),
 );
@@ -199,7 +200,7 @@ export class ChatsRepository {
 
   /** The transcript an imported chat's first message carries to the model, if it is still due (see ChatsTable). */
   async importContext(id: string): Promise<string | undefined> {
-    const row = await this.db.selectFrom('chats').select('import_context').where('id', '=', id).executeTakeFirst();
+    const [row] = (await importContextOf.execute(this.db, id)).rows;
     return row?.import_context ?? undefined;
   }
 
