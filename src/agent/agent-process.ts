@@ -76,7 +76,8 @@ export class AgentProcess {
         ? { ...underWatchdog(this.tag, options.command, options.args), mountPoints: [] }
         : { command: options.command, args: options.args, mountPoints: [] };
     // Through `nice` only a CLI that can run: one that cannot must fail the spawn itself, with its reason.
-    const { command, args } = this.priority && canRun ? this.priority.command(started.command, started.args) : started;
+    const priority = canRun ? this.priority : undefined;
+    const { command, args } = priority ? priority.command(started.command, started.args) : started;
     this.mountPoints = started.mountPoints;
     this.startedConfigDir = options.env.CLAUDE_CONFIG_DIR;
     const child = spawn(command, args, {
@@ -88,7 +89,7 @@ export class AgentProcess {
     });
     this.child = child;
     // Detached, the CLI leads a session of its own: its autogroup gets the same lower priority.
-    if (this.priority && canRun && child.pid !== undefined) this.priority.session(child.pid);
+    if (priority && child.pid !== undefined) priority.session(child.pid);
     // The watchdog's pipe must not keep the service's event loop alive.
     (child.stdio[3] as { unref?: () => void } | null | undefined)?.unref?.();
     child.once('exit', (code, signal) => {

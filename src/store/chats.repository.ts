@@ -56,7 +56,8 @@ const ownedBy =
 
 /**
  * The statements every answer runs (the access check of a `chat` frame, the list update, a message's position, the
- * check for an imported transcript), compiled once (CompiledStatement says why). The owner decides the shape (`is null` against `= ?`), so each has one.
+ * check for an imported transcript), compiled once (CompiledStatement says why). The owner decides the shape
+ * (`is null` against `= ?`), so each has one.
  */
 const chatById = new CompiledStatement((db: Db, id: string) => db.selectFrom('chats').selectAll().where('id', '=', id));
 const importContextOf = new CompiledStatement((db: Db, id: string) => db.selectFrom('chats').select('import_context').where('id', '=', id));
